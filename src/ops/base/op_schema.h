@@ -1,0 +1,139 @@
+// The op table (STYLE "each op declared once").
+//
+// An OpSchema declares one op: its inputs and outputs, attributes with defaults, allowed dtypes,
+// shape inference and reference kernel. Families register their ops explicitly
+// (RegisterMathOps(OpRegistry&) ...) from one place, register_all.cc — no static initializers.
+// The importers, the verifier, the runtime, `kiln inspect` and docs/ops.md all read this table.
+//
+// Semantics are ONNX's (opset 17+). Where an older opset differs only in where a value lives
+// (e.g. `axes` as an attribute before opset 13/18, as an input after), the kernel accepts both.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+class KernelContext;
+class InferContext;
+
+using KernelFn = std::function<Status(KernelContext&)>;
+using InferFn = std::function<Status(InferContext&)>;
+using TypeList = std::vector<DataType>;
+
+// Common dtype lists for OpSchema::InputTypes.
+const TypeList& FloatTypes();    // float16, bfloat16, float32, float64
+const TypeList& NumericTypes();  // FloatTypes + all integer types
+const TypeList& AllTypes();      // NumericTypes + bool + string
+const TypeList& IndexTypes();    // int32, int64
+
+struct AttrSpec {
+  std::string name;
+  AttrType type = AttrType::kUndefined;
+  bool required = false;
+  bool has_default = false;
+  Attr default_value;
+};
+
+class OpSchema {
+ public:
+  static constexpr int kVariadic = 1 << 20;
+
+  explicit OpSchema(std::string name, std::string domain = "");
+
+  // --- declaration (builder style) ---
+  OpSchema& Doc(std::string doc);
+  OpSchema& Inputs(int min, int max);
+  OpSchema& Outputs(int min, int max);
+  // An attribute with no default; `required` ones must be present on every node.
+  OpSchema& AttrNoDefault(const std::string& name, AttrType type, bool required = false);
+  OpSchema& AttrDefault(const std::string& name, int64_t value);
+  OpSchema& AttrDefault(const std::string& name, float value);
+  OpSchema& AttrDefault(const std::string& name, const char* value);
+  OpSchema& AttrDefault(const std::string& name, std::vector<int64_t> value);
+  OpSchema& AttrDefault(const std::string& name, std::vector<float> value);
+  // Allowed dtypes of input `index` (unconstrained when not declared).
+  OpSchema& InputTypes(int index, TypeList types);
+  OpSchema& Infer(InferFn fn);
+  OpSchema& Kernel(KernelFn fn);
+  // The reference kernel handles float16/bfloat16 by computing in float32: the runtime
+  // converts half inputs to float32, runs the kernel and converts float32 outputs back.
+  OpSchema& PromoteHalfToFloat();
+
+  // --- reading ---
+  const std::string& name() const { return name_; }
+  const std::string& domain() const { return domain_; }
+  const std::string& doc() const { return doc_; }
+  int min_inputs() const { return min_inputs_; }
+  int max_inputs() const { return max_inputs_; }
+  int min_outputs() const { return min_outputs_; }
+  int max_outputs() const { return max_outputs_; }
+  const std::vector<AttrSpec>& attrs() const { return attrs_; }
+  const AttrSpec* FindAttr(const std::string& name) const;
+  const TypeList* input_types(int index) const;
+  const std::map<int, TypeList>& all_input_types() const { return input_types_; }
+  const InferFn& infer() const { return infer_; }
+  const KernelFn& kernel() const { return kernel_; }
+  bool promote_half_to_float() const { return promote_half_; }
+
+  // Checks a node against this schema: arity, attribute names and types, required attributes.
+  Status CheckNode(const Node& node) const;
+  // Checks runtime/inferred input dtypes against InputTypes.
+  Status CheckInputTypes(const Node& node, const std::vector<DataType>& dtypes) const;
+
+ private:
+  std::string name_, domain_, doc_;
+  int min_inputs_ = 0, max_inputs_ = 0, min_outputs_ = 1, max_outputs_ = 1;
+  std::vector<AttrSpec> attrs_;
+  std::map<int, TypeList> input_types_;
+  InferFn infer_;
+  KernelFn kernel_;
+  bool promote_half_ = false;
+};
+
+class OpRegistry {
+ public:
+  // Fails on a duplicate (domain, name).
+  Status Register(OpSchema schema);
+  // "" and "ai.onnx" are the same domain.
+  const OpSchema* Find(const std::string& domain, const std::string& name) const;
+  // All schemas, sorted by (domain, name).
+  std::vector<const OpSchema*> All() const;
+  size_t size() const { return schemas_.size(); }
+
+  // The registry with every op family registered (built once, thread-safe).
+  static const OpRegistry& Global();
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<OpSchema>> schemas_;
+};
+
+// Registers `schema`; a duplicate is a kiln bug and aborts (families call this at startup).
+void MustRegister(OpRegistry& registry, OpSchema schema);
+
+// Defined in register_all.cc: calls each family's Register*Ops.
+void RegisterAllOps(OpRegistry& registry);
+
+// One function per op family (src/ops/<family>.cc).
+void RegisterElementwiseOps(OpRegistry& r);  // Add Sub Mul Div Pow Max Min Sum Mean, unary math
+void RegisterActivationOps(OpRegistry& r);   // Relu, Sigmoid, Softplus, Clip, HardSwish, ...
+void RegisterLogicalOps(OpRegistry& r);      // Equal Less Greater ... And Or Not Where
+void RegisterConvOps(OpRegistry& r);         // Conv ConvTranspose
+void RegisterPoolOps(OpRegistry& r);         // MaxPool AveragePool Global*Pool
+void RegisterNormOps(OpRegistry& r);         // BatchNormalization InstanceNorm LayerNorm LRN
+void RegisterLinalgOps(OpRegistry& r);       // Gemm MatMul Einsum
+void RegisterShapeOps(OpRegistry& r);        // Reshape Flatten Squeeze Unsqueeze Shape Size ...
+void RegisterTensorOps(OpRegistry& r);       // Concat Split Slice Gather Pad Tile Expand ...
+void RegisterReduceOps(OpRegistry& r);       // Reduce* ArgMax ArgMin Softmax LogSoftmax CumSum
+void RegisterMiscOps(OpRegistry& r);         // TopK NonMaxSuppression Resize ...
+void RegisterQuantOps(OpRegistry& r);        // QuantizeLinear DequantizeLinear
+void RegisterRnnOps(OpRegistry& r);          // LSTM GRU
+
+}  // namespace kiln

@@ -1,0 +1,8 @@
+// Op family: elementwise (being written).
+#include "ops/base/op_schema.h"
+
+namespace kiln {
+
+void RegisterElementwiseOps(OpRegistry& r) { (void)r; }
+
+}  // namespace kiln

@@ -1,0 +1,8 @@
+// Op family: rnn (being written).
+#include "ops/base/op_schema.h"
+
+namespace kiln {
+
+void RegisterRnnOps(OpRegistry& r) { (void)r; }
+
+}  // namespace kiln
