@@ -98,15 +98,15 @@ class [[nodiscard]] StatusOr {
 #define KILN_CONCAT(a, b) KILN_CONCAT_IMPL(a, b)
 
 // Returns from the enclosing function if `expr` is not OK.
-#define KILN_RETURN_IF_ERROR(expr)                 \
+#define KILN_RETURN_IF_ERROR(...)                  \
   do {                                             \
-    ::kiln::Status _kiln_status = (expr);          \
+    ::kiln::Status _kiln_status = (__VA_ARGS__);   \
     if (!_kiln_status.ok()) return _kiln_status;   \
   } while (0)
 
 // `KILN_ASSIGN_OR_RETURN(auto x, F());` assigns the value or returns the error.
-#define KILN_ASSIGN_OR_RETURN(lhs, expr) \
-  KILN_ASSIGN_OR_RETURN_IMPL(KILN_CONCAT(_kiln_statusor_, __LINE__), lhs, expr)
+#define KILN_ASSIGN_OR_RETURN(lhs, ...) \
+  KILN_ASSIGN_OR_RETURN_IMPL(KILN_CONCAT(_kiln_statusor_, __LINE__), lhs, (__VA_ARGS__))
 #define KILN_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \

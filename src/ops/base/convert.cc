@@ -1,3 +1,4 @@
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -88,10 +89,15 @@ std::string FormatNumber(T v) {
     double d = ToDouble(v);
     if (std::isnan(d)) return "NaN";
     if (std::isinf(d)) return d > 0 ? "INF" : "-INF";
-    std::ostringstream os;
-    os.precision(std::is_same_v<T, double> ? 17 : 9);
-    os << d;
-    return os.str();
+    // Shortest text that reads back to the same value (as numpy prints it).
+    char buf[64];
+    std::to_chars_result r;
+    if constexpr (std::is_same_v<T, double>) {
+      r = std::to_chars(buf, buf + sizeof buf, d);
+    } else {
+      r = std::to_chars(buf, buf + sizeof buf, static_cast<float>(d));
+    }
+    return std::string(buf, r.ptr);
   }
 }
 

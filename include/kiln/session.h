@@ -1,0 +1,102 @@
+// kiln/session.h — load a model and run it.
+//
+//   auto session = kiln::Session::Load("model.onnx");
+//   if (!session.ok()) { std::cerr << session.status() << "\n"; return 1; }
+//   auto outputs = (*session)->Run({{"input", tensor}});
+//
+// Run() is const and safe to call from several threads at once: all per-run state lives in
+// the call. Every node runs through kiln's reference kernels (engines come with the converter).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+class Graph;
+
+struct TensorInfo {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  Shape shape;
+};
+
+// Per-node time, collected when RunOptions::profile is set.
+struct NodeProfile {
+  std::string node;
+  std::string op_type;
+  double ms = 0;
+};
+
+struct RunOptions {
+  bool profile = false;
+};
+
+struct RunStats {
+  std::vector<NodeProfile> nodes;  // in execution order, when profiling
+  double total_ms = 0;
+};
+
+using Feeds = std::vector<std::pair<std::string, Tensor>>;
+
+class Session {
+ public:
+  // Loads a model file (ONNX; the format is chosen by extension and content).
+  static StatusOr<std::unique_ptr<Session>> Load(const std::string& path);
+  // Takes an already-built graph (verifies it and infers shapes first).
+  static StatusOr<std::unique_ptr<Session>> FromGraph(Graph graph);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  const Graph& graph() const;
+
+  // Feeds by input name; fetches by value name (empty = the graph's outputs). Returns the
+  // fetched tensors in the order of `fetches`. Feeds are checked against the declared dtypes
+  // and shapes; unknown feed names, missing feeds and mismatches are InvalidArgument/NotFound.
+  StatusOr<std::vector<Tensor>> Run(const Feeds& feeds,
+                                    const std::vector<std::string>& fetches = {},
+                                    const RunOptions& options = {},
+                                    RunStats* stats = nullptr) const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// What `kiln inspect` reports about a model.
+struct UnsupportedOp {
+  std::string node;
+  std::string op_type;
+  std::string reason;
+};
+
+struct ModelInfo {
+  std::string path;
+  std::string format;  // "onnx"
+  int64_t opset = 0;
+  int64_t num_nodes = 0;
+  int64_t num_initializers = 0;
+  int64_t parameter_bytes = 0;
+  std::vector<TensorInfo> inputs;
+  std::vector<TensorInfo> outputs;
+  std::map<std::string, int64_t> op_histogram;  // op type -> node count
+  std::vector<UnsupportedOp> unsupported;       // nodes kiln cannot run, with the reason
+};
+
+// Loads a model without requiring that kiln can run it, and describes it.
+StatusOr<ModelInfo> InspectModel(const std::string& path);
+
+// kiln's version string.
+const char* Version();
+
+}  // namespace kiln

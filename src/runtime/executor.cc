@@ -1,0 +1,132 @@
+#include "runtime/executor.h"
+
+#include <chrono>
+
+#include "ops/base/kernel_context.h"
+
+namespace kiln {
+
+StatusOr<Executor> Executor::Compile(const Graph& graph, const OpRegistry& registry) {
+  Executor ex;
+  ex.graph_ = &graph;
+  ex.opset_ = graph.onnx_opset();
+  auto slot = [&ex](const std::string& name) {
+    auto [it, inserted] = ex.slots_.emplace(name, static_cast<int>(ex.slots_.size()));
+    return it->second;
+  };
+  for (const auto& in : graph.inputs) slot(in);
+  for (const auto& [name, t] : graph.initializers) slot(name);
+  KILN_ASSIGN_OR_RETURN(std::vector<int> order, graph.TopologicalOrder());
+  for (int k : order) {
+    const Node& node = graph.nodes[k];
+    Step step;
+    step.node = &node;
+    step.schema = registry.Find(node.domain, node.op_type);
+    if (step.schema == nullptr) {
+      return Unimplemented(node.Describe() + ": op is not in kiln's op table");
+    }
+    for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
+    for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
+    ex.steps_.push_back(std::move(step));
+  }
+  const size_t n = ex.slots_.size();
+  ex.constants_.assign(n, Tensor());
+  for (const auto& [name, t] : graph.initializers) ex.constants_[ex.slots_[name]] = t;
+  ex.producer_step_.assign(n, -1);
+  ex.last_use_.assign(n, -1);
+  for (size_t s = 0; s < ex.steps_.size(); ++s) {
+    for (int o : ex.steps_[s].outputs) {
+      if (o >= 0) ex.producer_step_[o] = static_cast<int>(s);
+    }
+    for (int i : ex.steps_[s].inputs) {
+      if (i >= 0) ex.last_use_[i] = static_cast<int>(s);
+    }
+  }
+  return ex;
+}
+
+int Executor::SlotOf(const std::string& value) const {
+  auto it = slots_.find(value);
+  return it == slots_.end() ? -1 : it->second;
+}
+
+StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Tensor>>& feeds,
+                                            const std::vector<int>& fetch_slots,
+                                            const RunOptions& options, RunStats* stats) const {
+  using Clock = std::chrono::steady_clock;
+  const auto run_start = Clock::now();
+  std::vector<Tensor> values = constants_;
+  std::vector<char> fed(values.size(), 0);
+  for (const auto& [s, t] : feeds) {
+    values[s] = t;
+    fed[s] = 1;
+  }
+  // Which steps do the fetches need? Walk back from the fetched slots.
+  std::vector<char> needed(steps_.size(), 0);
+  std::vector<char> keep(values.size(), 0);
+  std::vector<int> stack;
+  for (int f : fetch_slots) {
+    keep[f] = 1;
+    stack.push_back(f);
+  }
+  std::vector<char> visited(values.size(), 0);
+  while (!stack.empty()) {
+    int s = stack.back();
+    stack.pop_back();
+    if (visited[s]) continue;
+    visited[s] = 1;
+    int p = producer_step_[s];
+    if (p < 0 || fed[s] || needed[p]) continue;
+    needed[p] = 1;
+    for (int i : steps_[p].inputs) {
+      if (i >= 0) stack.push_back(i);
+    }
+  }
+  std::vector<const Tensor*> args;
+  std::vector<Tensor> outs;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    if (!needed[k]) continue;
+    const Step& step = steps_[k];
+    args.clear();
+    for (int i : step.inputs) {
+      if (i >= 0 && !values[i].defined()) {
+        return Internal(step.node->Describe() + ": input '" + step.node->inputs[args.size()] +
+                        "' has no value");
+      }
+      args.push_back(i >= 0 ? &values[i] : nullptr);
+    }
+    const auto t0 = Clock::now();
+    KILN_RETURN_IF_ERROR(RunKernel(*step.schema, *step.node, opset_, args, &outs));
+    if (options.profile && stats != nullptr) {
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      stats->nodes.push_back({step.node->name, step.node->op_type, ms});
+    }
+    for (size_t o = 0; o < step.outputs.size(); ++o) {
+      const int out = step.outputs[o];
+      if (out < 0 || fed[out]) continue;
+      // An output nothing reads and nobody fetched is dropped at once.
+      if (last_use_[out] >= 0 || keep[out]) values[out] = std::move(outs[o]);
+    }
+    // Release what this step was the last reader of.
+    for (int i : step.inputs) {
+      if (i >= 0 && last_use_[i] == static_cast<int>(k) && !keep[i]) values[i] = Tensor();
+    }
+  }
+  std::vector<Tensor> result;
+  result.reserve(fetch_slots.size());
+  for (size_t f = 0; f < fetch_slots.size(); ++f) {
+    const Tensor& t = values[fetch_slots[f]];
+    if (!t.defined()) {
+      for (const auto& [name, s] : slots_) {
+        if (s == fetch_slots[f]) return Internal("fetch '" + name + "' was not computed");
+      }
+    }
+    result.push_back(t);
+  }
+  if (stats != nullptr) {
+    stats->total_ms = std::chrono::duration<double, std::milli>(Clock::now() - run_start).count();
+  }
+  return result;
+}
+
+}  // namespace kiln

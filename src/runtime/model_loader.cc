@@ -1,0 +1,39 @@
+#include "runtime/model_loader.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/onnx/onnx_import.h"
+
+namespace kiln {
+
+ModelFormat DetectModelFormat(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".onnx") return ModelFormat::kOnnx;
+  // ONNX files start with field 1 (ir_version, varint: 0x08) in practice.
+  std::ifstream f(path, std::ios::binary);
+  char first = 0;
+  if (f.get(first) && first == 0x08) return ModelFormat::kOnnx;
+  return ModelFormat::kUnknown;
+}
+
+const char* ModelFormatName(ModelFormat f) {
+  switch (f) {
+    case ModelFormat::kOnnx: return "onnx";
+    case ModelFormat::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+StatusOr<Graph> LoadModelGraph(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return NotFound("model file '" + path + "' does not exist");
+  switch (DetectModelFormat(path)) {
+    case ModelFormat::kOnnx: return ImportOnnxFile(path);
+    case ModelFormat::kUnknown: break;
+  }
+  return InvalidArgument("'" + path + "': unrecognised model format (kiln reads .onnx models)");
+}
+
+}  // namespace kiln

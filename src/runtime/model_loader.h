@@ -1,0 +1,20 @@
+// Model file -> IR, whatever the format (chosen by extension and content).
+#pragma once
+
+#include <string>
+
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln {
+
+enum class ModelFormat { kUnknown, kOnnx };
+
+// Guesses the format from the extension, then from the first bytes.
+ModelFormat DetectModelFormat(const std::string& path);
+const char* ModelFormatName(ModelFormat f);
+
+// Loads the model into the IR. Does not require that kiln can run every op.
+StatusOr<Graph> LoadModelGraph(const std::string& path);
+
+}  // namespace kiln
