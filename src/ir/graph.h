@@ -90,6 +90,11 @@ class Graph {
   std::map<std::string, ValueInfo> value_info;
   std::map<std::string, int64_t> opset_imports;  // domain ("" = ai.onnx) -> version
   std::string source_path;  // the file it was loaded from, for error messages
+  // Where an initializer came from (e.g. the TF Const NodeDef), for verbatim export.
+  std::map<std::string, std::shared_ptr<const Provenance>> initializer_provenance;
+  // Format-level facts an exporter needs back (e.g. "tf.versions", "tf.library": serialized
+  // VersionDef / FunctionDefLibrary). Keys are prefixed by the format.
+  std::map<std::string, std::string> metadata;
 
   // Opset version of the default ONNX domain (17 when none is recorded).
   int64_t onnx_opset() const;

@@ -18,6 +18,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterMiscOps(r);
   RegisterQuantOps(r);
   RegisterRnnOps(r);
+  RegisterTfCompatOps(r);
 }
 
 const OpRegistry& OpRegistry::Global() {

@@ -135,5 +135,6 @@ void RegisterReduceOps(OpRegistry& r);       // Reduce* ArgMax ArgMin Softmax Lo
 void RegisterMiscOps(OpRegistry& r);         // TopK NonMaxSuppression Resize ...
 void RegisterQuantOps(OpRegistry& r);        // QuantizeLinear DequantizeLinear
 void RegisterRnnOps(OpRegistry& r);          // LSTM GRU
+void RegisterTfCompatOps(OpRegistry& r);     // kiln-domain ops for TF semantics ONNX lacks
 
 }  // namespace kiln
