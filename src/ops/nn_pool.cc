@@ -1,8 +1,313 @@
-// Op family: nn_pool (being written).
+// Op family: nn_pool — MaxPool (with Indices), AveragePool, LpPool, GlobalAveragePool,
+// GlobalMaxPool, GlobalLpPool over any number of spatial axes.
+//
+// A pool precomputes, per spatial axis and output index, the input indices its window covers
+// (padding and dilation applied), then walks the windows of every (n, c) plane.
+// float16/bfloat16 are computed in float32.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ops/base/dispatch.h"
+#include "ops/base/kernel_context.h"
 #include "ops/base/op_schema.h"
+#include "ops/nn_window.h"
 
 namespace kiln {
+namespace {
 
-void RegisterPoolOps(OpRegistry& r) { (void)r; }
+enum class PoolKind { kMax, kAverage, kLp };
+
+// Per axis d and output index o: the in-range input indices of the window, and (for
+// count_include_pad) how many window positions fall inside the padded input.
+struct PoolWindows {
+  std::vector<std::vector<std::vector<int64_t>>> taps;  // [d][o] -> input indices
+  std::vector<std::vector<int64_t>> padded_count;       // [d][o]
+};
+
+PoolWindows BuildWindows(const std::vector<int64_t>& in, const WindowGeometry& g) {
+  PoolWindows w;
+  const int r = g.rank();
+  w.taps.resize(r);
+  w.padded_count.resize(r);
+  for (int d = 0; d < r; ++d) {
+    w.taps[d].resize(g.out[d]);
+    w.padded_count[d].resize(g.out[d]);
+    for (int64_t o = 0; o < g.out[d]; ++o) {
+      const int64_t start = o * g.strides[d] - g.pads_begin[d];
+      for (int64_t k = 0; k < g.kernel[d]; ++k) {
+        const int64_t x = start + k * g.dilations[d];
+        if (x >= -g.pads_begin[d] && x < in[d] + g.pads_end[d]) ++w.padded_count[d][o];
+        if (x >= 0 && x < in[d]) w.taps[d][o].push_back(x);
+      }
+    }
+  }
+  return w;
+}
+
+struct PoolArgs {
+  PoolKind kind;
+  bool count_include_pad = false;
+  int64_t p = 2;
+  bool column_major_indices = false;
+};
+
+template <typename T>
+void PoolPlanes(const PoolArgs& a, const Tensor& xt, const WindowGeometry& g, T* y,
+                int64_t* indices) {
+  const std::vector<int64_t> in(xt.dims().begin() + 2, xt.dims().end());
+  const int r = g.rank();
+  const int64_t planes = xt.dim(0) * xt.dim(1);
+  const int64_t in_sp = ProductOrUnknown(in), out_sp = ProductOrUnknown(g.out);
+  std::vector<int64_t> strides(r, 1), col_strides(r, 1);
+  for (int d = r - 2; d >= 0; --d) strides[d] = strides[d + 1] * in[d + 1];
+  for (int d = 1; d < r; ++d) col_strides[d] = col_strides[d - 1] * in[d - 1];
+  const PoolWindows w = BuildWindows(in, g);
+  const T* x = xt.data<T>();
+  const std::vector<int64_t> outer(g.out.begin(), g.out.end() - 1);
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* xp = x + pl * in_sp;
+    int64_t out_i = pl * out_sp;
+    ForEachIndex(outer, [&](const std::vector<int64_t>& o) {
+      // Offsets of the outer window positions (all axes but the last).
+      std::vector<int64_t> offs = {0}, col_offs = {0};
+      int64_t padded = 1;
+      for (int d = 0; d < r - 1; ++d) {
+        std::vector<int64_t> next, next_col;
+        for (size_t i = 0; i < offs.size(); ++i) {
+          for (int64_t t : w.taps[d][o[d]]) {
+            next.push_back(offs[i] + t * strides[d]);
+            next_col.push_back(col_offs[i] + t * col_strides[d]);
+          }
+        }
+        offs.swap(next);
+        col_offs.swap(next_col);
+        padded *= w.padded_count[d][o[d]];
+      }
+      for (int64_t ol = 0; ol < g.out[r - 1]; ++ol, ++out_i) {
+        const std::vector<int64_t>& last = w.taps[r - 1][ol];
+        if (a.kind == PoolKind::kMax) {
+          T best = std::numeric_limits<T>::lowest();
+          int64_t best_at = -1;
+          for (size_t i = 0; i < offs.size(); ++i) {
+            for (int64_t t : last) {
+              const T v = xp[offs[i] + t];
+              if (v > best || best_at < 0) {
+                best = v;
+                best_at =
+                    a.column_major_indices ? col_offs[i] + t * col_strides[r - 1] : offs[i] + t;
+              }
+            }
+          }
+          y[out_i] = best;
+          if (indices != nullptr) indices[out_i] = pl * in_sp + std::max<int64_t>(best_at, 0);
+        } else {
+          double sum = 0;
+          for (int64_t off : offs) {
+            for (int64_t t : last) {
+              const double v = static_cast<double>(xp[off + t]);
+              sum += a.kind == PoolKind::kAverage ? v
+                     : a.p == 1                   ? std::fabs(v)
+                     : a.p == 2                   ? v * v
+                                                  : std::pow(std::fabs(v), double(a.p));
+            }
+          }
+          if (a.kind == PoolKind::kLp) {
+            y[out_i] = static_cast<T>(a.p == 1   ? sum
+                                      : a.p == 2 ? std::sqrt(sum)
+                                                 : std::pow(sum, 1.0 / double(a.p)));
+          } else {
+            const int64_t n = a.count_include_pad ? padded * w.padded_count[r - 1][ol]
+                                                  : static_cast<int64_t>(offs.size() * last.size());
+            y[out_i] = n > 0 ? static_cast<T>(sum / double(n)) : T(0);
+          }
+        }
+      }
+    });
+  }
+}
+
+// The output dims [N, C, out...] of a pool on `xs`; spatial dims unknown where `xs`'s are.
+template <typename Ctx>
+StatusOr<WindowGeometry> PoolGeometry(const Ctx& ctx, const std::vector<int64_t>& x_dims) {
+  if (x_dims.size() < 3) return ctx.Error("input must have rank >= 3 (N, C, spatial...)");
+  const std::vector<int64_t> in(x_dims.begin() + 2, x_dims.end());
+  const std::vector<int64_t> kernel = ctx.GetInts("kernel_shape");
+  return ComputeWindowGeometry(ctx, in, kernel, ctx.GetInt("ceil_mode") != 0);
+}
+
+Status InferPool(InferContext& ctx) {
+  const Shape& xs = ctx.input_shape(0);
+  const DataType dt = ctx.input_dtype(0);
+  if (!xs.rank_known()) {
+    ctx.SetOutput(0, dt, Shape::UnknownRank());
+    if (ctx.num_outputs() > 1) ctx.SetOutput(1, DataType::kInt64, Shape::UnknownRank());
+    return Status::OK();
+  }
+  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, xs.dims()));
+  std::vector<int64_t> dims = {xs.dim(0), xs.dim(1)};
+  dims.insert(dims.end(), g.out.begin(), g.out.end());
+  ctx.SetOutput(0, dt, Shape(dims));
+  if (ctx.num_outputs() > 1) ctx.SetOutput(1, DataType::kInt64, Shape(dims));
+  return Status::OK();
+}
+
+Status PoolKernel(KernelContext& ctx, PoolArgs args) {
+  const Tensor& x = ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, x.dims()));
+  std::vector<int64_t> dims = {x.dim(0), x.dim(1)};
+  dims.insert(dims.end(), g.out.begin(), g.out.end());
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), dims));
+  int64_t* indices = nullptr;
+  if (ctx.num_outputs() > 1 && !ctx.node().outputs[1].empty()) {
+    KILN_ASSIGN_OR_RETURN(Tensor * it, ctx.AllocateOutput(1, DataType::kInt64, dims));
+    indices = it->mutable_data<int64_t>();
+  }
+  if (y->num_elements() == 0) return Status::OK();
+  if (args.kind == PoolKind::kLp && args.p <= 0) return ctx.Error("p must be positive");
+  args.column_major_indices = ctx.GetInt("storage_order") != 0;
+  auto run = [&]<typename T>() -> Status {
+    PoolPlanes<T>(args, x, g, y->mutable_data<T>(), indices);
+    return Status::OK();
+  };
+  if (args.kind == PoolKind::kMax) {
+    switch (x.dtype()) {
+      case DataType::kInt8:
+        return run.template operator()<int8_t>();
+      case DataType::kUInt8:
+        return run.template operator()<uint8_t>();
+      default:
+        break;
+    }
+  }
+  return DispatchFloat(x.dtype(), run);
+}
+
+// Global pools: one window covering all spatial axes of each (n, c) plane.
+Status GlobalPoolKernel(KernelContext& ctx, PoolKind kind) {
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 3) return ctx.Error("input must have rank >= 3, got " + x.TypeString());
+  std::vector<int64_t> dims(x.rank(), 1);
+  dims[0] = x.dim(0);
+  dims[1] = x.dim(1);
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), dims));
+  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t sp = planes == 0 ? 0 : x.num_elements() / planes;
+  const double p = kind == PoolKind::kLp ? static_cast<double>(ctx.GetInt("p")) : 0.0;
+  if (kind == PoolKind::kLp && p <= 0) return ctx.Error("p must be positive");
+  return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
+    const T* xp = x.data<T>();
+    T* yp = y->mutable_data<T>();
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const T* v = xp + pl * sp;
+      if (kind == PoolKind::kMax) {
+        T best = sp > 0 ? v[0] : T(0);
+        for (int64_t i = 1; i < sp; ++i) best = v[i] > best ? v[i] : best;
+        yp[pl] = best;
+      } else {
+        double sum = 0;
+        for (int64_t i = 0; i < sp; ++i) {
+          sum += kind == PoolKind::kAverage ? double(v[i]) : std::pow(std::fabs(double(v[i])), p);
+        }
+        yp[pl] = static_cast<T>(kind == PoolKind::kAverage ? (sp > 0 ? sum / double(sp) : 0.0)
+                                                           : std::pow(sum, 1.0 / p));
+      }
+    }
+    return Status::OK();
+  });
+}
+
+Status InferGlobalPool(InferContext& ctx) {
+  const Shape& xs = ctx.input_shape(0);
+  if (!xs.rank_known()) {
+    ctx.SetOutput(0, ctx.input_dtype(0), Shape::UnknownRank());
+    return Status::OK();
+  }
+  if (xs.rank() < 3) return ctx.Error("input must have rank >= 3");
+  std::vector<int64_t> dims(xs.rank(), 1);
+  dims[0] = xs.dim(0);
+  dims[1] = xs.dim(1);
+  ctx.SetOutput(0, ctx.input_dtype(0), Shape(dims));
+  return Status::OK();
+}
+
+OpSchema& PoolAttrs(OpSchema& s) {
+  return s.AttrDefault("auto_pad", "NOTSET")
+      .AttrDefault("ceil_mode", int64_t{0})
+      .AttrNoDefault("dilations", AttrType::kInts)
+      .AttrNoDefault("kernel_shape", AttrType::kInts, /*required=*/true)
+      .AttrNoDefault("pads", AttrType::kInts)
+      .AttrNoDefault("strides", AttrType::kInts)
+      .Inputs(1, 1)
+      .PromoteHalfToFloat()
+      .Infer(InferPool);
+}
+
+}  // namespace
+
+void RegisterPoolOps(OpRegistry& r) {
+  const TypeList kFloat = FloatTypes();
+  TypeList max_types = kFloat;
+  max_types.push_back(DataType::kInt8);
+  max_types.push_back(DataType::kUInt8);
+  {
+    OpSchema s("MaxPool");
+    PoolAttrs(s)
+        .Doc("Max over sliding windows; optional Indices (flat, row- or column-major).")
+        .AttrDefault("storage_order", int64_t{0})
+        .Outputs(1, 2)
+        .InputTypes(0, max_types)
+        .Kernel([](KernelContext& ctx) { return PoolKernel(ctx, {PoolKind::kMax}); });
+    MustRegister(r, std::move(s));
+  }
+  {
+    OpSchema s("AveragePool");
+    PoolAttrs(s)
+        .Doc("Mean over sliding windows; count_include_pad counts padded positions.")
+        .AttrDefault("count_include_pad", int64_t{0})
+        .Outputs(1, 1)
+        .InputTypes(0, kFloat)
+        .Kernel([](KernelContext& ctx) {
+          PoolArgs a{PoolKind::kAverage};
+          a.count_include_pad = ctx.GetInt("count_include_pad") != 0;
+          return PoolKernel(ctx, a);
+        });
+    MustRegister(r, std::move(s));
+  }
+  {
+    OpSchema s("LpPool");
+    PoolAttrs(s)
+        .Doc("Lp norm over sliding windows: (sum |x|^p)^(1/p).")
+        .AttrDefault("p", int64_t{2})
+        .Outputs(1, 1)
+        .InputTypes(0, kFloat)
+        .Kernel([](KernelContext& ctx) {
+          PoolArgs a{PoolKind::kLp};
+          a.p = ctx.GetInt("p");
+          return PoolKernel(ctx, a);
+        });
+    MustRegister(r, std::move(s));
+  }
+  struct Global {
+    const char* name;
+    PoolKind kind;
+  };
+  for (const Global& gp :
+       {Global{"GlobalAveragePool", PoolKind::kAverage}, Global{"GlobalMaxPool", PoolKind::kMax},
+        Global{"GlobalLpPool", PoolKind::kLp}}) {
+    OpSchema s(gp.name);
+    s.Doc("Pool over all spatial axes; output [N, C, 1, ...].")
+        .Inputs(1, 1)
+        .Outputs(1, 1)
+        .InputTypes(0, kFloat)
+        .PromoteHalfToFloat()
+        .Infer(InferGlobalPool)
+        .Kernel([kind = gp.kind](KernelContext& ctx) { return GlobalPoolKernel(ctx, kind); });
+    if (gp.kind == PoolKind::kLp) s.AttrDefault("p", int64_t{2});
+    MustRegister(r, std::move(s));
+  }
+}
 
 }  // namespace kiln
