@@ -63,8 +63,9 @@ class OpSchema {
   OpSchema& InputTypes(int index, TypeList types);
   OpSchema& Infer(InferFn fn);
   OpSchema& Kernel(KernelFn fn);
-  // The reference kernel handles float16/bfloat16 by computing in float32: the runtime
-  // converts half inputs to float32, runs the kernel and converts float32 outputs back.
+  // The reference kernel handles float16/bfloat16 by computing in float32: when input 0 is
+  // float16/bfloat16, the runtime converts the half inputs to float32, runs the kernel and
+  // converts its float32 outputs back to input 0's type.
   OpSchema& PromoteHalfToFloat();
 
   // --- reading ---

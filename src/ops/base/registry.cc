@@ -276,14 +276,11 @@ Status RunKernel(const OpSchema& schema, const Node& node, int64_t opset,
   KILN_RETURN_IF_ERROR(schema.CheckInputTypes(node, dtypes));
   outputs->assign(node.outputs.size(), Tensor());
 
+  // Promotion follows input 0 (the data input): its half type is restored on float32 outputs.
+  // A half-typed side input (e.g. Resize's roi) next to float32 data is left alone.
   DataType half_type = DataType::kUndefined;
-  if (schema.promote_half_to_float()) {
-    for (DataType t : dtypes) {
-      if (IsHalf(t)) {
-        half_type = t;
-        break;
-      }
-    }
+  if (schema.promote_half_to_float() && !dtypes.empty() && IsHalf(dtypes[0])) {
+    half_type = dtypes[0];
   }
   if (half_type == DataType::kUndefined) {
     KernelContext ctx(node, schema, opset, inputs, outputs);
