@@ -57,6 +57,8 @@ class Session {
 
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
+  // Names of outputs(), in order.
+  std::vector<std::string> graph_output_names() const;
   const Graph& graph() const;
 
   // Feeds by input name; fetches by value name (empty = the graph's outputs). Returns the

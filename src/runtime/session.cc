@@ -71,6 +71,7 @@ StatusOr<std::unique_ptr<Session>> Session::FromGraph(Graph graph) {
 const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs; }
 const Graph& Session::graph() const { return impl_->graph; }
+std::vector<std::string> Session::graph_output_names() const { return impl_->graph.outputs; }
 
 StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
                                            const std::vector<std::string>& fetches,

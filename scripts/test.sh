@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set up, build, run every test (unit tests per
+# module, ONNX conformance, TF fixtures, CLI end to end), then rebuild the robustness tests
+# (bad files, bad feeds, threads) under AddressSanitizer + UBSan and run them again.
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --no-build
+if [ -x scripts/fetch_tfjs_models.sh ]; then
+  scripts/fetch_tfjs_models.sh || echo "test: TF.js models unavailable; their fixture tests will be skipped"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build
+(cd build && ctest --output-on-failure -j2 --timeout 1500)
+
+echo "== robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON >/dev/null
+ninja -C build-asan test_io test_runtime test_cli kiln_cli
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -L robustness)
