@@ -95,6 +95,8 @@ class Graph {
   // Format-level facts an exporter needs back (e.g. "tf.versions", "tf.library": serialized
   // VersionDef / FunctionDefLibrary). Keys are prefixed by the format.
   std::map<std::string, std::string> metadata;
+  // Function library: named subgraphs (e.g. an EngineOp's native segment, `segment_func`).
+  std::map<std::string, std::shared_ptr<const Graph>> functions;
 
   // Opset version of the default ONNX domain (17 when none is recorded).
   int64_t onnx_opset() const;

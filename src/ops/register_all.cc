@@ -1,4 +1,7 @@
 // The one place where op families are registered (STYLE: explicit registration).
+#include <mutex>
+#include <set>
+
 #include "core/logging.h"
 #include "ops/base/op_schema.h"
 
@@ -21,13 +24,34 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterTfCompatOps(r);
 }
 
-const OpRegistry& OpRegistry::Global() {
-  static const OpRegistry* registry = [] {
+namespace {
+
+std::mutex& GlobalMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+OpRegistry& MutableGlobal() {
+  static OpRegistry* registry = [] {
     auto* r = new OpRegistry();
     RegisterAllOps(*r);
     return r;
   }();
   return *registry;
+}
+
+}  // namespace
+
+const OpRegistry& OpRegistry::Global() {
+  std::lock_guard<std::mutex> lock(GlobalMutex());
+  return MutableGlobal();
+}
+
+void OpRegistry::AddGlobalOps(const std::string& key,
+                              const std::function<void(OpRegistry&)>& add) {
+  static std::set<std::string>* added = new std::set<std::string>();
+  std::lock_guard<std::mutex> lock(GlobalMutex());
+  if (added->insert(key).second) add(MutableGlobal());
 }
 
 }  // namespace kiln

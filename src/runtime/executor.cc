@@ -25,6 +25,12 @@ StatusOr<Executor> Executor::Compile(const Graph& graph, const OpRegistry& regis
     if (step.schema == nullptr) {
       return Unimplemented(node.Describe() + ": op is not in kiln's op table");
     }
+    if (step.schema->kernel_factory()) {
+      KernelInitContext init{node, graph, ex.opset_};
+      auto kernel = step.schema->kernel_factory()(init);
+      if (!kernel.ok()) return kernel.status();
+      step.kernel = std::shared_ptr<const OpKernel>(std::move(kernel).value());
+    }
     for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
     for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
     ex.steps_.push_back(std::move(step));
@@ -96,7 +102,13 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Ten
       args.push_back(i >= 0 ? &values[i] : nullptr);
     }
     const auto t0 = Clock::now();
-    KILN_RETURN_IF_ERROR(RunKernel(*step.schema, *step.node, opset_, args, &outs));
+    if (step.kernel) {
+      outs.assign(step.node->outputs.size(), Tensor());
+      KernelContext ctx(*step.node, *step.schema, opset_, args, &outs);
+      KILN_RETURN_IF_ERROR(step.kernel->Compute(ctx));
+    } else {
+      KILN_RETURN_IF_ERROR(RunKernel(*step.schema, *step.node, opset_, args, &outs));
+    }
     if (options.profile && stats != nullptr) {
       double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       stats->nodes.push_back({step.node->name, step.node->op_type, ms});

@@ -35,6 +35,7 @@ class Executor {
     const OpSchema* schema = nullptr;
     std::vector<int> inputs;   // -1 = absent optional input
     std::vector<int> outputs;  // -1 = unused optional output
+    std::shared_ptr<const OpKernel> kernel;  // for stateful ops (EngineOp)
   };
   const Graph* graph_ = nullptr;
   int64_t opset_ = 17;

@@ -24,7 +24,23 @@ namespace kiln {
 class KernelContext;
 class InferContext;
 
+// A kernel with per-node state (compiled engines, caches). The executor creates one instance
+// per node when it compiles a graph and calls Compute from every run, possibly from several
+// threads at once: Compute must be thread-safe.
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  virtual Status Compute(KernelContext& ctx) const = 0;
+};
+
+struct KernelInitContext {
+  const Node& node;
+  const Graph& graph;  // the graph the node belongs to (its function library included)
+  int64_t opset;
+};
+
 using KernelFn = std::function<Status(KernelContext&)>;
+using KernelFactory = std::function<StatusOr<std::unique_ptr<OpKernel>>(const KernelInitContext&)>;
 using InferFn = std::function<Status(InferContext&)>;
 using TypeList = std::vector<DataType>;
 
@@ -63,6 +79,8 @@ class OpSchema {
   OpSchema& InputTypes(int index, TypeList types);
   OpSchema& Infer(InferFn fn);
   OpSchema& Kernel(KernelFn fn);
+  // For ops whose kernel keeps state per node (EngineOp); used instead of Kernel.
+  OpSchema& StatefulKernel(KernelFactory factory);
   // The reference kernel handles float16/bfloat16 by computing in float32: when input 0 is
   // float16/bfloat16, the runtime converts the half inputs to float32, runs the kernel and
   // converts its float32 outputs back to input 0's type.
@@ -82,6 +100,7 @@ class OpSchema {
   const std::map<int, TypeList>& all_input_types() const { return input_types_; }
   const InferFn& infer() const { return infer_; }
   const KernelFn& kernel() const { return kernel_; }
+  const KernelFactory& kernel_factory() const { return kernel_factory_; }
   bool promote_half_to_float() const { return promote_half_; }
 
   // Checks a node against this schema: arity, attribute names and types, required attributes.
@@ -96,6 +115,7 @@ class OpSchema {
   std::map<int, TypeList> input_types_;
   InferFn infer_;
   KernelFn kernel_;
+  KernelFactory kernel_factory_;
   bool promote_half_ = false;
 };
 
@@ -109,8 +129,11 @@ class OpRegistry {
   std::vector<const OpSchema*> All() const;
   size_t size() const { return schemas_.size(); }
 
-  // The registry with every op family registered (built once, thread-safe).
+  // The registry with every op family registered (built once, thread-safe), plus the ops
+  // layers above ops/ add through AddGlobalOps (the runtime's EngineOp).
   static const OpRegistry& Global();
+  // Registers more ops into Global() exactly once per `key` (thread-safe; call before use).
+  static void AddGlobalOps(const std::string& key, const std::function<void(OpRegistry&)>& add);
 
  private:
   std::map<std::pair<std::string, std::string>, std::unique_ptr<OpSchema>> schemas_;

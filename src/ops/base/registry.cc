@@ -95,6 +95,10 @@ OpSchema& OpSchema::Kernel(KernelFn fn) {
   kernel_ = std::move(fn);
   return *this;
 }
+OpSchema& OpSchema::StatefulKernel(KernelFactory factory) {
+  kernel_factory_ = std::move(factory);
+  return *this;
+}
 OpSchema& OpSchema::PromoteHalfToFloat() {
   promote_half_ = true;
   return *this;

@@ -1,0 +1,37 @@
+// What an engine is built for: precision, batch, workspace, shapes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+enum class Precision { kFP32, kFP16, kBF16, kINT8 };
+
+// "FP32" | "FP16" | "BF16" | "INT8", case-insensitive; anything else is InvalidArgument
+// naming the parameter (as TF-TRT's ValueError).
+StatusOr<Precision> ParsePrecision(const std::string& text);
+const char* PrecisionName(Precision p);  // "FP32", ...
+
+struct BuildConfig {
+  Precision precision = Precision::kFP32;
+  // Static mode: the engine serves any batch (dimension 0 of every input) up to this.
+  int64_t max_batch_size = 1;
+  // Scratch memory one layer may use; a layer whose implementations all need more fails
+  // the build with a message saying how many bytes it needs.
+  int64_t max_workspace_size_bytes = int64_t{1} << 30;
+  // Shapes of the segment's inputs the engine is built for (batch = max_batch_size in
+  // static mode). Unknown dimensions are not allowed here.
+  std::vector<std::vector<int64_t>> input_shapes;
+  // Build for exactly these shapes (dynamic mode) rather than "batch up to max".
+  bool exact_shapes = false;
+
+  // Stable text of every field, for content hashes and cache keys.
+  std::string Fingerprint() const;
+};
+
+}  // namespace kiln
