@@ -4,6 +4,32 @@
 // changed: TopK's `k` attribute (opset < 10) vs the K input; Resize-10 / Upsample's `scales`
 // (attribute in Upsample-7, input after) with asymmetric coordinates; Resize-11+'s roi / scales /
 // sizes inputs, and opset 18's `axes` and `keep_aspect_ratio_policy`.
+//
+// Resize / Upsample take the kiln extension attribute `data_format` ("NCHW" default; "NHWC" =
+// channels-last: N, spatial..., C; anything else is an error). It does not change the math:
+// scales / sizes / roi / axes always name the axes of X in X's own order (NHWC scales are
+// [s_n, s_h, s_w, s_c]), and every axis is resized by its own scale — antialias, like ONNX,
+// widens the kernel of each downscaled axis whatever its role — so an NHWC Resize equals the
+// NCHW Resize of the transposed tensor, transposed back. It picks the fast kernels: for NHWC
+// the inner loops run over the contiguous channels (see ResizeInterpolateNhwc2d and the block
+// copy in ResizeNearest).
+//
+// For the TF importer (images NHWC, `size` = int32 [new_h, new_w]): emit Resize with
+// data_format="NHWC", axes=[1, 2], sizes = Cast<int64>(size) (works for a non-constant size).
+// TF sets half_pixel_centers=true with align_corners=true as an error; reject that pair.
+//   ResizeBilinear (mode="linear"):
+//     align_corners=0, half_pixel_centers=0 -> coordinate_transformation_mode="asymmetric"
+//     align_corners=1                       -> "align_corners"  (output size 1 reads x = 0)
+//     half_pixel_centers=1                  -> "half_pixel"  (not pytorch_half_pixel: TF maps a
+//                                              size-1 output to x = in/2 - 0.5 too; TF clamps
+//                                              the taps into the image, as ONNX does)
+//   ResizeNearestNeighbor (mode="nearest"):
+//     align_corners=0, half_pixel_centers=0 -> "asymmetric",  nearest_mode="floor"
+//     align_corners=1                       -> "align_corners", nearest_mode="round_prefer_ceil"
+//                                              (TF's roundf; coordinates are >= 0)
+//     half_pixel_centers=1                  -> "tf_half_pixel_for_nn", nearest_mode="floor"
+// TF computes its scale in float32 and we in double, so coordinates that land within float
+// rounding of a rounding boundary may pick a different pixel / weight (last-ulp differences).
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -253,6 +279,7 @@ struct ResizeParams {
   std::vector<double> scales;     // per axis of X
   std::vector<int64_t> out_dims;  // per axis of X
   std::vector<double> roi;        // 2 * rank: starts then ends (tf_crop_and_resize only)
+  bool channels_last = false;     // data_format="NHWC"
 };
 
 // One output axis: each output index reads `taps` input indices with weights; index -1 marks
@@ -398,44 +425,78 @@ T FromDouble(double v) {
   }
 }
 
+// Row loops over n elements. Fixed-size blocks and __restrict let -O2's "very cheap" vectorizer
+// take them (it refuses loops needing runtime alias checks or a scalar epilogue).
+constexpr int64_t kBlock = 16;
+
+template <typename S>
+void AddScaled(double* __restrict dst, const S* __restrict src, double w, int64_t n) {
+  int64_t k = 0;
+  for (; k + kBlock <= n; k += kBlock) {
+    for (int64_t j = 0; j < kBlock; ++j) dst[k + j] += w * static_cast<double>(src[k + j]);
+  }
+  for (; k < n; ++k) dst[k] += w * static_cast<double>(src[k]);
+}
+
+template <typename D, typename S>
+void ConvertRow(D* __restrict dst, const S* __restrict src, int64_t n) {
+  int64_t k = 0;
+  for (; k + kBlock <= n; k += kBlock) {
+    for (int64_t j = 0; j < kBlock; ++j) {
+      dst[k + j] = FromDouble<D>(static_cast<double>(src[k + j]));
+    }
+  }
+  for (; k < n; ++k) dst[k] = FromDouble<D>(static_cast<double>(src[k]));
+}
+
 // Nearest: a gather of one input element per output element (any dtype).
+// The trailing axes it leaves unchanged (C in NHWC) are copied as contiguous blocks.
 template <typename T>
 Status ResizeNearest(const Tensor& x, const std::vector<AxisPlan>& plans, T extrapolation,
                      Tensor* out) {
   const int rank = x.rank();
   const std::vector<int64_t>& od = out->dims();
   const std::vector<int64_t> in_strides = ContiguousStrides(x.dims());
+  const T* in = x.data<T>();
+  T* dst = out->mutable_data<T>();
+  if (out->num_elements() == 0) return Status::OK();
+  int k = rank;  // axes [k, rank) are identities, copied `block` elements at a time
+  int64_t block = 1;
+  while (k > 0 && plans[k - 1].identity) block *= od[--k];
+  if (k == 0) {
+    std::copy_n(in, block, dst);
+    return Status::OK();
+  }
   // Per axis: input offset of each output index, or -1 when outside.
-  std::vector<std::vector<int64_t>> offs(rank);
-  for (int d = 0; d < rank; ++d) {
+  std::vector<std::vector<int64_t>> offs(k);
+  for (int d = 0; d < k; ++d) {
     offs[d].resize(od[d]);
     for (int64_t o = 0; o < od[d]; ++o) {
       const int64_t i = plans[d].index[o];
       offs[d][o] = i < 0 ? -1 : i * in_strides[d];
     }
   }
-  const T* in = x.data<T>();
-  T* dst = out->mutable_data<T>();
-  if (out->num_elements() == 0) return Status::OK();
-  if (rank == 0) {
-    dst[0] = in[0];
-    return Status::OK();
-  }
-  std::vector<int64_t> pos(rank, 0);
-  const int64_t inner = od[rank - 1];
-  const std::vector<int64_t>& last = offs[rank - 1];
-  int64_t n = 0;
+  std::vector<int64_t> pos(k, 0);
+  const int64_t inner = od[k - 1];
+  const std::vector<int64_t>& last = offs[k - 1];
+  T* o = dst;
   while (true) {
     int64_t base = 0;
     bool outside = false;
-    for (int d = 0; d < rank - 1; ++d) {
+    for (int d = 0; d < k - 1; ++d) {
       if (offs[d][pos[d]] < 0) outside = true;
       base += offs[d][pos[d]];
     }
-    for (int64_t j = 0; j < inner; ++j) {
-      dst[n++] = (outside || last[j] < 0) ? extrapolation : in[base + last[j]];
+    for (int64_t j = 0; j < inner; ++j, o += block) {
+      if (outside || last[j] < 0) {
+        std::fill_n(o, block, extrapolation);
+      } else if (block == 1) {
+        *o = in[base + last[j]];
+      } else {
+        std::copy_n(in + base + last[j], block, o);
+      }
     }
-    int d = rank - 2;
+    int d = k - 2;
     for (; d >= 0; --d) {
       if (++pos[d] < od[d]) break;
       pos[d] = 0;
@@ -452,7 +513,7 @@ void ResizeInterpolate(const Tensor& x, const std::vector<AxisPlan>& plans, doub
   const int rank = x.rank();
   std::vector<int64_t> cur = x.dims();
   std::vector<double> buf(x.num_elements());
-  for (int64_t i = 0; i < x.num_elements(); ++i) buf[i] = static_cast<double>(x.data<T>()[i]);
+  ConvertRow(buf.data(), x.data<T>(), x.num_elements());
   std::vector<double> next;
   for (int d = 0; d < rank; ++d) {
     const AxisPlan& plan = plans[d];
@@ -470,8 +531,11 @@ void ResizeInterpolate(const Tensor& x, const std::vector<AxisPlan>& plans, doub
           const int64_t i = plan.index[j * plan.taps + t];
           const double w = plan.weight[j * plan.taps + t];
           if (i < 0 || w == 0) continue;
-          const double* s = src + i * inner;
-          for (int64_t k = 0; k < inner; ++k) dst[k] += w * s[k];
+          if (inner == 1) {
+            dst[0] += w * src[i];
+          } else {
+            AddScaled(dst, src + i * inner, w, inner);
+          }
         }
       }
     }
@@ -492,8 +556,64 @@ void ResizeInterpolate(const Tensor& x, const std::vector<AxisPlan>& plans, doub
       }
     }
   }
-  T* dst = out->mutable_data<T>();
-  for (size_t i = 0; i < buf.size(); ++i) dst[i] = FromDouble<T>(buf[i]);
+  ConvertRow(out->mutable_data<T>(), buf.data(), static_cast<int64_t>(buf.size()));
+}
+
+// Linear / cubic on NHWC X with N and C unchanged (TF's ResizeBilinear): per output row, a
+// vertical pass into a [W_in, C] row buffer, then a horizontal pass per output pixel; both inner
+// loops run over contiguous channels. The arithmetic is ResizeInterpolate's, in its order (axis
+// H then W, double accumulation from 0, zero-weight taps skipped), so results match it exactly.
+template <typename T>
+void ResizeInterpolateNhwc2d(const Tensor& x, const AxisPlan& ph, const AxisPlan& pw,
+                             double extrapolation, Tensor* out) {
+  const int64_t batch = x.dim(0), in_h = x.dim(1), c = x.dim(3);
+  const int64_t out_h = out->dim(1), out_w = out->dim(2), row = x.dim(2) * c;
+  const T fill = FromDouble<T>(extrapolation);
+  std::vector<double> rowbuf(row), accbuf(c);
+  double* tmp = rowbuf.data();
+  double* acc = accbuf.data();
+  T* o = out->mutable_data<T>();
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* img = x.data<T>() + b * in_h * row;
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      if (ph.index[oh * ph.taps] < 0) {  // outside the crop box
+        o = std::fill_n(o, out_w * c, fill);
+        continue;
+      }
+      if (ph.identity) {
+        ConvertRow(tmp, img + oh * row, row);
+      } else {
+        std::fill_n(tmp, row, 0.0);
+        for (int t = 0; t < ph.taps; ++t) {
+          const double w = ph.weight[oh * ph.taps + t];
+          if (w != 0) AddScaled(tmp, img + ph.index[oh * ph.taps + t] * row, w, row);
+        }
+      }
+      for (int64_t ow = 0; ow < out_w; ++ow, o += c) {
+        if (pw.index[ow * pw.taps] < 0) {
+          std::fill_n(o, c, fill);
+          continue;
+        }
+        const double* src = tmp + ow * c;
+        if (!pw.identity) {
+          std::fill_n(acc, c, 0.0);
+          for (int t = 0; t < pw.taps; ++t) {
+            const double w = pw.weight[ow * pw.taps + t];
+            if (w != 0) AddScaled(acc, tmp + pw.index[ow * pw.taps + t] * c, w, c);
+          }
+          src = acc;
+        }
+        ConvertRow(o, src, c);
+      }
+    }
+  }
+}
+
+// data_format: "NCHW" -> false, "NHWC" -> true, anything else is an error.
+StatusOr<bool> IsChannelsLast(const AttrReader& ctx) {
+  const std::string f = ctx.GetString("data_format");
+  if (f == "NCHW" || f == "NHWC") return f == "NHWC";
+  return ctx.Error("data_format must be \"NCHW\" or \"NHWC\", got \"" + f + "\"");
 }
 
 Status ParseResizeModes(const KernelContext& ctx, bool legacy, ResizeParams* p) {
@@ -508,6 +628,7 @@ Status ParseResizeModes(const KernelContext& ctx, bool legacy, ResizeParams* p) 
   } else {
     return ctx.Error("unsupported mode '" + mode + "'");
   }
+  KILN_ASSIGN_OR_RETURN(p->channels_last, IsChannelsLast(ctx));
   if (legacy) {
     p->coord = CoordMode::kAsymmetric;
     p->nearest = NearestMode::kLegacy;
@@ -683,14 +804,20 @@ Status ResizeCommon(KernelContext& ctx, bool legacy) {
       return ResizeNearest<T>(x, plans, extrapolation, out);
     });
   }
+  const bool nhwc_2d = p.channels_last && x.rank() == 4 && plans[0].identity && plans[3].identity;
   return DispatchNumeric(x.dtype(), [&]<typename T>() -> Status {
-    ResizeInterpolate<T>(x, plans, p.extrapolation, out);
+    if (nhwc_2d) {
+      ResizeInterpolateNhwc2d<T>(x, plans[1], plans[2], p.extrapolation, out);
+    } else {
+      ResizeInterpolate<T>(x, plans, p.extrapolation, out);
+    }
     return Status::OK();
   });
 }
 
 // Output shape from constant scales / sizes where known; otherwise the rank of X.
 Status ResizeInfer(InferContext& ctx, bool legacy) {
+  KILN_RETURN_IF_ERROR(IsChannelsLast(ctx).status());
   const Shape& in = ctx.input_shape(0);
   Shape out = in;
   if (in.rank_known()) {
@@ -761,7 +888,8 @@ void RegisterMiscOps(OpRegistry& r) {
       r, OpSchema("Resize")
              .Doc("Resizes X by scales or to sizes with nearest / linear / cubic interpolation. "
                   "Opset 10 takes (X, scales) with asymmetric coordinates; 11+ takes (X, roi, "
-                  "scales, sizes); opset 18 adds axes, keep_aspect_ratio_policy and antialias.")
+                  "scales, sizes); opset 18 adds axes, keep_aspect_ratio_policy and antialias. "
+                  "kiln: data_format NCHW / NHWC (scales, sizes, roi, axes in X's own order).")
              .Inputs(1, 4)
              .Outputs(1, 1)
              .AttrDefault("mode", "nearest")
@@ -773,6 +901,7 @@ void RegisterMiscOps(OpRegistry& r) {
              .AttrDefault("antialias", int64_t{0})
              .AttrNoDefault("axes", AttrType::kInts)
              .AttrDefault("keep_aspect_ratio_policy", "stretch")
+             .AttrDefault("data_format", "NCHW")  // kiln extension: "NHWC" = channels-last
              .InputTypes(0, AllTypes())
              .InputTypes(3, {DataType::kInt64})
              .PromoteHalfToFloat()
@@ -786,6 +915,7 @@ void RegisterMiscOps(OpRegistry& r) {
                       .Outputs(1, 1)
                       .AttrDefault("mode", "nearest")
                       .AttrNoDefault("scales", AttrType::kFloats)
+                      .AttrDefault("data_format", "NCHW")  // kiln: "NHWC" = channels-last
                       .InputTypes(0, AllTypes())
                       .PromoteHalfToFloat()
                       .Infer([](InferContext& ctx) { return ResizeInfer(ctx, true); })

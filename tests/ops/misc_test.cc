@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
+#include "ops/layout_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace kiln {
@@ -15,6 +18,8 @@ namespace {
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
+using testing::ToNchw;
+using testing::ToNhwc;
 
 class MiscTest : public ::testing::Test {
  protected:
@@ -453,6 +458,220 @@ TEST_F(MiscTest, ResizeInfersShape) {
                        {nullptr, nullptr, &scales}, &outs)
                   .ok());
   EXPECT_EQ(outs[0].shape.ToString(), "[1,?,6,4]");
+}
+
+// ----------------------------------------------------------------------------- NHWC Resize
+
+// Per-axis values of an NCHW tensor listed in NHWC axis order ([n, c, s...] -> [n, s..., c]).
+template <typename V>
+std::vector<V> AxisValuesToNhwc(std::vector<V> v) {
+  std::rotate(v.begin() + 1, v.begin() + 2, v.end());
+  return v;
+}
+
+struct LayoutCase {
+  const char* mode;
+  const char* coord;
+  const char* nearest;
+  std::vector<int64_t> dims;   // NCHW
+  std::vector<float> scales;   // NCHW order; empty: use sizes
+  std::vector<int64_t> sizes;  // NCHW order
+  std::vector<float> roi;      // NCHW order, starts then ends (tf_crop_and_resize)
+  AttrMap extra;
+};
+
+// Resize with data_format="NHWC" on ToNhwc(x), with scales / sizes / roi in NHWC order, equals
+// ToNhwc(Resize(x)): exactly (the same arithmetic in the same order, whichever kernel runs)
+// unless linear / cubic also resize the channel axis, whose pass then runs in another order.
+void ExpectNhwcMatchesNchw(const OpRegistry& reg, const LayoutCase& c, DataType dtype,
+                           uint32_t seed) {
+  const int rank = static_cast<int>(c.dims.size());
+  const bool u8 = dtype == DataType::kUInt8;
+  Tensor x = RandomTensor(dtype, c.dims, seed, u8 ? 0 : -50, u8 ? 255 : 50);
+  AttrMap attrs = {{"mode", Attr::String(c.mode)},
+                   {"coordinate_transformation_mode", Attr::String(c.coord)},
+                   {"nearest_mode", Attr::String(c.nearest)},
+                   {"extrapolation_value", Attr::Float(-7.5f)}};
+  attrs.insert(c.extra.begin(), c.extra.end());
+  Tensor roi_nchw, roi_nhwc, scales_nchw, scales_nhwc, sizes_nchw, sizes_nhwc;
+  if (!c.roi.empty()) {
+    std::vector<float> starts(c.roi.begin(), c.roi.begin() + rank);
+    std::vector<float> ends(c.roi.begin() + rank, c.roi.end());
+    std::vector<float> r = AxisValuesToNhwc(starts);
+    const std::vector<float> e = AxisValuesToNhwc(ends);
+    r.insert(r.end(), e.begin(), e.end());
+    roi_nchw = F(c.roi, {2 * rank});
+    roi_nhwc = F(r, {2 * rank});
+  }
+  if (!c.scales.empty()) {
+    scales_nchw = F(c.scales, {rank});
+    scales_nhwc = F(AxisValuesToNhwc(c.scales), {rank});
+  } else {
+    sizes_nchw = I64(c.sizes, {rank});
+    sizes_nhwc = I64(AxisValuesToNhwc(c.sizes), {rank});
+  }
+  auto want = RunOp(reg, "Resize", {x, roi_nchw, scales_nchw, sizes_nchw}, attrs);
+  ASSERT_TRUE(want.ok()) << want.status();
+  attrs["data_format"] = Attr::String("NHWC");
+  auto got = RunOp(reg, "Resize", {ToNhwc(x), roi_nhwc, scales_nhwc, sizes_nhwc}, attrs);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const std::string what = std::string(c.mode) + " " + c.coord + " " + c.nearest + " " +
+                           x.TypeString() + " -> " + (*want)[0].TypeString();
+  const bool channels_resized = c.scales.empty() ? c.sizes[1] != c.dims[1] : c.scales[1] != 1.0f;
+  if (std::string(c.mode) == "nearest" || !channels_resized) {
+    EXPECT_TRUE((*got)[0].BitwiseEqual(ToNhwc((*want)[0]))) << what;
+  }
+  EXPECT_TRUE(TensorsNear((*got)[0], ToNhwc((*want)[0]), 1e-6, 1e-5)) << what;
+  const Tensor& y = (*want)[0];
+  bool varies = false;
+  for (int64_t i = 1; i < y.num_elements() && !varies; ++i) {
+    varies = y.GetAsDouble(i) != y.GetAsDouble(0);
+  }
+  EXPECT_TRUE(varies) << what;
+}
+
+TEST_F(MiscTest, ResizeNhwcEqualsTransposedNchw) {
+  const std::vector<float> up = {1, 1, 1.75f, 2.5f}, down = {1, 1, 0.6f, 0.45f};
+  const std::vector<float> roi = {0, 0, 0.2f, -0.3f, 1, 1, 0.9f, 1.4f};
+  std::vector<LayoutCase> cases;
+  for (const char* mode : {"nearest", "linear", "cubic"}) {
+    for (const char* coord : {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                              "align_corners", "asymmetric", "tf_half_pixel_for_nn"}) {
+      for (const char* nearest : {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}) {
+        if (std::string(mode) != "nearest" && std::string(nearest) != "floor") continue;
+        cases.push_back({mode, coord, nearest, {2, 3, 5, 4}, up, {}, {}, {}});
+        cases.push_back({mode, coord, nearest, {1, 4, 9, 11}, down, {}, {}, {}});
+        cases.push_back({mode, coord, nearest, {2, 3, 5, 7}, {}, {2, 3, 8, 3}, {}, {}});
+      }
+    }
+    // Crop box partly outside the input: extrapolation_value there.
+    cases.push_back({mode,
+                     "tf_crop_and_resize",
+                     "round_prefer_floor",
+                     {1, 3, 6, 5},
+                     {},
+                     {1, 3, 7, 9},
+                     roi,
+                     {}});
+    // Antialias (downscaling only), exclude_outside, a resized channel axis (not the fast
+    // path), 3-D spatial and 1-D spatial.
+    cases.push_back(
+        {mode, "half_pixel", "floor", {1, 3, 9, 10}, down, {}, {}, {{"antialias", Attr::Int(1)}}});
+    cases.push_back({mode,
+                     "asymmetric",
+                     "floor",
+                     {1, 3, 6, 5},
+                     up,
+                     {},
+                     {},
+                     {{"exclude_outside", Attr::Int(1)}}});
+    cases.push_back({mode, "half_pixel", "floor", {2, 4, 3, 5}, {1, 0.5f, 2, 1.5f}, {}, {}, {}});
+    cases.push_back(
+        {mode, "align_corners", "floor", {1, 3, 3, 4, 5}, {1, 1, 2, 1.5f, 0.8f}, {}, {}, {}});
+    cases.push_back({mode, "half_pixel", "floor", {2, 3, 6}, {1, 1, 1.5f}, {}, {}, {}});
+  }
+  uint32_t seed = 1;
+  for (const LayoutCase& c : cases) ExpectNhwcMatchesNchw(reg_, c, DataType::kFloat32, seed++);
+  // Other dtypes: double, and uint8 / int32 images (rounded after interpolation).
+  for (DataType dt : {DataType::kFloat64, DataType::kUInt8, DataType::kInt32}) {
+    for (const char* mode : {"nearest", "linear", "cubic"}) {
+      LayoutCase c{mode, "half_pixel", "round_prefer_floor", {1, 3, 6, 5}, up, {}, {}, {}};
+      ExpectNhwcMatchesNchw(reg_, c, dt, seed++);
+    }
+  }
+}
+
+// axes (opset 18) name NHWC axes in NHWC order too.
+TEST_F(MiscTest, ResizeNhwcAxes) {
+  Tensor x = RandomTensor(DataType::kFloat32, {2, 3, 5, 4}, 7);
+  auto want = RunOp(reg_, "Resize", {x, Empty(), Empty(), I64({8, 6}, {2})},
+                    {{"mode", Attr::String("linear")}, {"axes", Attr::Ints({2, 3})}}, 1, 18);
+  auto got = RunOp(reg_, "Resize", {ToNhwc(x), Empty(), Empty(), I64({8, 6}, {2})},
+                   {{"mode", Attr::String("linear")},
+                    {"axes", Attr::Ints({1, 2})},
+                    {"data_format", Attr::String("NHWC")}},
+                   1, 18);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_EQ((*got)[0].dims(), (std::vector<int64_t>{2, 8, 6, 3}));
+  EXPECT_TRUE((*got)[0].BitwiseEqual(ToNhwc((*want)[0])));
+}
+
+// Hand-checked NHWC: 1x2x2x2 (two channels) -> 1x4x4x2 half_pixel linear; channel 0 is the ONNX
+// test_resize_upsample_scales_linear image, channel 1 is 10x it.
+TEST_F(MiscTest, ResizeNhwcLinearHandChecked) {
+  Tensor x = F({1, 10, 2, 20, 3, 30, 4, 40}, {1, 2, 2, 2});
+  auto out = RunOp(reg_, "Resize", {x, Empty(), F({1, 2, 2, 1}, {4})},
+                   {{"mode", Attr::String("linear")}, {"data_format", Attr::String("NHWC")}});
+  ASSERT_TRUE(out.ok()) << out.status();
+  const std::vector<float> c0 = {1,   1.25, 1.75, 2,   1.5, 1.75, 2.25, 2.5,
+                                 2.5, 2.75, 3.25, 3.5, 3,   3.25, 3.75, 4};
+  std::vector<float> want;
+  for (float v : c0) want.insert(want.end(), {v, 10 * v});
+  EXPECT_TRUE(TensorsNear((*out)[0], F(want, {1, 4, 4, 2})));
+}
+
+TEST_F(MiscTest, UpsampleNhwc) {
+  Tensor x = RandomTensor(DataType::kFloat32, {1, 2, 3, 4}, 11);
+  for (const char* mode : {"nearest", "linear"}) {
+    auto want =
+        RunOp(reg_, "Upsample", {x, F({1, 1, 2, 3}, {4})}, {{"mode", Attr::String(mode)}}, 1, 9);
+    auto got = RunOp(reg_, "Upsample", {ToNhwc(x), F({1, 2, 3, 1}, {4})},
+                     {{"mode", Attr::String(mode)}, {"data_format", Attr::String("NHWC")}}, 1, 9);
+    ASSERT_TRUE(want.ok() && got.ok()) << mode;
+    EXPECT_TRUE((*got)[0].BitwiseEqual(ToNhwc((*want)[0]))) << mode;
+  }
+}
+
+TEST_F(MiscTest, ResizeRejectsBadDataFormat) {
+  Tensor x = F({1, 2, 3, 4}, {1, 1, 2, 2});
+  for (const char* f : {"NWHC", "nhwc", "", "NCDHW"}) {
+    auto r = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 2, 2}, {4})},
+                   {{"data_format", Attr::String(f)}});
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << f;
+    auto u = RunOp(reg_, "Upsample", {x, F({1, 1, 2, 2}, {4})}, {{"data_format", Attr::String(f)}},
+                   1, 9);
+    EXPECT_EQ(u.status().code(), StatusCode::kInvalidArgument) << f;
+  }
+  const OpSchema* s = reg_.Find("", "Resize");
+  Node n;
+  n.op_type = "Resize";
+  n.inputs = {"x", "", "scales"};
+  n.outputs = {"y"};
+  n.attrs["data_format"] = Attr::String("CHWN");
+  std::vector<ValueInfo> outs;
+  EXPECT_FALSE(RunInfer(*s, n, 13, {{DataType::kFloat32, Shape({1, 2, 3, 4})}, {}, {}},
+                        {nullptr, nullptr, nullptr}, &outs)
+                   .ok());
+}
+
+// Prints (does not assert) the time of a 1x128x128x64 -> 256x256 bilinear resize, NHWC vs NCHW.
+TEST_F(MiscTest, ResizeBilinearNhwcVsNchwTiming) {
+  Tensor nhwc = RandomTensor(DataType::kFloat32, {1, 128, 128, 64}, 3);
+  Tensor nchw = ToNchw(nhwc);
+  auto time_ms = [&](const Tensor& x, const char* format, Tensor* y) {
+    const std::vector<int64_t> sizes = std::string(format) == "NHWC"
+                                           ? std::vector<int64_t>{1, 256, 256, 64}
+                                           : std::vector<int64_t>{1, 64, 256, 256};
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto r = RunOp(reg_, "Resize", {x, Empty(), Empty(), I64(sizes, {4})},
+                     {{"mode", Attr::String("linear")}, {"data_format", Attr::String(format)}});
+      const auto t1 = std::chrono::steady_clock::now();
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (r.ok()) *y = (*r)[0];
+      best = std::min(best, std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    return best;
+  };
+  Tensor y_nhwc, y_nchw;
+  const double t_nhwc = time_ms(nhwc, "NHWC", &y_nhwc);
+  const double t_nchw = time_ms(nchw, "NCHW", &y_nchw);
+  std::printf(
+      "[ timing ] Resize bilinear 1x128x128x64 -> 256x256 float32: NHWC %.2f ms, NCHW "
+      "%.2f ms (best of 3)\n",
+      t_nhwc, t_nchw);
+  EXPECT_TRUE(y_nhwc.BitwiseEqual(ToNhwc(y_nchw)));
 }
 
 }  // namespace
