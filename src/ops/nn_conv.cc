@@ -5,9 +5,16 @@
 // uses the input as col directly. ConvTranspose is the adjoint: col = W_g^T * X_g, then col2im
 // accumulates col into Y. float32 uses the packed GemmF32, float64 GemmF64, float16/bfloat16
 // are promoted to float32, ConvInteger computes in int32.
+//
+// data_format="NHWC" (kiln extension: X and Y channels-last, W stays OIHW / IOHW) runs GEMMs
+// over all positions at once: Conv Y[out_sp, M/g] = col[out_sp, k * C/g] * W_g^T with an
+// NHWC-order im2col (none for 1x1 stride-1 unpadded: X itself is A, lda = C), a direct
+// channel-vectorized loop for depthwise (group == C == M); ConvTranspose col[in_sp, k * M/g] =
+// X_g * W_g, scattered into Y.
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/base/dispatch.h"
@@ -188,6 +195,127 @@ Status ConvTransposeForward(const KernelContext& ctx, const ConvDims& d, const T
   return Status::OK();
 }
 
+// Channels-last Conv (see the file comment). W is regrouped per call into B matrices
+// [taps * C/g, M/g] (row tap * C/g + c); col rows hold, per group, taps * C/g input values.
+template <typename T>
+Status ConvForwardNhwc(const KernelContext& ctx, const ConvDims& d, const T* x, const T* w,
+                       const T* bias, T* y) {
+  const int64_t C = d.in_ch, M = d.out_ch, cg = C / d.group, mg = M / d.group;
+  const int64_t taps = ProductOrUnknown(d.g.kernel), kdim = MulOrUnknown(cg, taps);
+  const int64_t in_sp = ProductOrUnknown(d.in), out_sp = ProductOrUnknown(d.out);
+  const int64_t rows = MulOrUnknown(d.batch, out_sp);
+  if constexpr (std::is_floating_point_v<T>) {
+    if (cg == 1 && mg == 1) {  // depthwise: y[p, c] = sum_t x[off_t, c] * w[c, t]
+      KILN_ASSIGN_OR_RETURN(std::vector<T> wt, Scratch<T>(ctx, MulOrUnknown(taps, C)));
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t t = 0; t < taps; ++t) wt[t * C + c] = w[c * taps + t];
+      }
+      for (int64_t n = 0; n < d.batch; ++n) {
+        const T* xn = x + n * in_sp * C;
+        ForEachWindowTaps(d.g, d.out, d.in, [&](int64_t p, const std::vector<int64_t>& offs) {
+          T* __restrict acc = y + (n * out_sp + p) * C;
+          for (int64_t c = 0; c < C; ++c) acc[c] = bias != nullptr ? bias[c] : T(0);
+          for (int64_t t = 0; t < taps; ++t) {
+            if (offs[t] < 0) continue;
+            const T* __restrict xs = xn + offs[t] * C;
+            const T* __restrict ws = wt.data() + t * C;
+            for (int64_t c = 0; c < C; ++c) acc[c] += xs[c] * ws[c];
+          }
+        });
+      }
+      return Status::OK();
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<T> wt, Scratch<T>(ctx, MulOrUnknown(kdim, M)));
+  for (int64_t gi = 0; gi < d.group; ++gi) {
+    T* b = wt.data() + gi * kdim * mg;
+    for (int64_t m = 0; m < mg; ++m) {
+      const T* wm = w + (gi * mg + m) * kdim;  // [cg, taps]
+      for (int64_t c = 0; c < cg; ++c) {
+        for (int64_t t = 0; t < taps; ++t) b[(t * cg + c) * mg + m] = wm[c * taps + t];
+      }
+    }
+  }
+  bool direct = true;  // 1x1, stride 1, no padding: X [N * in_sp, C] is the col matrix
+  for (int i = 0; i < d.g.rank(); ++i) {
+    direct = direct && d.g.kernel[i] == 1 && d.g.strides[i] == 1 && d.g.pads_begin[i] == 0 &&
+             d.g.pads_end[i] == 0;
+  }
+  if (direct) {
+    for (int64_t gi = 0; gi < d.group; ++gi) {
+      GemmT(false, rows, mg, cg, x + gi * cg, C, wt.data() + gi * kdim * mg, mg, y + gi * mg, M);
+    }
+  } else {
+    // col[p, gi, t, c] = x[off_t(p), gi * cg + c]: group gi's A starts at gi * kdim, lda taps*C.
+    const int64_t ld = MulOrUnknown(taps, C);
+    KILN_ASSIGN_OR_RETURN(std::vector<T> col, Scratch<T>(ctx, MulOrUnknown(out_sp, ld)));
+    for (int64_t n = 0; n < d.batch; ++n) {
+      const T* xn = x + n * in_sp * C;
+      ForEachWindowTaps(d.g, d.out, d.in, [&](int64_t p, const std::vector<int64_t>& offs) {
+        T* row = col.data() + p * ld;
+        for (int64_t gi = 0; gi < d.group; ++gi) {
+          for (int64_t t = 0; t < taps; ++t, row += cg) {
+            if (offs[t] < 0) {
+              std::fill(row, row + cg, T(0));
+            } else {
+              std::copy(xn + offs[t] * C + gi * cg, xn + offs[t] * C + (gi + 1) * cg, row);
+            }
+          }
+        }
+      });
+      for (int64_t gi = 0; gi < d.group; ++gi) {
+        GemmT(false, out_sp, mg, kdim, col.data() + gi * kdim, ld, wt.data() + gi * kdim * mg, mg,
+              y + n * out_sp * M + gi * mg, M);
+      }
+    }
+  }
+  if (bias != nullptr) {
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t m = 0; m < M; ++m) y[i * M + m] += bias[m];
+    }
+  }
+  return Status::OK();
+}
+
+// Channels-last ConvTranspose: per group col[in_sp, taps * M/g] = X_g[in_sp, C/g] (lda C) *
+// W_g[C/g, taps * M/g] (W regrouped from [C/g, M/g, taps]), then each (input position, tap)
+// row segment of col is added to Y at its output position.
+template <typename T>
+Status ConvTransposeForwardNhwc(const KernelContext& ctx, const ConvDims& d, const T* x, const T* w,
+                                const T* bias, T* y) {
+  const int64_t C = d.in_ch, M = d.out_ch, cg = C / d.group, mg = M / d.group;
+  const int64_t taps = ProductOrUnknown(d.g.kernel), cols = MulOrUnknown(taps, mg);
+  const int64_t in_sp = ProductOrUnknown(d.in), out_sp = ProductOrUnknown(d.out);
+  KILN_ASSIGN_OR_RETURN(std::vector<T> wr, Scratch<T>(ctx, MulOrUnknown(C, cols)));
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t m = 0; m < mg; ++m) {
+      for (int64_t t = 0; t < taps; ++t) wr[c * cols + t * mg + m] = w[(c * mg + m) * taps + t];
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<T> col, Scratch<T>(ctx, MulOrUnknown(in_sp, cols)));
+  for (int64_t n = 0; n < d.batch; ++n) {
+    T* yn = y + n * out_sp * M;
+    for (int64_t gi = 0; gi < d.group; ++gi) {
+      GemmT(false, in_sp, cols, cg, x + n * in_sp * C + gi * cg, C, wr.data() + gi * cg * cols,
+            cols, col.data(), cols);
+      ForEachWindowTaps(d.g, d.in, d.out, [&](int64_t p, const std::vector<int64_t>& offs) {
+        for (int64_t t = 0; t < taps; ++t) {
+          if (offs[t] < 0) continue;
+          T* __restrict dst = yn + offs[t] * M + gi * mg;
+          const T* __restrict src = col.data() + p * cols + t * mg;
+          for (int64_t m = 0; m < mg; ++m) dst[m] += src[m];
+        }
+      });
+    }
+  }
+  if (bias != nullptr) {
+    for (int64_t i = 0; i < d.batch * out_sp; ++i) {
+      for (int64_t m = 0; m < M; ++m) y[i * M + m] += bias[m];
+    }
+  }
+  return Status::OK();
+}
+
 // Spatial kernel dims: the kernel_shape attribute when set (checked against W), else W's.
 StatusOr<std::vector<int64_t>> KernelDims(const AttrReader& ctx, const Shape& w_shape,
                                           int spatial) {
@@ -310,36 +438,48 @@ StatusOr<ConvDims> ConvDimsFrom(const Ctx& ctx, const Shape& xs, const Shape& ws
   return d;
 }
 
+// Y dims [N, M, out...], or [N, out..., M] channels-last.
+std::vector<int64_t> OutputDims(const ConvDims& d, bool channels_last) {
+  std::vector<int64_t> dims = {d.batch, d.out_ch};
+  dims.insert(dims.end(), d.out.begin(), d.out.end());
+  return channels_last ? ToChannelsLast(dims) : dims;
+}
+
+// X's shape in NCHW order.
+Shape ChannelsFirstShape(const Shape& xs, bool channels_last) {
+  return channels_last && xs.rank_known() ? Shape(ToChannelsFirst(xs.dims())) : xs;
+}
+
 Status InferConv(InferContext& ctx, bool transpose) {
+  KILN_ASSIGN_OR_RETURN(const bool channels_last, ChannelsLast(ctx));
   KILN_ASSIGN_OR_RETURN(ConvDims d,
-                        ConvDimsFrom(ctx, ctx.input_shape(0), ctx.input_shape(1), transpose));
+                        ConvDimsFrom(ctx, ChannelsFirstShape(ctx.input_shape(0), channels_last),
+                                     ctx.input_shape(1), transpose));
   DataType dt = ctx.node().op_type == "ConvInteger" ? DataType::kInt32 : ctx.input_dtype(0);
   if (d.in.empty() && d.out.empty()) {
     ctx.SetOutput(0, dt, Shape::UnknownRank());
     return Status::OK();
   }
-  std::vector<int64_t> dims = {d.batch, d.out_ch};
-  dims.insert(dims.end(), d.out.begin(), d.out.end());
-  ctx.SetOutput(0, dt, Shape(dims));
+  ctx.SetOutput(0, dt, Shape(OutputDims(d, channels_last)));
   return Status::OK();
 }
 
 // Checks the runtime inputs of Conv/ConvTranspose/ConvInteger and allocates Y.
-StatusOr<ConvDims> PrepareConv(KernelContext& ctx, bool transpose, DataType out_type, Tensor** y) {
+StatusOr<ConvDims> PrepareConv(KernelContext& ctx, bool transpose, bool channels_last,
+                               DataType out_type, Tensor** y) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   if (x.rank() < 3) return ctx.Error("X must have rank >= 3, got " + x.TypeString());
   if (w.rank() != x.rank()) return ctx.Error("W " + w.TypeString() + " does not match X rank");
-  KILN_ASSIGN_OR_RETURN(ConvDims d, ConvDimsFrom(ctx, x.shape(), w.shape(), transpose));
+  KILN_ASSIGN_OR_RETURN(ConvDims d, ConvDimsFrom(ctx, ChannelsFirstShape(x.shape(), channels_last),
+                                                 w.shape(), transpose));
   if (ctx.has_input(2) && ctx.node().op_type != "ConvInteger") {
     const Tensor& b = ctx.input(2);
     if (b.rank() != 1 || b.dim(0) != d.out_ch) {
       return ctx.Error("B must be [" + std::to_string(d.out_ch) + "], got " + b.TypeString());
     }
   }
-  std::vector<int64_t> dims = {d.batch, d.out_ch};
-  dims.insert(dims.end(), d.out.begin(), d.out.end());
-  KILN_ASSIGN_OR_RETURN(*y, ctx.AllocateOutput(0, out_type, dims));
+  KILN_ASSIGN_OR_RETURN(*y, ctx.AllocateOutput(0, out_type, OutputDims(d, channels_last)));
   return d;
 }
 
@@ -349,11 +489,17 @@ Status ConvKernel(KernelContext& ctx, bool transpose) {
       (ctx.has_input(2) && ctx.input(2).dtype() != x.dtype())) {
     return ctx.Error("X, W and B must have the same dtype");
   }
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   Tensor* y = nullptr;
-  KILN_ASSIGN_OR_RETURN(ConvDims d, PrepareConv(ctx, transpose, x.dtype(), &y));
+  KILN_ASSIGN_OR_RETURN(ConvDims d, PrepareConv(ctx, transpose, nhwc, x.dtype(), &y));
   if (y->num_elements() == 0) return Status::OK();
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
     const T* bias = ctx.has_input(2) ? ctx.input(2).data<T>() : nullptr;
+    const T* w = ctx.input(1).data<T>();
+    if (nhwc && transpose) {
+      return ConvTransposeForwardNhwc(ctx, d, x.data<T>(), w, bias, y->mutable_data<T>());
+    }
+    if (nhwc) return ConvForwardNhwc(ctx, d, x.data<T>(), w, bias, y->mutable_data<T>());
     if (transpose) {
       return ConvTransposeForward(ctx, d, x.data<T>(), ctx.input(1).data<T>(), bias,
                                   y->mutable_data<T>());
@@ -385,16 +531,20 @@ StatusOr<std::vector<int32_t>> ShiftedInt32(const KernelContext& ctx, const Tens
 }
 
 Status ConvIntegerKernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   Tensor* y = nullptr;
-  KILN_ASSIGN_OR_RETURN(ConvDims d, PrepareConv(ctx, false, DataType::kInt32, &y));
+  KILN_ASSIGN_OR_RETURN(ConvDims d, PrepareConv(ctx, false, nhwc, DataType::kInt32, &y));
   if (y->num_elements() == 0) return Status::OK();
   KILN_ASSIGN_OR_RETURN(std::vector<int32_t> x, ShiftedInt32(ctx, ctx.input(0), 2));
   KILN_ASSIGN_OR_RETURN(std::vector<int32_t> w, ShiftedInt32(ctx, ctx.input(1), 3));
-  return ConvForward<int32_t>(ctx, d, x.data(), w.data(), nullptr, y->mutable_data<int32_t>());
+  int32_t* yp = y->mutable_data<int32_t>();
+  return nhwc ? ConvForwardNhwc<int32_t>(ctx, d, x.data(), w.data(), nullptr, yp)
+              : ConvForward<int32_t>(ctx, d, x.data(), w.data(), nullptr, yp);
 }
 
 OpSchema& WindowAttrs(OpSchema& s) {
   return s.AttrDefault("auto_pad", "NOTSET")
+      .AttrDefault("data_format", "NCHW")  // kiln extension: "NHWC" = X, Y channels-last
       .AttrNoDefault("dilations", AttrType::kInts)
       .AttrDefault("group", int64_t{1})
       .AttrNoDefault("kernel_shape", AttrType::kInts)

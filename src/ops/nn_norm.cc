@@ -3,6 +3,8 @@
 //
 // Statistics (mean, variance) are accumulated in double with a two-pass variance; the
 // normalized output is computed as x * a + b with per-channel (or per-row) a, b.
+// BatchNormalization, InstanceNormalization and LRN take the kiln extension attribute
+// data_format ("NCHW" default; "NHWC" = channel axis last, for any spatial rank).
 #include <algorithm>
 #include <cmath>
 
@@ -10,6 +12,7 @@
 #include "ops/base/kernel_context.h"
 #include "ops/base/op_schema.h"
 #include "ops/base/shape_util.h"
+#include "ops/nn_window.h"
 
 namespace kiln {
 namespace {
@@ -81,10 +84,16 @@ Status BatchNormKernel(KernelContext& ctx) {
   }
   const Tensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(RequireRank(ctx, x, 2));
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   const bool spatial = ctx.GetInt("spatial") != 0;
-  const int64_t n = x.dim(0);
-  const int64_t channels = spatial ? x.dim(1) : Product(x.dims(), 1, x.rank());
-  const int64_t inner = spatial ? Product(x.dims(), 2, x.rank()) : 1;
+  if (nhwc && !spatial && x.rank() > 2) {
+    return ctx.UnimplementedError("spatial=0 (opset < 9) with data_format NHWC");
+  }
+  // NHWC: channels-last rows; `n` counts them and `inner` is 1.
+  const int64_t n = nhwc ? Product(x.dims(), 0, x.rank() - 1) : x.dim(0);
+  const int64_t channels =
+      nhwc ? x.dims().back() : (spatial ? x.dim(1) : Product(x.dims(), 1, x.rank()));
+  const int64_t inner = spatial && !nhwc ? Product(x.dims(), 2, x.rank()) : 1;
   KILN_ASSIGN_OR_RETURN(auto scale, ReadParam(ctx, 1, "scale", channels));
   KILN_ASSIGN_OR_RETURN(auto bias, ReadParam(ctx, 2, "B", channels));
   KILN_ASSIGN_OR_RETURN(auto mean, ReadParam(ctx, 3, "input_mean", channels));
@@ -97,6 +106,20 @@ Status BatchNormKernel(KernelContext& ctx) {
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
     const T* p = x.data<T>();
     T* q = y->mutable_data<T>();
+    if (inner == 1) {  // channels-last rows (NHWC, rank 2, or spatial=0)
+      std::vector<T> a(channels), b(channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        const double ad = scale[c] / std::sqrt(var[c] + eps);
+        a[c] = static_cast<T>(ad);
+        b[c] = static_cast<T>(bias[c] - mean[c] * ad);
+      }
+      for (int64_t s = 0; s < n; ++s) {
+        const T* __restrict xr = p + s * channels;
+        T* __restrict yr = q + s * channels;
+        for (int64_t c = 0; c < channels; ++c) yr[c] = xr[c] * a[c] + b[c];
+      }
+      return Status::OK();
+    }
     for (int64_t c = 0; c < channels; ++c) {
       const double a = scale[c] / std::sqrt(var[c] + eps);
       const double b = bias[c] - mean[c] * a;
@@ -110,6 +133,7 @@ Status BatchNormKernel(KernelContext& ctx) {
 }
 
 Status InferBatchNorm(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(ChannelsLast(ctx).status());
   ctx.SetOutput(0, ctx.input_dtype(0), ctx.input_shape(0));
   ctx.SetOutput(1, ctx.input_dtype(3), ctx.input_shape(3));
   ctx.SetOutput(2, ctx.input_dtype(4), ctx.input_shape(4));
@@ -121,12 +145,46 @@ Status InferBatchNorm(InferContext& ctx) {
 Status InstanceNormKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(RequireRank(ctx, x, 2));
-  const int64_t n = x.dim(0), channels = x.dim(1), inner = Product(x.dims(), 2, x.rank());
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
+  const int64_t n = x.dim(0), channels = nhwc ? x.dims().back() : x.dim(1);
+  const int64_t inner = nhwc ? Product(x.dims(), 1, x.rank() - 1) : Product(x.dims(), 2, x.rank());
   KILN_ASSIGN_OR_RETURN(auto scale, ReadParam(ctx, 1, "scale", channels));
   KILN_ASSIGN_OR_RETURN(auto bias, ReadParam(ctx, 2, "B", channels));
   const double eps = ctx.GetFloat("epsilon");
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.dims()));
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
+    if (nhwc) {  // per sample: two passes over `inner` rows of `channels` values
+      std::vector<double> sum(channels), sq(channels);
+      std::vector<T> a(channels), b(channels);
+      for (int64_t s = 0; s < n; ++s) {
+        const T* p = x.data<T>() + s * inner * channels;
+        T* q = y->mutable_data<T>() + s * inner * channels;
+        std::fill(sum.begin(), sum.end(), 0.0);
+        std::fill(sq.begin(), sq.end(), 0.0);
+        for (int64_t i = 0; i < inner; ++i) {
+          for (int64_t c = 0; c < channels; ++c) sum[c] += static_cast<double>(p[i * channels + c]);
+        }
+        for (double& v : sum) v = inner > 0 ? v / static_cast<double>(inner) : 0.0;  // mean
+        for (int64_t i = 0; i < inner; ++i) {
+          for (int64_t c = 0; c < channels; ++c) {
+            const double dv = static_cast<double>(p[i * channels + c]) - sum[c];
+            sq[c] += dv * dv;
+          }
+        }
+        for (int64_t c = 0; c < channels; ++c) {
+          const double var = inner > 0 ? sq[c] / static_cast<double>(inner) : 0.0;
+          const double ad = scale[c] / std::sqrt(var + eps);
+          a[c] = static_cast<T>(ad);
+          b[c] = static_cast<T>(bias[c] - sum[c] * ad);
+        }
+        for (int64_t i = 0; i < inner; ++i) {
+          for (int64_t c = 0; c < channels; ++c) {
+            q[i * channels + c] = p[i * channels + c] * a[c] + b[c];
+          }
+        }
+      }
+      return Status::OK();
+    }
     for (int64_t s = 0; s < n; ++s) {
       for (int64_t c = 0; c < channels; ++c) {
         const int64_t off = (s * channels + c) * inner;
@@ -307,10 +365,30 @@ Status LrnKernel(KernelContext& ctx) {
   if (size <= 0) return ctx.Error("size must be positive, got " + std::to_string(size));
   const double alpha = ctx.GetFloat("alpha"), beta = ctx.GetFloat("beta");
   const double bias = ctx.GetFloat("bias");
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   const int64_t n = x.dim(0), channels = x.dim(1), inner = Product(x.dims(), 2, x.rank());
   const int64_t before = (size - 1) / 2, after = size - 1 - before;
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.dims()));
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
+    if (nhwc) {  // rows of `channels` contiguous values; the window runs along each row
+      const int64_t ch = x.dims().back(), rows = ch == 0 ? 0 : x.num_elements() / ch;
+      std::vector<double> sq(ch);
+      for (int64_t i = 0; i < rows; ++i) {
+        const T* p = x.data<T>() + i * ch;
+        T* q = y->mutable_data<T>() + i * ch;
+        for (int64_t c = 0; c < ch; ++c) sq[c] = static_cast<double>(p[c]) * p[c];
+        for (int64_t c = 0; c < ch; ++c) {
+          double sum = 0;
+          for (int64_t k = std::max<int64_t>(0, c - before); k <= std::min(ch - 1, c + after);
+               ++k) {
+            sum += sq[k];
+          }
+          const double d = std::pow(bias + alpha / static_cast<double>(size) * sum, beta);
+          q[c] = static_cast<T>(static_cast<double>(p[c]) / d);
+        }
+      }
+      return Status::OK();
+    }
     std::vector<double> sum(static_cast<size_t>(inner));
     for (int64_t s = 0; s < n; ++s) {
       const T* p = x.data<T>() + s * channels * inner;
@@ -335,6 +413,12 @@ Status LrnKernel(KernelContext& ctx) {
   });
 }
 
+// Same type and shape as input 0, after checking data_format.
+Status InferLayoutSameAsInput0(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(ChannelsLast(ctx).status());
+  return InferSameAsInput0(ctx);
+}
+
 }  // namespace
 
 void RegisterNormOps(OpRegistry& r) {
@@ -343,6 +427,7 @@ void RegisterNormOps(OpRegistry& r) {
                            "training_mode=1 is rejected as Unimplemented.")
                       .Inputs(5, 5)
                       .Outputs(1, 5)
+                      .AttrDefault("data_format", "NCHW")  // kiln: "NHWC" = channels-last
                       .AttrDefault("epsilon", 1e-5f)
                       .AttrDefault("momentum", 0.9f)
                       .AttrDefault("training_mode", int64_t{0})
@@ -360,12 +445,13 @@ void RegisterNormOps(OpRegistry& r) {
                            "scale and B per channel.")
                       .Inputs(3, 3)
                       .Outputs(1, 1)
+                      .AttrDefault("data_format", "NCHW")  // kiln: "NHWC" = channels-last
                       .AttrDefault("epsilon", 1e-5f)
                       .InputTypes(0, FloatTypes())
                       .InputTypes(1, FloatTypes())
                       .InputTypes(2, FloatTypes())
                       .PromoteHalfToFloat()
-                      .Infer(InferSameAsInput0)
+                      .Infer(InferLayoutSameAsInput0)
                       .Kernel(InstanceNormKernel));
   MustRegister(r, OpSchema("LayerNormalization")
                       .Doc("Normalization over dims[axis:], then Scale and optional B; optional "
@@ -410,10 +496,11 @@ void RegisterNormOps(OpRegistry& r) {
                       .AttrDefault("alpha", 1e-4f)
                       .AttrDefault("beta", 0.75f)
                       .AttrDefault("bias", 1.0f)
+                      .AttrDefault("data_format", "NCHW")  // kiln: "NHWC" = channels-last
                       .AttrNoDefault("size", AttrType::kInt, /*required=*/true)
                       .InputTypes(0, FloatTypes())
                       .PromoteHalfToFloat()
-                      .Infer(InferSameAsInput0)
+                      .Infer(InferLayoutSameAsInput0)
                       .Kernel(LrnKernel));
 }
 

@@ -4,6 +4,11 @@
 // A pool precomputes, per spatial axis and output index, the input indices its window covers
 // (padding and dilation applied), then walks the windows of every (n, c) plane.
 // float16/bfloat16 are computed in float32.
+//
+// data_format="NHWC" (kiln extension, channels-last for any spatial rank) walks each output
+// position once, vectorized over channels. MaxPool's Indices are then laid out like Y (NHWC) but
+// hold the values ONNX gives for the equivalent NCHW input: ((n * C + c) * in_sp + spatial),
+// spatial row-major or (storage_order=1) column-major, i.e. transpose(NCHW Indices).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -129,6 +134,97 @@ void PoolPlanes(const PoolArgs& a, const Tensor& xt, const WindowGeometry& g, T*
   }
 }
 
+// Channels-last PoolPlanes: x [N, in..., C], y (and indices) [N, out..., C].
+template <typename T>
+void PoolChannelsLast(const PoolArgs& a, const Tensor& xt, const WindowGeometry& g, T* y,
+                      int64_t* indices) {
+  const std::vector<int64_t>& xd = xt.dims();
+  const int r = g.rank();
+  const int64_t C = xd.back();
+  const std::vector<int64_t> in(xd.begin() + 1, xd.end() - 1);
+  const int64_t in_sp = ProductOrUnknown(in), out_sp = ProductOrUnknown(g.out);
+  std::vector<int64_t> strides(r, 1), col_strides(r, 1);
+  for (int d = r - 2; d >= 0; --d) strides[d] = strides[d + 1] * in[d + 1];
+  for (int d = 1; d < r; ++d) col_strides[d] = col_strides[d - 1] * in[d - 1];
+  const PoolWindows w = BuildWindows(in, g);
+  std::vector<int64_t> offs, idx, next, next_idx;  // in-range taps: flat offset, Indices value
+  std::vector<double> acc(C);
+  std::vector<T> best(C);
+  std::vector<int64_t> arg(C);
+  for (int64_t n = 0; n < xd[0]; ++n) {
+    const T* xn = xt.data<T>() + n * in_sp * C;
+    int64_t out_i = n * out_sp;
+    ForEachIndex(g.out, [&](const std::vector<int64_t>& o) {
+      offs.assign(1, 0);
+      idx.assign(1, 0);
+      int64_t padded = 1;
+      for (int d = 0; d < r; ++d) {
+        next.clear();
+        next_idx.clear();
+        for (size_t i = 0; i < offs.size(); ++i) {
+          for (int64_t t : w.taps[d][o[d]]) {
+            next.push_back(offs[i] + t * strides[d]);
+            next_idx.push_back(idx[i] + t * (a.column_major_indices ? col_strides[d] : strides[d]));
+          }
+        }
+        offs.swap(next);
+        idx.swap(next_idx);
+        padded *= w.padded_count[d][o[d]];
+      }
+      T* __restrict yp = y + out_i * C;
+      if (a.kind == PoolKind::kMax) {
+        if (offs.empty()) {
+          std::fill(best.begin(), best.end(), std::numeric_limits<T>::lowest());
+          std::fill(arg.begin(), arg.end(), 0);
+        } else {
+          std::copy(xn + offs[0] * C, xn + (offs[0] + 1) * C, best.begin());
+          std::fill(arg.begin(), arg.end(), idx[0]);
+        }
+        for (size_t i = 1; i < offs.size(); ++i) {
+          const T* __restrict xs = xn + offs[i] * C;
+          if (indices == nullptr) {
+            for (int64_t c = 0; c < C; ++c) best[c] = xs[c] > best[c] ? xs[c] : best[c];
+            continue;
+          }
+          for (int64_t c = 0; c < C; ++c) {
+            if (xs[c] > best[c]) {
+              best[c] = xs[c];
+              arg[c] = idx[i];
+            }
+          }
+        }
+        std::copy(best.begin(), best.end(), yp);
+        if (indices != nullptr) {
+          for (int64_t c = 0; c < C; ++c) indices[out_i * C + c] = (n * C + c) * in_sp + arg[c];
+        }
+      } else {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t off : offs) {
+          const T* __restrict xs = xn + off * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const double v = static_cast<double>(xs[c]);
+            acc[c] += a.kind == PoolKind::kAverage ? v
+                      : a.p == 1                   ? std::fabs(v)
+                      : a.p == 2                   ? v * v
+                                                   : std::pow(std::fabs(v), double(a.p));
+          }
+        }
+        const int64_t cnt = a.count_include_pad ? padded : static_cast<int64_t>(offs.size());
+        for (int64_t c = 0; c < C; ++c) {
+          if (a.kind == PoolKind::kLp) {
+            yp[c] = static_cast<T>(a.p == 1   ? acc[c]
+                                   : a.p == 2 ? std::sqrt(acc[c])
+                                              : std::pow(acc[c], 1.0 / double(a.p)));
+          } else {
+            yp[c] = cnt > 0 ? static_cast<T>(acc[c] / double(cnt)) : T(0);
+          }
+        }
+      }
+      ++out_i;
+    });
+  }
+}
+
 // The output dims [N, C, out...] of a pool on `xs`; spatial dims unknown where `xs`'s are.
 template <typename Ctx>
 StatusOr<WindowGeometry> PoolGeometry(const Ctx& ctx, const std::vector<int64_t>& x_dims) {
@@ -138,17 +234,26 @@ StatusOr<WindowGeometry> PoolGeometry(const Ctx& ctx, const std::vector<int64_t>
   return ComputeWindowGeometry(ctx, in, kernel, ctx.GetInt("ceil_mode") != 0);
 }
 
+// [N, C, rest...] in the node's layout: channels-first dims are permuted when channels_last.
+std::vector<int64_t> LayoutDims(int64_t n, int64_t c, const std::vector<int64_t>& rest,
+                                bool channels_last) {
+  std::vector<int64_t> dims = {n, c};
+  dims.insert(dims.end(), rest.begin(), rest.end());
+  return channels_last ? ToChannelsLast(dims) : dims;
+}
+
 Status InferPool(InferContext& ctx) {
   const Shape& xs = ctx.input_shape(0);
   const DataType dt = ctx.input_dtype(0);
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   if (!xs.rank_known()) {
     ctx.SetOutput(0, dt, Shape::UnknownRank());
     if (ctx.num_outputs() > 1) ctx.SetOutput(1, DataType::kInt64, Shape::UnknownRank());
     return Status::OK();
   }
-  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, xs.dims()));
-  std::vector<int64_t> dims = {xs.dim(0), xs.dim(1)};
-  dims.insert(dims.end(), g.out.begin(), g.out.end());
+  const std::vector<int64_t> xd = nhwc ? ToChannelsFirst(xs.dims()) : xs.dims();
+  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, xd));
+  const std::vector<int64_t> dims = LayoutDims(xd[0], xd[1], g.out, nhwc);
   ctx.SetOutput(0, dt, Shape(dims));
   if (ctx.num_outputs() > 1) ctx.SetOutput(1, DataType::kInt64, Shape(dims));
   return Status::OK();
@@ -156,9 +261,10 @@ Status InferPool(InferContext& ctx) {
 
 Status PoolKernel(KernelContext& ctx, PoolArgs args) {
   const Tensor& x = ctx.input(0);
-  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, x.dims()));
-  std::vector<int64_t> dims = {x.dim(0), x.dim(1)};
-  dims.insert(dims.end(), g.out.begin(), g.out.end());
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
+  const std::vector<int64_t> xd = nhwc ? ToChannelsFirst(x.dims()) : x.dims();
+  KILN_ASSIGN_OR_RETURN(WindowGeometry g, PoolGeometry(ctx, xd));
+  const std::vector<int64_t> dims = LayoutDims(xd[0], xd[1], g.out, nhwc);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), dims));
   int64_t* indices = nullptr;
   if (ctx.num_outputs() > 1 && !ctx.node().outputs[1].empty()) {
@@ -169,7 +275,11 @@ Status PoolKernel(KernelContext& ctx, PoolArgs args) {
   if (args.kind == PoolKind::kLp && args.p <= 0) return ctx.Error("p must be positive");
   args.column_major_indices = ctx.GetInt("storage_order") != 0;
   auto run = [&]<typename T>() -> Status {
-    PoolPlanes<T>(args, x, g, y->mutable_data<T>(), indices);
+    if (nhwc) {
+      PoolChannelsLast<T>(args, x, g, y->mutable_data<T>(), indices);
+    } else {
+      PoolPlanes<T>(args, x, g, y->mutable_data<T>(), indices);
+    }
     return Status::OK();
   };
   if (args.kind == PoolKind::kMax) {
@@ -189,17 +299,44 @@ Status PoolKernel(KernelContext& ctx, PoolArgs args) {
 Status GlobalPoolKernel(KernelContext& ctx, PoolKind kind) {
   const Tensor& x = ctx.input(0);
   if (x.rank() < 3) return ctx.Error("input must have rank >= 3, got " + x.TypeString());
-  std::vector<int64_t> dims(x.rank(), 1);
-  dims[0] = x.dim(0);
-  dims[1] = x.dim(1);
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
+  const int64_t channels = nhwc ? x.dims().back() : x.dim(1);
+  const std::vector<int64_t> dims =
+      LayoutDims(x.dim(0), channels, std::vector<int64_t>(x.rank() - 2, 1), nhwc);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), dims));
-  const int64_t planes = x.dim(0) * x.dim(1);
+  const int64_t planes = x.dim(0) * channels;
   const int64_t sp = planes == 0 ? 0 : x.num_elements() / planes;
   const double p = kind == PoolKind::kLp ? static_cast<double>(ctx.GetInt("p")) : 0.0;
   if (kind == PoolKind::kLp && p <= 0) return ctx.Error("p must be positive");
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
     const T* xp = x.data<T>();
     T* yp = y->mutable_data<T>();
+    if (nhwc) {  // per image: reduce sp rows of `channels` values
+      std::vector<double> acc(channels);
+      for (int64_t n = 0; n < x.dim(0) && sp > 0; ++n) {
+        const T* xn = xp + n * sp * channels;
+        T* __restrict yn = yp + n * channels;
+        if (kind == PoolKind::kMax) std::copy(xn, xn + channels, yn);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t i = 0; i < sp; ++i) {
+          const T* __restrict v = xn + i * channels;
+          for (int64_t c = 0; c < channels; ++c) {
+            if (kind == PoolKind::kMax) {
+              yn[c] = v[c] > yn[c] ? v[c] : yn[c];
+            } else {
+              acc[c] +=
+                  kind == PoolKind::kAverage ? double(v[c]) : std::pow(std::fabs(double(v[c])), p);
+            }
+          }
+        }
+        if (kind == PoolKind::kMax) continue;
+        for (int64_t c = 0; c < channels; ++c) {
+          yn[c] = static_cast<T>(kind == PoolKind::kAverage ? acc[c] / double(sp)
+                                                            : std::pow(acc[c], 1.0 / p));
+        }
+      }
+      return Status::OK();
+    }
     for (int64_t pl = 0; pl < planes; ++pl) {
       const T* v = xp + pl * sp;
       if (kind == PoolKind::kMax) {
@@ -221,14 +358,14 @@ Status GlobalPoolKernel(KernelContext& ctx, PoolKind kind) {
 
 Status InferGlobalPool(InferContext& ctx) {
   const Shape& xs = ctx.input_shape(0);
+  KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   if (!xs.rank_known()) {
     ctx.SetOutput(0, ctx.input_dtype(0), Shape::UnknownRank());
     return Status::OK();
   }
   if (xs.rank() < 3) return ctx.Error("input must have rank >= 3");
-  std::vector<int64_t> dims(xs.rank(), 1);
-  dims[0] = xs.dim(0);
-  dims[1] = xs.dim(1);
+  const std::vector<int64_t> dims = LayoutDims(xs.dim(0), nhwc ? xs.dims().back() : xs.dim(1),
+                                               std::vector<int64_t>(xs.rank() - 2, 1), nhwc);
   ctx.SetOutput(0, ctx.input_dtype(0), Shape(dims));
   return Status::OK();
 }
@@ -236,6 +373,7 @@ Status InferGlobalPool(InferContext& ctx) {
 OpSchema& PoolAttrs(OpSchema& s) {
   return s.AttrDefault("auto_pad", "NOTSET")
       .AttrDefault("ceil_mode", int64_t{0})
+      .AttrDefault("data_format", "NCHW")  // kiln extension: "NHWC" = channels-last
       .AttrNoDefault("dilations", AttrType::kInts)
       .AttrNoDefault("kernel_shape", AttrType::kInts, /*required=*/true)
       .AttrNoDefault("pads", AttrType::kInts)
@@ -298,7 +436,8 @@ void RegisterPoolOps(OpRegistry& r) {
        {Global{"GlobalAveragePool", PoolKind::kAverage}, Global{"GlobalMaxPool", PoolKind::kMax},
         Global{"GlobalLpPool", PoolKind::kLp}}) {
     OpSchema s(gp.name);
-    s.Doc("Pool over all spatial axes; output [N, C, 1, ...].")
+    s.Doc("Pool over all spatial axes; output [N, C, 1, ...] ([N, 1, ..., C] for NHWC).")
+        .AttrDefault("data_format", "NCHW")  // kiln extension: "NHWC" = channels-last
         .Inputs(1, 1)
         .Outputs(1, 1)
         .InputTypes(0, kFloat)

@@ -3,6 +3,7 @@
 // output size of every spatial axis (ONNX semantics, including ceil_mode for pools).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -100,6 +101,26 @@ inline StatusOr<WindowGeometry> ComputeWindowGeometry(const AttrReader& ctx,
   return g;
 }
 
+// The kiln extension attribute `data_format` of layout-carrying ops: "NCHW" (default, channels
+// first: N, C, spatial...) gives false, "NHWC" (channels last for any spatial rank: N,
+// spatial..., C) gives true; anything else is an error.
+inline StatusOr<bool> ChannelsLast(const AttrReader& ctx) {
+  const std::string f = ctx.GetString("data_format");
+  if (f == "NCHW") return false;
+  if (f == "NHWC") return true;
+  return ctx.Error("data_format must be \"NCHW\" or \"NHWC\", got \"" + f + "\"");
+}
+
+// [N, spatial..., C] -> [N, C, spatial...] and back (identity for rank < 3).
+inline std::vector<int64_t> ToChannelsFirst(std::vector<int64_t> d) {
+  if (d.size() >= 3) std::rotate(d.begin() + 1, d.end() - 1, d.end());
+  return d;
+}
+inline std::vector<int64_t> ToChannelsLast(std::vector<int64_t> d) {
+  if (d.size() >= 3) std::rotate(d.begin() + 1, d.begin() + 2, d.end());
+  return d;
+}
+
 // Calls f(index) for every multi-index in [0, dims) in row-major order.
 template <typename F>
 void ForEachIndex(const std::vector<int64_t>& dims, F&& f) {
@@ -116,6 +137,35 @@ void ForEachIndex(const std::vector<int64_t>& dims, F&& f) {
     }
     if (d < 0) return;
   }
+}
+
+// Sliding windows in flat index form, for channels-last kernels. Calls f(p, offs) for every
+// position p (flat, row-major) of `positions`, where offs[t] is the flat row-major index into
+// `image` of kernel tap t (taps row-major over g.kernel) at position * stride + k * dilation -
+// pad_begin, or -1 when that falls outside the image (padding). Conv walks its output
+// positions over the input image; ConvTranspose its input positions over the output image.
+template <typename F>
+void ForEachWindowTaps(const WindowGeometry& g, const std::vector<int64_t>& positions,
+                       const std::vector<int64_t>& image, F&& f) {
+  const int r = g.rank();
+  std::vector<int64_t> tap_base;  // [tap][axis]: k * dilation - pad_begin
+  ForEachIndex(g.kernel, [&](const std::vector<int64_t>& k) {
+    for (int a = 0; a < r; ++a) tap_base.push_back(k[a] * g.dilations[a] - g.pads_begin[a]);
+  });
+  const size_t taps = tap_base.size() / r;
+  std::vector<int64_t> offs(taps);
+  int64_t p = 0;
+  ForEachIndex(positions, [&](const std::vector<int64_t>& o) {
+    for (size_t t = 0; t < taps; ++t) {
+      int64_t off = 0;
+      for (int a = 0; a < r && off >= 0; ++a) {
+        const int64_t x = o[a] * g.strides[a] + tap_base[t * r + a];
+        off = (x < 0 || x >= image[a]) ? -1 : off * image[a] + x;
+      }
+      offs[t] = off;
+    }
+    f(p++, offs);
+  });
 }
 
 }  // namespace kiln

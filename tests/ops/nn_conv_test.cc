@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <numeric>
 
 #include "ops/base/kernel_context.h"
 #include "ops/base/op_schema.h"
+#include "ops/layout_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace kiln {
@@ -12,6 +15,8 @@ namespace {
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
+using testing::ToNchw;
+using testing::ToNhwc;
 
 const OpRegistry& Reg() {
   static const OpRegistry* r = [] {
@@ -324,6 +329,174 @@ TEST(ConvInteger, OnnxBasic) {
   EXPECT_TRUE(TensorsNear(
       (*y)[0], Tensor::FromVector<int32_t>({1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9},
                                            {1, 1, 4, 4})));
+}
+
+// data_format="NHWC": Y(NHWC X) == NHWC(Y(NCHW X)) for Conv and ConvTranspose, W unchanged.
+struct LayoutCase {
+  std::vector<int64_t> x, w;  // NCHW X, ONNX W
+  int64_t group;
+  Geo g;
+  bool bias;
+};
+
+void ExpectNhwcMatchesNchw(const std::string& op, const std::vector<LayoutCase>& cases,
+                           uint32_t seed) {
+  for (const LayoutCase& c : cases) {
+    SCOPED_TRACE(op + " " + DimsToString(c.x) + " * " + DimsToString(c.w) + " group " +
+                 std::to_string(c.group));
+    for (DataType dt : {DataType::kFloat32, DataType::kFloat64}) {
+      Tensor x = RandomTensor(dt, c.x, seed++);
+      Tensor w = RandomTensor(dt, c.w, seed++);
+      const int64_t m = op == "Conv" ? c.w[0] : c.w[1] * c.group;
+      Tensor b = c.bias ? RandomTensor(dt, {m}, seed++) : Tensor();
+      AttrMap attrs = GeoAttrs(c.g, c.group);
+      auto nchw = RunOp(Reg(), op, {x, w, b}, attrs);
+      ASSERT_TRUE(nchw.ok()) << nchw.status();
+      attrs["data_format"] = Attr::String("NHWC");
+      auto nhwc = RunOp(Reg(), op, {ToNhwc(x), w, b}, attrs);
+      ASSERT_TRUE(nhwc.ok()) << nhwc.status();
+      EXPECT_TRUE(TensorsNear((*nhwc)[0], ToNhwc((*nchw)[0]), 1e-4, 1e-5));
+    }
+  }
+}
+
+TEST(Conv, ChannelsLastMatchesChannelsFirst) {
+  ExpectNhwcMatchesNchw(
+      "Conv",
+      {
+          {{2, 3, 9}, {4, 3, 3}, 1, {{2}, {1, 2}, {1}}, true},                         // 1-D
+          {{2, 3, 7, 8}, {5, 3, 3, 3}, 1, {{1, 1}, {1, 1, 1, 1}, {1, 1}}, true},       // 3x3
+          {{1, 3, 9, 10}, {4, 3, 3, 2}, 1, {{2, 3}, {0, 1, 2, 0}, {1, 1}}, false},     // strided
+          {{1, 6, 9, 9}, {6, 2, 3, 3}, 3, {{1, 2}, {2, 2, 2, 2}, {2, 2}}, true},       // grouped
+          {{2, 8, 8, 7}, {8, 1, 3, 3}, 8, {{2, 2}, {1, 1, 1, 1}, {1, 1}}, true},       // depthwise
+          {{1, 19, 7, 6}, {19, 1, 5, 3}, 19, {{1, 1}, {2, 0, 1, 3}, {1, 2}}, false},   // dw dil.
+          {{1, 4, 6, 5}, {8, 1, 3, 3}, 4, {{1, 1}, {1, 1, 1, 1}, {1, 1}}, true},       // dw x2
+          {{3, 5, 6, 6}, {7, 5, 1, 1}, 1, {{1, 1}, {0, 0, 0, 0}, {1, 1}}, true},       // 1x1
+          {{2, 6, 5, 4}, {4, 3, 1, 1}, 2, {{1, 1}, {0, 0, 0, 0}, {1, 1}}, false},      // 1x1 grp
+          {{1, 5, 7, 6}, {7, 5, 1, 1}, 1, {{2, 2}, {0, 0, 0, 0}, {1, 1}}, true},       // 1x1 s2
+          {{1, 5, 4, 4}, {3, 5, 1, 1}, 1, {{1, 1}, {1, 0, 0, 1}, {1, 1}}, false},      // 1x1 pad
+          {{1, 32, 10, 10}, {40, 32, 3, 3}, 1, {{1, 1}, {1, 1, 1, 1}, {1, 1}}, true},  // GEMM
+          {{1, 2, 5, 6, 4}, {3, 2, 3, 2, 2}, 1, {{1, 2, 1}, {1, 0, 1, 1, 1, 0}, {1, 1, 2}}, true},
+          {{1, 4, 4, 5, 3}, {4, 1, 2, 3, 2}, 4, {{2, 1, 1}, {0, 1, 1, 1, 0, 0}, {1, 1, 1}}, true},
+      },
+      500);
+}
+
+TEST(ConvTranspose, ChannelsLastMatchesChannelsFirst) {
+  ExpectNhwcMatchesNchw(
+      "ConvTranspose",
+      {
+          {{1, 2, 5}, {2, 3, 3}, 1, {{2}, {1, 0}, {1}}, true},
+          {{2, 3, 4, 5}, {3, 2, 3, 3}, 1, {{2, 2}, {1, 1, 1, 1}, {1, 1}}, true},
+          {{1, 4, 4, 3}, {4, 3, 2, 3}, 2, {{3, 1}, {0, 1, 2, 0}, {2, 1}}, false},
+          {{1, 6, 5, 5}, {6, 1, 3, 3}, 6, {{2, 2}, {1, 1, 1, 1}, {1, 1}}, true},  // depthwise
+          {{1, 16, 6, 6}, {16, 8, 4, 4}, 1, {{2, 2}, {1, 1, 1, 1}, {1, 1}}, true},
+          {{2, 5, 3, 4}, {5, 4, 1, 1}, 1, {{1, 1}, {0, 0, 0, 0}, {1, 1}}, true},  // 1x1
+          {{1, 2, 3, 4, 3}, {2, 2, 2, 3, 2}, 1, {{2, 1, 2}, {0, 1, 0, 0, 0, 1}, {1, 1, 1}}, true},
+      },
+      600);
+  // output_shape and auto_pad go through the same geometry.
+  Tensor x = RandomTensor(DataType::kFloat32, {1, 2, 3, 4}, 7);
+  Tensor w = RandomTensor(DataType::kFloat32, {2, 3, 3, 3}, 8);
+  for (const AttrMap& base :
+       {AttrMap{{"strides", Attr::Ints({3, 2})}, {"output_shape", Attr::Ints({8, 9})}},
+        AttrMap{{"strides", Attr::Ints({2, 2})}, {"auto_pad", Attr::String("SAME_LOWER")}}}) {
+    auto nchw = RunOp(Reg(), "ConvTranspose", {x, w}, base);
+    AttrMap attrs = base;
+    attrs["data_format"] = Attr::String("NHWC");
+    auto nhwc = RunOp(Reg(), "ConvTranspose", {ToNhwc(x), w}, attrs);
+    ASSERT_TRUE(nchw.ok() && nhwc.ok()) << nchw.status() << nhwc.status();
+    EXPECT_TRUE(TensorsNear((*nhwc)[0], ToNhwc((*nchw)[0]), 1e-5, 1e-6));
+  }
+}
+
+TEST(Conv, ChannelsLastAutoPadHalfIntegerAndErrors) {
+  Tensor x = RandomTensor(DataType::kFloat32, {2, 4, 7, 6}, 31);
+  Tensor w = RandomTensor(DataType::kFloat32, {6, 2, 4, 3}, 32);
+  AttrMap attrs = {{"auto_pad", Attr::String("SAME_UPPER")},
+                   {"strides", Attr::Ints({2, 2})},
+                   {"group", Attr::Int(2)}};
+  auto nchw = RunOp(Reg(), "Conv", {x, w}, attrs);
+  attrs["data_format"] = Attr::String("NHWC");
+  auto nhwc = RunOp(Reg(), "Conv", {ToNhwc(x), w}, attrs);
+  ASSERT_TRUE(nchw.ok() && nhwc.ok()) << nchw.status() << nhwc.status();
+  EXPECT_TRUE(TensorsNear((*nhwc)[0], ToNhwc((*nchw)[0]), 1e-5, 1e-6));
+  // float16 is promoted around the NHWC kernel too.
+  auto xh = ConvertTensor(x, DataType::kFloat16), wh = ConvertTensor(w, DataType::kFloat16);
+  auto yh = RunOp(Reg(), "Conv", {ToNhwc(*xh), *wh}, attrs);
+  ASSERT_TRUE(yh.ok()) << yh.status();
+  auto yf = ConvertTensor((*yh)[0], DataType::kFloat32);
+  EXPECT_TRUE(TensorsNear(*yf, ToNhwc((*nchw)[0]), 2e-2, 2e-2));
+  // ConvInteger with zero points.
+  Tensor xi = RandomTensor(DataType::kUInt8, {1, 3, 6, 5}, 33, 0, 255);
+  Tensor wi = RandomTensor(DataType::kUInt8, {4, 3, 3, 2}, 34, 0, 255);
+  std::vector<Tensor> in = {xi, wi, Tensor::Scalar<uint8_t>(3), Tensor::Scalar<uint8_t>(200)};
+  AttrMap ia = {{"pads", Attr::Ints({1, 0, 1, 1})}, {"strides", Attr::Ints({1, 2})}};
+  auto yi = RunOp(Reg(), "ConvInteger", in, ia);
+  ia["data_format"] = Attr::String("NHWC");
+  in[0] = ToNhwc(xi);
+  auto yi_nhwc = RunOp(Reg(), "ConvInteger", in, ia);
+  ASSERT_TRUE(yi.ok() && yi_nhwc.ok()) << yi.status() << yi_nhwc.status();
+  EXPECT_TRUE((*yi_nhwc)[0].BitwiseEqual(ToNhwc((*yi)[0])));
+  // Bad data_format values and NHWC channel mismatches are errors.
+  for (const char* bad : {"NCDHW", "nhwc", "", "CHWN"}) {
+    auto r = RunOp(Reg(), "Conv", {x, w}, {{"data_format", Attr::String(bad)}});
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("data_format"), std::string::npos) << r.status();
+  }
+  EXPECT_FALSE(
+      RunOp(Reg(), "Conv", {x, w}, {{"group", Attr::Int(2)}, {"data_format", Attr::String("NHWC")}})
+          .ok());  // x as NHWC has 6 channels, W expects 4
+}
+
+TEST(Conv, ChannelsLastShapeInference) {
+  for (const char* op : {"Conv", "ConvTranspose"}) {
+    const bool conv = std::string(op) == "Conv";
+    const Shape ws = conv ? Shape({32, 64, 3, 3}) : Shape({64, 16, 3, 3});
+    const OpSchema* s = Reg().Find("", op);
+    Node n;
+    n.name = "c";
+    n.op_type = op;
+    n.inputs = {"x", "w"};
+    n.outputs = {"y"};
+    n.attrs["strides"] = Attr::Ints({2, 2});
+    n.attrs["pads"] = Attr::Ints({1, 1, 1, 1});
+    n.attrs["data_format"] = Attr::String("NHWC");
+    std::vector<ValueInfo> out;
+    ASSERT_TRUE(RunInfer(*s, n, 17,
+                         {{DataType::kFloat32, Shape({-1, 224, -1, 64})}, {DataType::kFloat32, ws}},
+                         {nullptr, nullptr}, &out)
+                    .ok());
+    EXPECT_EQ(out[0].shape.ToString(), conv ? "[?,112,?,32]" : "[?,447,?,16]");
+    n.attrs["data_format"] = Attr::String("NDHWC");
+    EXPECT_FALSE(RunInfer(*s, n, 17,
+                          {{DataType::kFloat32, Shape({1, 8, 8, 64})}, {DataType::kFloat32, ws}},
+                          {nullptr, nullptr}, &out)
+                     .ok());
+  }
+}
+
+// Not asserted: ResNet-50's 3x3 conv (64 -> 64, 56x56, batch 1, pads 1) in both layouts.
+TEST(Conv, ResNetThreeByThreeTiming) {
+  Tensor x = RandomTensor(DataType::kFloat32, {1, 64, 56, 56}, 41);
+  Tensor w = RandomTensor(DataType::kFloat32, {64, 64, 3, 3}, 42);
+  Tensor b = RandomTensor(DataType::kFloat32, {64}, 43);
+  const Tensor xl = ToNhwc(x);
+  auto best_ms = [&](const Tensor& in, const char* layout) {
+    AttrMap attrs = {{"pads", Attr::Ints({1, 1, 1, 1})}, {"data_format", Attr::String(layout)}};
+    double best = 1e30;
+    for (int i = 0; i < 5; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto y = RunOp(Reg(), "Conv", {in, w, b}, attrs);
+      const auto t1 = std::chrono::steady_clock::now();
+      EXPECT_TRUE(y.ok()) << y.status();
+      best = std::min(best, std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    return best;
+  };
+  const double nchw = best_ms(x, "NCHW"), nhwc = best_ms(xl, "NHWC");
+  std::printf("[ timing ] Conv 3x3 64->64 56x56 batch 1 (best of 5): NCHW %.2f ms, NHWC %.2f ms\n",
+              nchw, nhwc);
 }
 
 }  // namespace

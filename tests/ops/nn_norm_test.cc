@@ -4,6 +4,7 @@
 
 #include "ops/base/dispatch.h"
 #include "ops/base/kernel_context.h"
+#include "ops/layout_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace kiln {
@@ -12,6 +13,7 @@ namespace {
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
+using testing::ToNhwc;
 
 const OpRegistry& Reg() {
   static const OpRegistry* r = [] {
@@ -297,6 +299,98 @@ TEST(Lrn, HandComputedAndRandom) {
                           want));
   EXPECT_FALSE(RunOp(Reg(), "LRN", {r}).ok());  // size is required
   EXPECT_FALSE(RunOp(Reg(), "LRN", {r}, {{"size", Attr::Int(0)}}).ok());
+}
+
+// data_format="NHWC": Y(NHWC X) == NHWC(Y(NCHW X)); the per-channel inputs are unchanged.
+void ExpectNormNhwcMatchesNchw(const std::string& op, const Tensor& x,
+                               const std::vector<Tensor>& params, AttrMap attrs) {
+  SCOPED_TRACE(op + " " + x.TypeString());
+  std::vector<Tensor> in = {x};
+  in.insert(in.end(), params.begin(), params.end());
+  auto nchw = RunOp(Reg(), op, in, attrs);
+  ASSERT_TRUE(nchw.ok()) << nchw.status();
+  attrs["data_format"] = Attr::String("NHWC");
+  in[0] = ToNhwc(x);
+  auto nhwc = RunOp(Reg(), op, in, attrs);
+  ASSERT_TRUE(nhwc.ok()) << nhwc.status();
+  EXPECT_TRUE(TensorsNear((*nhwc)[0], ToNhwc((*nchw)[0]), 1e-5, 1e-6));
+}
+
+TEST(ChannelsLast, BatchInstanceNormAndLrnMatchChannelsFirst) {
+  uint32_t seed = 700;
+  for (const std::vector<int64_t>& dims : std::vector<std::vector<int64_t>>{
+           {2, 3, 5}, {2, 5, 4, 3}, {1, 7, 3, 2, 4}, {3, 16, 1, 1}, {1, 9, 6, 6}}) {
+    SCOPED_TRACE(DimsToString(dims));
+    const int64_t c = dims[1];
+    for (DataType dt : {DataType::kFloat32, DataType::kFloat64}) {
+      Tensor x = RandomTensor(dt, dims, seed++, -2, 3);
+      Tensor s = RandomTensor(dt, {c}, seed++), b = RandomTensor(dt, {c}, seed++);
+      Tensor m = RandomTensor(dt, {c}, seed++);
+      Tensor v = RandomTensor(dt, {c}, seed++, 0.2, 2);
+      ExpectNormNhwcMatchesNchw("BatchNormalization", x, {s, b, m, v},
+                                {{"epsilon", Attr::Float(1e-3f)}});
+      ExpectNormNhwcMatchesNchw("InstanceNormalization", x, {s, b},
+                                {{"epsilon", Attr::Float(1e-4f)}});
+      for (int64_t size : {1, 2, 3, 5}) {
+        ExpectNormNhwcMatchesNchw("LRN", x, {},
+                                  {{"size", Attr::Int(size)},
+                                   {"alpha", Attr::Float(0.3f)},
+                                   {"beta", Attr::Float(0.6f)},
+                                   {"bias", Attr::Float(1.5f)}});
+      }
+    }
+  }
+}
+
+TEST(ChannelsLast, ErrorsAndShapes) {
+  Tensor x = RandomTensor(DataType::kFloat32, {2, 4, 4, 3}, 1);
+  Tensor p3 = RandomTensor(DataType::kFloat32, {3}, 2, 0.5, 1);
+  Tensor p4 = RandomTensor(DataType::kFloat32, {4}, 3, 0.5, 1);
+  const AttrMap nhwc = {{"data_format", Attr::String("NHWC")}};
+  EXPECT_TRUE(RunOp(Reg(), "BatchNormalization", {x, p3, p3, p3, p3}, nhwc).ok());
+  EXPECT_FALSE(RunOp(Reg(), "BatchNormalization", {x, p4, p4, p4, p4}, nhwc).ok());  // C is 3
+  EXPECT_TRUE(RunOp(Reg(), "InstanceNormalization", {x, p3, p3}, nhwc).ok());
+  EXPECT_FALSE(RunOp(Reg(), "InstanceNormalization", {x, p4, p4}, nhwc).ok());
+  for (const char* bad : {"NCW", "NHCW", ""}) {
+    const AttrMap a = {{"data_format", Attr::String(bad)}};
+    EXPECT_FALSE(RunOp(Reg(), "BatchNormalization", {x, p4, p4, p4, p4}, a).ok()) << bad;
+    EXPECT_FALSE(RunOp(Reg(), "InstanceNormalization", {x, p4, p4}, a).ok()) << bad;
+    AttrMap l = a;
+    l["size"] = Attr::Int(3);
+    EXPECT_FALSE(RunOp(Reg(), "LRN", {x}, l).ok()) << bad;
+  }
+  // Opset-7 spatial=0 (per-element parameters) has no channels-last meaning.
+  Tensor p48 = RandomTensor(DataType::kFloat32, {48}, 4, 0.5, 1);
+  auto r = RunOp(Reg(), "BatchNormalization", {x, p48, p48, p48, p48},
+                 {{"spatial", Attr::Int(0)}, {"data_format", Attr::String("NHWC")}}, 1, 7);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented) << r.status();
+
+  for (const char* op : {"BatchNormalization", "InstanceNormalization", "LRN"}) {
+    Node n;
+    n.name = "n";
+    n.op_type = op;
+    n.inputs = {"x"};
+    n.outputs = {"y"};
+    n.attrs["data_format"] = Attr::String("NHWC");
+    std::vector<ValueInfo> in(5, {DataType::kFloat32, Shape({3})});
+    in[0] = {DataType::kFloat32, Shape({1, -1, 5, 3})};
+    n.inputs.resize(std::string(op) == "LRN"                  ? 1
+                    : std::string(op) == "BatchNormalization" ? 5
+                                                              : 3,
+                    "p");
+    in.resize(n.inputs.size());
+    std::vector<ValueInfo> out;
+    ASSERT_TRUE(RunInfer(*Reg().Find("", op), n, 17, in,
+                         std::vector<const Tensor*>(in.size(), nullptr), &out)
+                    .ok())
+        << op;
+    EXPECT_EQ(out[0].shape.ToString(), "[1,?,5,3]");
+    n.attrs["data_format"] = Attr::String("CHWN");
+    EXPECT_FALSE(RunInfer(*Reg().Find("", op), n, 17, in,
+                          std::vector<const Tensor*>(in.size(), nullptr), &out)
+                     .ok())
+        << op;
+  }
 }
 
 }  // namespace

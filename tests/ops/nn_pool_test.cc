@@ -6,6 +6,7 @@
 
 #include "ops/base/kernel_context.h"
 #include "ops/base/op_schema.h"
+#include "ops/layout_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace kiln {
@@ -14,6 +15,7 @@ namespace {
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
+using testing::ToNhwc;
 
 const OpRegistry& Reg() {
   static const OpRegistry* r = [] {
@@ -259,6 +261,128 @@ TEST(Pool, ShapeInference) {
       RunInfer(*s, n, 17, {{DataType::kFloat32, Shape({1, 64, 112, -1})}}, {nullptr}, &out).ok());
   EXPECT_EQ(out[0].shape.ToString(), "[1,64,56,?]");
   EXPECT_EQ(out[1].dtype, DataType::kInt64);
+}
+
+// data_format="NHWC": every output (Indices included) == NHWC(output of the NCHW op).
+void ExpectPoolNhwcMatchesNchw(const std::string& op, const Tensor& x, AttrMap attrs,
+                               int outputs = 1) {
+  SCOPED_TRACE(op + " " + x.TypeString());
+  auto nchw = RunOp(Reg(), op, {x}, attrs, outputs);
+  ASSERT_TRUE(nchw.ok()) << nchw.status();
+  attrs["data_format"] = Attr::String("NHWC");
+  auto nhwc = RunOp(Reg(), op, {ToNhwc(x)}, attrs, outputs);
+  ASSERT_TRUE(nhwc.ok()) << nhwc.status();
+  for (int i = 0; i < outputs; ++i) {
+    EXPECT_TRUE(TensorsNear((*nhwc)[i], ToNhwc((*nchw)[i]), 1e-6, 1e-7)) << "output " << i;
+  }
+}
+
+TEST(Pool, ChannelsLastMatchesChannelsFirst) {
+  struct Case {
+    std::vector<int64_t> x, kernel, strides, pads, dilations;
+    int64_t ceil_mode;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 11}, {3}, {2}, {1, 1}, {1}, 0},                                     // 1-D
+      {{2, 5, 7, 8}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0},                    // ResNet-style
+      {{1, 4, 9, 10}, {2, 3}, {2, 3}, {0, 1, 1, 0}, {1, 1}, 1},                   // asym, ceil
+      {{1, 3, 9, 9}, {3, 2}, {1, 2}, {2, 1, 2, 1}, {2, 3}, 0},                    // dilated
+      {{1, 2, 5, 5}, {2, 2}, {1, 1}, {2, 2, 2, 2}, {1, 1}, 0},                    // all-pad windows
+      {{1, 17, 6, 6}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 0},                   // wide C
+      {{1, 2, 5, 6, 4}, {2, 3, 2}, {2, 1, 2}, {1, 0, 1, 0, 1, 0}, {1, 1, 1}, 1},  // 3-D
+  };
+  uint32_t seed = 300;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(DimsToString(c.x) + " kernel " + DimsToString(c.kernel));
+    const Tensor x = RandomTensor(DataType::kFloat32, c.x, seed++, -3, 3);
+    const AttrMap geo = {{"kernel_shape", Attr::Ints(c.kernel)},
+                         {"strides", Attr::Ints(c.strides)},
+                         {"pads", Attr::Ints(c.pads)},
+                         {"dilations", Attr::Ints(c.dilations)},
+                         {"ceil_mode", Attr::Int(c.ceil_mode)}};
+    for (int64_t order : {0, 1}) {
+      AttrMap a = geo;
+      a["storage_order"] = Attr::Int(order);
+      ExpectPoolNhwcMatchesNchw("MaxPool", x, a, 2);
+    }
+    ExpectPoolNhwcMatchesNchw("MaxPool", *ConvertTensor(x, DataType::kFloat64), geo);
+    for (int64_t include : {0, 1}) {
+      AttrMap a = geo;
+      a["count_include_pad"] = Attr::Int(include);
+      ExpectPoolNhwcMatchesNchw("AveragePool", x, a);
+    }
+    for (int64_t p : {1, 2, 3}) {
+      AttrMap a = geo;
+      a.erase("ceil_mode");
+      a["p"] = Attr::Int(p);
+      ExpectPoolNhwcMatchesNchw("LpPool", x, a);
+    }
+  }
+  // int8 MaxPool and auto_pad.
+  const Tensor xi = RandomTensor(DataType::kInt8, {2, 3, 6, 7}, 9, -100, 100);
+  ExpectPoolNhwcMatchesNchw("MaxPool", xi,
+                            {{"kernel_shape", Attr::Ints({3, 3})},
+                             {"auto_pad", Attr::String("SAME_UPPER")},
+                             {"strides", Attr::Ints({2, 2})}},
+                            2);
+  ExpectPoolNhwcMatchesNchw("AveragePool", RandomTensor(DataType::kFloat32, {1, 3, 7, 6}, 10),
+                            {{"kernel_shape", Attr::Ints({3, 2})},
+                             {"auto_pad", Attr::String("SAME_LOWER")},
+                             {"strides", Attr::Ints({2, 2})}});
+}
+
+TEST(GlobalPool, ChannelsLastMatchesChannelsFirst) {
+  uint32_t seed = 400;
+  for (const std::vector<int64_t>& dims :
+       std::vector<std::vector<int64_t>>{{2, 3, 7}, {2, 5, 4, 3}, {1, 9, 2, 3, 4}, {3, 4, 1, 1}}) {
+    const Tensor x = RandomTensor(DataType::kFloat32, dims, seed++, -2, 2);
+    ExpectPoolNhwcMatchesNchw("GlobalAveragePool", x, {});
+    ExpectPoolNhwcMatchesNchw("GlobalMaxPool", x, {});
+    ExpectPoolNhwcMatchesNchw("GlobalLpPool", x, {{"p", Attr::Int(3)}});
+    ExpectPoolNhwcMatchesNchw("GlobalAveragePool", *ConvertTensor(x, DataType::kFloat64), {});
+  }
+}
+
+TEST(Pool, ChannelsLastErrorsAndShapeInference) {
+  Tensor x = RandomTensor(DataType::kFloat32, {1, 4, 4, 2}, 1);
+  for (const char* op : {"MaxPool", "AveragePool", "LpPool"}) {
+    auto r = RunOp(Reg(), op, {x},
+                   {{"kernel_shape", Attr::Ints({2, 2})}, {"data_format", Attr::String("NWHC")}});
+    EXPECT_FALSE(r.ok()) << op;
+  }
+  EXPECT_FALSE(RunOp(Reg(), "GlobalMaxPool", {x}, {{"data_format", Attr::String("HWC")}}).ok());
+  // NHWC kernel 3x3 on a 4x2 (H x W) image: W is too small.
+  const Tensor narrow = RandomTensor(DataType::kFloat32, {1, 4, 2, 4}, 2);
+  EXPECT_FALSE(RunOp(Reg(), "MaxPool", {narrow},
+                     {{"kernel_shape", Attr::Ints({3, 3})}, {"data_format", Attr::String("NHWC")}})
+                   .ok());
+
+  Node n;
+  n.name = "p";
+  n.op_type = "MaxPool";
+  n.inputs = {"x"};
+  n.outputs = {"y", "i"};
+  n.attrs["kernel_shape"] = Attr::Ints({3, 3});
+  n.attrs["strides"] = Attr::Ints({2, 2});
+  n.attrs["pads"] = Attr::Ints({1, 1, 1, 1});
+  n.attrs["data_format"] = Attr::String("NHWC");
+  std::vector<ValueInfo> out;
+  ASSERT_TRUE(RunInfer(*Reg().Find("", "MaxPool"), n, 17,
+                       {{DataType::kFloat32, Shape({1, 112, -1, 64})}}, {nullptr}, &out)
+                  .ok());
+  EXPECT_EQ(out[0].shape.ToString(), "[1,56,?,64]");
+  EXPECT_EQ(out[1].shape.ToString(), "[1,56,?,64]");
+  n.op_type = "GlobalAveragePool";
+  n.outputs = {"y"};
+  n.attrs = {{"data_format", Attr::String("NHWC")}};
+  ASSERT_TRUE(RunInfer(*Reg().Find("", "GlobalAveragePool"), n, 17,
+                       {{DataType::kFloat32, Shape({-1, 7, 7, 2048})}}, {nullptr}, &out)
+                  .ok());
+  EXPECT_EQ(out[0].shape.ToString(), "[?,1,1,2048]");
+  n.attrs = {{"data_format", Attr::String("NCWH")}};
+  EXPECT_FALSE(RunInfer(*Reg().Find("", "GlobalAveragePool"), n, 17,
+                        {{DataType::kFloat32, Shape({-1, 7, 7, 2048})}}, {nullptr}, &out)
+                   .ok());
 }
 
 }  // namespace
