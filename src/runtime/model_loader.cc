@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "io/onnx/onnx_import.h"
+#include "io/tf/graphdef_import.h"
+#include "io/tf/tfjs_import.h"
 
 namespace kiln {
 
@@ -11,16 +13,25 @@ ModelFormat DetectModelFormat(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".onnx") return ModelFormat::kOnnx;
+  if (ext == ".json") return ModelFormat::kTfJs;  // a TF.js graph model's model.json
+  const std::string file = std::filesystem::path(path).filename().string();
+  if ((ext == ".pb" && file != "saved_model.pb") || ext == ".pbtxt") {
+    return ModelFormat::kTfGraphDef;
+  }
   // ONNX files start with field 1 (ir_version, varint: 0x08) in practice.
   std::ifstream f(path, std::ios::binary);
   char first = 0;
   if (f.get(first) && first == 0x08) return ModelFormat::kOnnx;
+  // A frozen GraphDef starts with field 1 (node, length-delimited: 0x0a).
+  if (first == 0x0a) return ModelFormat::kTfGraphDef;
   return ModelFormat::kUnknown;
 }
 
 const char* ModelFormatName(ModelFormat f) {
   switch (f) {
     case ModelFormat::kOnnx: return "onnx";
+    case ModelFormat::kTfGraphDef: return "tf_graphdef";
+    case ModelFormat::kTfJs: return "tfjs_graph_model";
     case ModelFormat::kUnknown: return "unknown";
   }
   return "unknown";
@@ -31,9 +42,11 @@ StatusOr<Graph> LoadModelGraph(const std::string& path) {
   if (!std::filesystem::exists(path, ec)) return NotFound("model file '" + path + "' does not exist");
   switch (DetectModelFormat(path)) {
     case ModelFormat::kOnnx: return ImportOnnxFile(path);
+    case ModelFormat::kTfGraphDef: return ImportGraphDefFile(path);
+    case ModelFormat::kTfJs: return ImportTfjsModel(path);
     case ModelFormat::kUnknown: break;
   }
-  return InvalidArgument("'" + path + "': unrecognised model format (kiln reads .onnx models)");
+  return InvalidArgument("'" + path + "': unrecognised model format (kiln reads .onnx, frozen GraphDef .pb/.pbtxt and TF.js model.json)");
 }
 
 }  // namespace kiln

@@ -8,7 +8,7 @@
 
 namespace kiln {
 
-enum class ModelFormat { kUnknown, kOnnx };
+enum class ModelFormat { kUnknown, kOnnx, kTfGraphDef, kTfJs };
 
 // Guesses the format from the extension, then from the first bytes.
 ModelFormat DetectModelFormat(const std::string& path);

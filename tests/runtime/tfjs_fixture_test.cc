@@ -84,7 +84,8 @@ Row RunFixture(const fs::path& fixture, const fs::path& models) {
   } catch (const std::exception& e) {
     return fail(std::string("bad manifest: ") + e.what());
   }
-  const fs::path model_json = models / fs::path(m["source"]["model_json"].get<std::string>()).filename();
+  const fs::path model_json =
+      models / fs::path(m["source"]["model_json"].get<std::string>()).filename();
   if (!fs::exists(model_json)) {
     return fail(model_json.string() + " missing (run scripts/fetch_tfjs_models.sh)");
   }
@@ -104,8 +105,8 @@ Row RunFixture(const fs::path& fixture, const fs::path& models) {
   for (const Json& out : m["outputs"]) fetches.push_back(out["name"].get<std::string>());
   const auto start = std::chrono::steady_clock::now();
   auto outs = (*session)->Run(feeds, fetches);
-  row.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-               .count();
+  row.ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!outs.ok()) return fail("run: " + outs.status().ToString());
 
   const Json suggested = m.value("suggested_tolerance", Json::object());
@@ -118,8 +119,8 @@ Row RunFixture(const fs::path& fixture, const fs::path& models) {
     if (!ref.ok()) return fail(ref.status().ToString());
     const std::vector<int64_t> shape = spec["shape"].get<std::vector<int64_t>>();
     if (got.dims() != shape) {
-      problems += " " + what + ": shape " + DimsToString(got.dims()) + " vs " +
-                  DimsToString(shape) + ";";
+      problems +=
+          " " + what + ": shape " + DimsToString(got.dims()) + " vs " + DimsToString(shape) + ";";
       continue;
     }
     const Json tol = spec.value("tolerance", suggested);
@@ -127,7 +128,8 @@ Row RunFixture(const fs::path& fixture, const fs::path& models) {
     if (!IsFloatingPoint(ref->dtype())) rtol = atol = 0;  // integer outputs match exactly
     std::vector<int64_t> idx;
     if (spec.contains("sampled")) {
-      auto ind = ReadNpyFile((fixture / spec["sampled"]["indices_file"].get<std::string>()).string());
+      auto ind =
+          ReadNpyFile((fixture / spec["sampled"]["indices_file"].get<std::string>()).string());
       if (!ind.ok()) return fail(ind.status().ToString());
       for (int64_t i = 0; i < ind->num_elements(); ++i) {
         const auto v = static_cast<int64_t>(ind->GetAsDouble(i));

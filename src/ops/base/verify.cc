@@ -12,6 +12,12 @@ std::string QualifiedOp(const Node& node) {
 
 Status CheckNodeAgainstTable(const Graph& graph, const Node& node, const OpRegistry& registry) {
   const OpSchema* schema = registry.Find(node.domain, node.op_type);
+  if (schema == nullptr && (node.domain == "tf" || node.domain == "tfjs")) {
+    // Kept by the TensorFlow importer for an op it cannot map (graphdef_import.h).
+    const Attr* why = node.FindAttr("_kiln_unmapped_reason");
+    return Unimplemented(node.Describe() + ": TF op " + node.op_type + " has no kiln mapping" +
+                         (why != nullptr ? " (" + why->s + ")" : std::string()));
+  }
   if (schema == nullptr) {
     return Unimplemented(node.Describe() + ": op " + QualifiedOp(node) +
                          " is not in kiln's op table");
