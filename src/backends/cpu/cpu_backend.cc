@@ -1,0 +1,103 @@
+// The CPU backend (cpu_backend.h): Supports = lowering in validation mode, Build = lowering +
+// fusion + instance, Deserialize = parse the stored (already fused) program + instance, with
+// each layer preferring the implementation recorded in the plan.
+#include "backends/cpu/cpu_backend.h"
+
+#include <dnnl.hpp>
+
+#include "backends/cpu/cpu_engine.h"
+#include "backends/cpu/lowering.h"
+
+namespace kiln {
+namespace {
+
+std::string IsaName(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "isa" + std::to_string(static_cast<int>(isa));
+  }
+}
+
+class CpuBackendImpl : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  std::string DeviceFingerprint() const override {
+    const dnnl_version_t* v = dnnl_version();
+    std::string f = "cpu;isa=" + IsaName(dnnl::get_effective_cpu_isa()) +
+                    ";onednn=" + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                    std::to_string(v->patch) + ";features=";
+    __builtin_cpu_init();
+#define KILN_FEATURE(x) \
+  if (__builtin_cpu_supports(x)) f += std::string(x) + ",";
+    KILN_FEATURE("avx2")
+    KILN_FEATURE("fma")
+    KILN_FEATURE("avx512f")
+    KILN_FEATURE("avx512bw")
+    KILN_FEATURE("avx512vl")
+    KILN_FEATURE("avx512vnni")
+    KILN_FEATURE("avx512bf16")
+#undef KILN_FEATURE
+    return f;
+  }
+
+  Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const override {
+    return cpu::LowerNodeForSupport(node, graph, config);
+  }
+
+  StatusOr<std::unique_ptr<Engine>> Build(const Graph& segment,
+                                          const BuildConfig& config) const override {
+    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::LowerSegment(segment, config));
+    cpu::FuseProgram(&p);
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<cpu::CpuEngine> e,
+                          cpu::CpuEngine::Create(std::move(p), config));
+    return std::unique_ptr<Engine>(std::move(e));
+  }
+
+  StatusOr<std::unique_ptr<Engine>> Deserialize(std::string_view payload, const Graph& segment,
+                                                const BuildConfig& config) const override {
+    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload));
+    if (p.inputs.size() != segment.inputs.size() || p.outputs.size() != segment.outputs.size()) {
+      return DataLoss("CPU engine payload has " + std::to_string(p.inputs.size()) + " inputs and " +
+                      std::to_string(p.outputs.size()) + " outputs; the segment has " +
+                      std::to_string(segment.inputs.size()) + " and " +
+                      std::to_string(segment.outputs.size()));
+    }
+    if (config.precision != Precision::kFP32) {
+      return Unimplemented(std::string("precision ") + PrecisionName(config.precision) +
+                           " is not supported yet");
+    }
+    StatusOr<std::unique_ptr<cpu::CpuEngine>> e = cpu::CpuEngine::Create(std::move(p), config);
+    if (!e.ok()) return e.status().WithContext("rebuilding the CPU engine from its plan");
+    return std::unique_ptr<Engine>(std::move(e).value());
+  }
+};
+
+}  // namespace
+
+const Backend& CpuBackend() {
+  static const CpuBackendImpl* backend = new CpuBackendImpl();
+  return *backend;
+}
+
+}  // namespace kiln

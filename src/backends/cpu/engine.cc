@@ -1,0 +1,90 @@
+// CpuEngine (cpu_engine.h): instances per batch, execution, layer table, payload.
+#include "backends/cpu/cpu_engine.h"
+
+namespace kiln::cpu {
+
+StatusOr<std::unique_ptr<CpuEngine>> CpuEngine::Create(Program program, const BuildConfig& config) {
+  std::unique_ptr<CpuEngine> e(new CpuEngine(std::move(program), config));
+  if (config.input_shapes.size() != e->prog_.inputs.size()) {
+    return InvalidArgument("the engine has " + std::to_string(e->prog_.inputs.size()) +
+                           " inputs but BuildConfig gives " +
+                           std::to_string(config.input_shapes.size()) + " shapes");
+  }
+  KILN_ASSIGN_OR_RETURN(e->main_, BuildInstance(e->prog_, config.input_shapes, config, &e->cache_));
+  e->instances_[config.input_shapes] = e->main_;
+  return e;
+}
+
+StatusOr<std::shared_ptr<Instance>> CpuEngine::InstanceFor(const std::vector<Dims>& dims) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = instances_.find(dims);
+  if (it != instances_.end()) return it->second;
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, BuildInstance(prog_, dims, cfg_, &cache_));
+  instances_[dims] = inst;
+  return inst;
+}
+
+bool CpuEngine::Accepts(const std::vector<std::vector<int64_t>>& dims) const {
+  const auto& built = cfg_.input_shapes;
+  if (dims.size() != built.size()) return false;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i].size() != built[i].size() || dims[i].empty()) return false;
+    if (cfg_.exact_shapes ? dims[i] != built[i]
+                          : !std::equal(dims[i].begin() + 1, dims[i].end(), built[i].begin() + 1) ||
+                                dims[i][0] < 1 || dims[i][0] > built[i][0]) {
+      return false;
+    }
+  }
+  // The batch must also be one the program's shapes allow (e.g. a Reshape to a fixed size).
+  return InstanceFor(dims).ok();
+}
+
+Status CpuEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                          std::vector<LayerInfo>* profile) const {
+  if (inputs.size() != prog_.inputs.size()) {
+    return InvalidArgument("CPU engine expects " + std::to_string(prog_.inputs.size()) +
+                           " inputs, got " + std::to_string(inputs.size()));
+  }
+  std::vector<Dims> dims;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
+      return InvalidArgument("CPU engine input " + std::to_string(i) + " must be float32");
+    }
+    dims.push_back(inputs[i]->dims());
+  }
+  if (!Accepts(dims)) {
+    std::string got;
+    for (const Dims& d : dims) got += DimsToString(d);
+    return InvalidArgument("CPU engine cannot run input shapes " + got);
+  }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, InstanceFor(dims));
+  if (profile == nullptr) return inst->Run(inputs, outputs, nullptr);
+  std::vector<double> ms(prog_.layers.size(), 0.0);
+  KILN_RETURN_IF_ERROR(inst->Run(inputs, outputs, &ms));
+  *profile = Layers();
+  for (size_t i = 0; i < profile->size(); ++i) (*profile)[i].ms = ms[i];
+  return Status::OK();
+}
+
+std::vector<LayerInfo> CpuEngine::Layers() const {
+  std::vector<LayerInfo> out;
+  for (size_t i = 0; i < prog_.layers.size(); ++i) {
+    const Layer& l = prog_.layers[i];
+    LayerInfo info;
+    info.name = l.nodes.empty() ? l.op : l.nodes[0];
+    info.op = l.op;
+    info.nodes = l.nodes;
+    info.precision = "FP32";
+    info.implementation = main_->impl[i].empty() ? "view (no copy)" : main_->impl[i];
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+StatusOr<std::string> CpuEngine::SerializePayload() const {
+  Program p = prog_;
+  for (size_t i = 0; i < p.layers.size(); ++i) p.layers[i].impl = main_->impl[i];
+  return SerializeProgram(p);
+}
+
+}  // namespace kiln::cpu

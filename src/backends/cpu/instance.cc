@@ -1,0 +1,427 @@
+// The instance builder (layers.h): layouts, edge reorders, constant reordering, post-ops, and
+// running an instance with a pooled per-call arena.
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+
+#include "backends/cpu/layers.h"
+
+namespace kiln::cpu {
+
+std::shared_ptr<void> AlignedAlloc(size_t bytes) {
+  const size_t n = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, n);
+  if (p == nullptr) return nullptr;
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+namespace {
+
+const dnnl::engine& CpuEngineHandle() {
+  static const dnnl::engine* eng = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *eng;
+}
+
+}  // namespace
+
+dnnl::primitive_attr ScratchAttr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+StatusOr<std::shared_ptr<void>> WeightCache::Get(int layer, int operand, const memory::desc& src,
+                                                 const void* data, const memory::desc& want,
+                                                 const dnnl::engine& eng) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Entry& e : entries_) {
+    if (e.layer == layer && e.operand == operand && e.md == want) return e.data;
+  }
+  std::shared_ptr<void> dst = AlignedAlloc(want.get_size());
+  if (dst == nullptr) return ResourceExhausted("cannot allocate weights");
+  memory src_m(src, eng, const_cast<void*>(data));
+  memory dst_m(want, eng, dst.get());
+  dnnl::stream s(eng);
+  dnnl::reorder(src_m, dst_m).execute(s, src_m, dst_m);
+  s.wait();
+  entries_.push_back({layer, operand, want, dst});
+  return dst;
+}
+
+// ----------------------------------------------------------------------------- layouts
+
+std::vector<int> ToLogicalPerm(int rank) {
+  std::vector<int> p(rank);
+  p[0] = 0;
+  p[rank - 1] = 1;
+  for (int i = 1; i < rank - 1; ++i) p[i] = i + 1;
+  return p;
+}
+
+std::vector<int> ToTensorPerm(int rank) {
+  std::vector<int> p(rank);
+  p[0] = 0;
+  p[1] = rank - 1;
+  for (int i = 2; i < rank; ++i) p[i] = i - 1;
+  return p;
+}
+
+memory::desc Permuted(const memory::desc& md, const std::vector<int>& perm) {
+  return perm.empty() ? md : md.permute_axes(perm);
+}
+
+memory::desc Builder::Plain(const Dims& d) {
+  memory::dims strides(d.size(), 1);
+  for (int i = static_cast<int>(d.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * d[i + 1];
+  return memory::desc(memory::dims(d.begin(), d.end()), memory::data_type::f32, strides);
+}
+
+Builder::Builder(const Program& p, const std::vector<Dims>& d, const BuildConfig& c,
+                 WeightCache* cache, Instance* out)
+    : prog(p),
+      dims(d),
+      cfg(c),
+      eng(CpuEngineHandle()),
+      cache_(cache ? cache : &local_cache_),
+      out_(out) {
+  state_.resize(p.tensors.size());
+  last_use_.assign(p.tensors.size(), -1);
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    for (int t : p.layers[i].inputs) {
+      if (t >= 0) last_use_[t] = static_cast<int>(i);
+    }
+    for (const PostOp& po : p.layers[i].post_ops) {
+      if (po.tensor >= 0) last_use_[po.tensor] = static_cast<int>(i);
+    }
+  }
+  for (int t : p.outputs) last_use_[t] = INT_MAX;
+  out_->eng = eng;
+  out_->impl.assign(p.layers.size(), "");
+  for (size_t i = 0; i < p.inputs.size(); ++i) {
+    const int t = p.inputs[i];
+    BufferDef b;
+    b.where = BufferDef::kInput;
+    b.ext = static_cast<int>(i);
+    out_->buffers.push_back(b);
+    buffer_tensors_.push_back({t});
+    last_use_[t] = INT_MAX;
+    state_[t].md = Plain(dims[t]);
+    state_[t].buffer = static_cast<int>(out_->buffers.size()) - 1;
+  }
+  for (size_t t = 0; t < p.tensors.size(); ++t) {
+    if (!p.tensors[t].is_const) continue;
+    BufferDef b;
+    b.where = BufferDef::kConst;
+    b.data = p.tensors[t].value.raw_data();
+    out_->buffers.push_back(b);
+    buffer_tensors_.push_back({static_cast<int>(t)});
+    state_[t].md = Plain(dims[t]);
+    state_[t].buffer = static_cast<int>(out_->buffers.size()) - 1;
+  }
+}
+
+int Builder::NewBuffer(size_t bytes) {
+  BufferDef b;
+  b.bytes = bytes;
+  out_->buffers.push_back(b);
+  buffer_tensors_.emplace_back();
+  return static_cast<int>(out_->buffers.size()) - 1;
+}
+
+int Builder::Define(int t, const memory::desc& md, int buffer) {
+  if (buffer < 0) buffer = NewBuffer(md.get_size());
+  state_[t].md = md;
+  state_[t].buffer = buffer;
+  state_[t].variants.clear();
+  buffer_tensors_[buffer].push_back(t);
+  return buffer;
+}
+
+StatusOr<int> Builder::Copy(const memory::desc& md, int buffer, const memory::desc& md_out) {
+  const int nb = NewBuffer(md_out.get_size());
+  dnnl::reorder::primitive_desc pd(eng, md, eng, md_out, ScratchAttr());
+  Step s;
+  s.prim = dnnl::reorder(pd);
+  s.args = {{DNNL_ARG_FROM, md, buffer}, {DNNL_ARG_TO, md_out, nb}};
+  s.layer = layer;
+  s.scratch_md = pd.scratchpad_desc();
+  out_->steps.push_back(std::move(s));
+  return nb;
+}
+
+StatusOr<int> Builder::As(int t, const memory::desc& want) {
+  TState& s = state_[t];
+  if (s.md == want) return s.buffer;
+  for (const auto& [md, buf] : s.variants) {
+    if (md == want) return buf;
+  }
+  if (IsConst(t)) {
+    // Constants are reordered once at build, never per call.
+    KILN_ASSIGN_OR_RETURN(int buf, Weights(1000 + t, t, s.md, want));
+    s.variants.push_back({want, buf});
+    return buf;
+  }
+  KILN_ASSIGN_OR_RETURN(int nb, Copy(s.md, s.buffer, want));
+  buffer_tensors_[nb].push_back(t);
+  state_[t].variants.push_back({want, nb});
+  return nb;
+}
+
+StatusOr<int> Builder::Weights(int operand, int t, const memory::desc& src,
+                               const memory::desc& want) {
+  const void* data = prog.tensors[t].value.raw_data();
+  BufferDef b;
+  b.where = BufferDef::kConst;
+  if (src == want) {
+    b.data = data;
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> w,
+                          cache_->Get(layer, operand, src, data, want, eng));
+    out_->keep.push_back(w);
+    b.data = w.get();
+  }
+  out_->buffers.push_back(b);
+  buffer_tensors_.push_back({t});
+  return static_cast<int>(out_->buffers.size()) - 1;
+}
+
+size_t Builder::ScratchOf(const dnnl::primitive_desc_base& pd) const {
+  return pd.scratchpad_desc().get_size();
+}
+
+Status Builder::ScratchError(size_t need, int impls) const {
+  const Layer& l = L();
+  return ResourceExhausted("layer '" + (l.nodes.empty() ? l.op : l.nodes[0]) + "' (" + l.op +
+                           ") needs " + std::to_string(need) +
+                           " bytes of scratchpad (the smallest of its " + std::to_string(impls) +
+                           " implementations); max_workspace_size_bytes is " +
+                           std::to_string(cfg.max_workspace_size_bytes));
+}
+
+void Builder::AddStep(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+                      std::vector<StepArg> args) {
+  Step s;
+  s.prim = prim;
+  s.args = std::move(args);
+  s.layer = layer;
+  s.scratch_md = pd.scratchpad_desc();
+  if (layer >= 0 && out_->impl[layer].empty()) out_->impl[layer] = pd.impl_info_str();
+  out_->steps.push_back(std::move(s));
+}
+
+bool Builder::Reusable(int t) const {
+  const int b = state_[t].buffer;
+  if (out_->buffers[b].where != BufferDef::kArena) return false;
+  for (int u : buffer_tensors_[b]) {
+    if (last_use_[u] > layer) return false;
+  }
+  return true;
+}
+
+Status Builder::Finish() {
+  layer = -1;
+  // Engine outputs: hand the caller's tensor to the producer when the layout is plain and the
+  // buffer is exclusively this output's; otherwise copy into it.
+  std::vector<bool> claimed(out_->buffers.size(), false);
+  for (size_t o = 0; o < prog.outputs.size(); ++o) {
+    const int t = prog.outputs[o];
+    const TState& s = state_[t];
+    BufferDef& b = out_->buffers[s.buffer];
+    const memory::desc plain = Plain(dims[t]);
+    if (b.where == BufferDef::kArena && !claimed[s.buffer] && s.md == plain &&
+        b.bytes == plain.get_size()) {
+      b.where = BufferDef::kOutput;
+      b.ext = static_cast<int>(o);
+      claimed[s.buffer] = true;
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(int nb, Copy(s.md, s.buffer, plain));
+    out_->buffers[nb].where = BufferDef::kOutput;
+    out_->buffers[nb].ext = static_cast<int>(o);
+    claimed.resize(out_->buffers.size(), false);
+    claimed[nb] = true;
+  }
+  for (size_t i = 0; i < out_->steps.size(); ++i) {
+    const Step& s = out_->steps[i];
+    out_->scratch_bytes = std::max(out_->scratch_bytes, s.scratch_md.get_size());
+    for (const StepArg& a : s.args) {
+      BufferDef& b = out_->buffers[a.buffer];
+      if (b.first < 0) b.first = static_cast<int>(i);
+      b.last = static_cast<int>(i);
+    }
+  }
+  out_->arena_bytes = PlanMemory(&out_->buffers);
+  for (int t : prog.outputs) out_->out_dims.push_back(dims[t]);
+  return Status::OK();
+}
+
+// ----------------------------------------------------------------------------- post-ops
+
+StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
+                                     const std::vector<int>& to_logical, std::vector<StepArg>* args,
+                                     int* sum_tensor) {
+  dnnl::post_ops ops;
+  *sum_tensor = -1;
+  const Layer& l = b.L();
+  const int rank = dst.data.ndims;
+  for (const PostOp& po : l.post_ops) {
+    switch (po.kind) {
+      case PostOp::kEltwise:
+        ops.append_eltwise(1.f, static_cast<dnnl::algorithm>(po.alg), po.alpha, po.beta);
+        break;
+      case PostOp::kSum:
+        if (*sum_tensor >= 0) return Unimplemented("two sum post-ops");
+        *sum_tensor = po.tensor;
+        ops.append_sum(1.f);
+        break;
+      case PostOp::kBinary: {
+        // The operand, padded with leading 1s to the dst rank, in plain layout.
+        Dims d = b.dims[po.tensor];
+        if (static_cast<int>(d.size()) > rank) return Unimplemented("binary operand rank");
+        d.insert(d.begin(), rank - d.size(), 1);
+        const memory::desc plain = Builder::Plain(b.dims[po.tensor]);
+        KILN_ASSIGN_OR_RETURN(int buf, b.As(po.tensor, plain));
+        const memory::desc md = Permuted(Builder::Plain(d), to_logical);
+        ops.append_binary(static_cast<dnnl::algorithm>(po.alg), md);
+        args->push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_SRC_1, md, buf});
+        break;
+      }
+    }
+  }
+  return ops;
+}
+
+StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_tensor,
+                        const std::vector<StepArg>& reads) {
+  if (sum_tensor < 0) return b.Define(out, md);
+  const int rb = b.BufferOf(sum_tensor);
+  const bool read_here =
+      std::any_of(reads.begin(), reads.end(), [&](const StepArg& a) { return a.buffer == rb; });
+  if (b.MdOf(sum_tensor) == md && b.Reusable(sum_tensor) && !read_here) {
+    return b.Define(out, md, b.BufferOf(sum_tensor));  // in place
+  }
+  KILN_ASSIGN_OR_RETURN(int src, b.As(sum_tensor, b.MdOf(sum_tensor)));
+  KILN_ASSIGN_OR_RETURN(int nb, b.Copy(b.MdOf(sum_tensor), src, md));
+  return b.Define(out, md, nb);
+}
+
+// ----------------------------------------------------------------------------- build / run
+
+StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
+                                                  const std::vector<Dims>& input_dims,
+                                                  const BuildConfig& cfg, WeightCache* cache) {
+  KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims, PropagateShapes(p, input_dims));
+  auto inst = std::make_shared<Instance>();
+  try {
+    Builder b(p, dims, cfg, cache, inst.get());
+    for (size_t i = 0; i < p.layers.size(); ++i) {
+      b.layer = static_cast<int>(i);
+      const Layer& l = p.layers[i];
+      Status s;
+      switch (l.kind) {
+        case LayerKind::kConv:
+        case LayerKind::kDeconv:
+          s = BuildConv(b);
+          break;
+        case LayerKind::kMatMul:
+          s = BuildMatMul(b);
+          break;
+        default:
+          s = BuildMisc(b);
+      }
+      if (!s.ok()) {
+        if (s.code() == StatusCode::kResourceExhausted) return s;
+        return Status(s.code(), "layer '" + (l.nodes.empty() ? l.op : l.nodes[0]) + "' (" + l.op +
+                                    "): " + s.message());
+      }
+    }
+    KILN_RETURN_IF_ERROR(b.Finish());
+  } catch (const dnnl::error& e) {
+    return Unimplemented(std::string("oneDNN: ") + e.what());
+  } catch (const std::exception& e) {
+    return Internal(std::string("building the CPU engine failed: ") + e.what());
+  }
+  return inst;
+}
+
+Status ProbeProgram(const Program& p, const BuildConfig& cfg) {
+  std::vector<Dims> in;
+  for (int t : p.inputs) in.push_back(p.tensors[t].dims);
+  return BuildInstance(p, in, cfg, nullptr).status();
+}
+
+std::unique_ptr<Arena> Instance::Acquire() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!pool_.empty()) {
+      auto a = std::move(pool_.back());
+      pool_.pop_back();
+      return a;
+    }
+  }
+  auto a = std::make_unique<Arena>();
+  a->storage = AlignedAlloc(arena_bytes + scratch_bytes);
+  if (a->storage == nullptr) return nullptr;
+  a->stream = dnnl::stream(eng);
+  char* base = static_cast<char*>(a->storage.get());
+  a->args.resize(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& s = steps[i];
+    for (const StepArg& arg : s.args) {
+      const BufferDef& b = buffers[arg.buffer];
+      void* ptr = nullptr;
+      if (b.where == BufferDef::kArena) ptr = base + b.offset;
+      if (b.where == BufferDef::kConst) ptr = const_cast<void*>(b.data);
+      a->args[i].emplace(arg.arg, memory(arg.md, eng, ptr));
+      if (b.where == BufferDef::kInput || b.where == BufferDef::kOutput) {
+        a->ext.push_back({i, arg.arg, b.where == BufferDef::kInput, b.ext});
+      }
+    }
+    if (s.scratch_md.get_size() > 0) {
+      a->args[i].emplace(DNNL_ARG_SCRATCHPAD, memory(s.scratch_md, eng, base + arena_bytes));
+    }
+  }
+  return a;
+}
+
+void Instance::Release(std::unique_ptr<Arena> a) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  pool_.push_back(std::move(a));
+}
+
+Status Instance::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                     std::vector<double>* layer_ms) const {
+  outputs->assign(out_dims.size(), Tensor());
+  for (size_t o = 0; o < out_dims.size(); ++o) {
+    KILN_ASSIGN_OR_RETURN((*outputs)[o], Tensor::Create(DataType::kFloat32, out_dims[o]));
+  }
+  std::unique_ptr<Arena> a = Acquire();
+  if (a == nullptr) return ResourceExhausted("cannot allocate the engine arena");
+  try {
+    for (const Arena::Ext& e : a->ext) {
+      void* p = e.input ? const_cast<void*>(inputs[e.index]->raw_data())
+                        : (*outputs)[e.index].raw_mutable_data();
+      a->args[e.step].at(e.arg).set_data_handle(p);
+    }
+    using Clock = std::chrono::steady_clock;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const auto t0 = layer_ms ? Clock::now() : Clock::time_point();
+      steps[i].prim.execute(a->stream, a->args[i]);
+      if (layer_ms != nullptr) {
+        a->stream.wait();
+        const int l = steps[i].layer;
+        if (l >= 0 && l < static_cast<int>(layer_ms->size())) {
+          (*layer_ms)[l] += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        }
+      }
+    }
+    a->stream.wait();
+  } catch (const dnnl::error& e) {
+    return Internal(std::string("oneDNN execution failed: ") + e.what());
+  }
+  Release(std::move(a));
+  return Status::OK();
+}
+
+}  // namespace kiln::cpu

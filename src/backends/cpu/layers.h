@@ -1,0 +1,240 @@
+// Instances: a layer program built into oneDNN primitives for one batch size.
+//
+// The Builder walks the program in order. Each layer family (layers_conv.cc, layers_matmul.cc,
+// layers_misc.cc) creates its primitive descriptor with the layouts it wants (format_tag::any
+// for conv / deconv / matmul weights and activations), and asks the Builder for its inputs in
+// those layouts: a tensor already in that layout is used as is, otherwise one reorder is
+// inserted (and shared by every consumer wanting the same layout). Layouts therefore flow
+// between layers and reorders appear only at edges. Constant operands (weights) are reordered
+// once, at build, into the layout the primitive chose, and shared through a WeightCache by every
+// instance of the engine.
+//
+// Buffers: engine inputs and outputs are the caller's tensors; every other activation lives in
+// one per-call arena whose offsets the memory plan (memory_plan.cc) assigns by lifetime. Views
+// (Reshape, Transpose, split outputs of merged siblings) share their source's buffer; a residual
+// Add fused as a sum post-op writes in place into the residual's buffer when that tensor dies at
+// the layer. The scratchpad of every layer is user-managed (one region per arena, sized for the
+// largest layer), which keeps primitives stateless and Execute thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <dnnl.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/cpu/lowering.h"
+#include "engine/build_config.h"
+#include "kiln/status.h"
+
+namespace kiln::cpu {
+
+using dnnl::memory;
+using Dims = std::vector<int64_t>;
+
+struct BufferDef {
+  enum Where { kArena, kInput, kOutput, kConst } where = kArena;
+  size_t bytes = 0;
+  int ext = -1;                // kInput / kOutput: the engine I/O index
+  const void* data = nullptr;  // kConst
+  int first = -1, last = -1;   // kArena: steps using it
+  size_t offset = 0;           // kArena: offset the memory plan gave it
+};
+
+struct StepArg {
+  int arg;
+  memory::desc md;
+  int buffer;
+};
+
+struct Step {
+  dnnl::primitive prim;
+  std::vector<StepArg> args;
+  int layer = -1;           // the program layer it belongs to (-1: an output copy)
+  memory::desc scratch_md;  // zero-size when the primitive needs no scratchpad
+};
+
+// Reordered constant operands shared by all instances of an engine.
+class WeightCache {
+ public:
+  // The constant `data` (plain layout `src`) in layout `want`, reordered on first request.
+  StatusOr<std::shared_ptr<void>> Get(int layer, int operand, const memory::desc& src,
+                                      const void* data, const memory::desc& want,
+                                      const dnnl::engine& eng);
+
+ private:
+  struct Entry {
+    int layer, operand;
+    memory::desc md;
+    std::shared_ptr<void> data;
+  };
+  std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+std::shared_ptr<void> AlignedAlloc(size_t bytes);
+
+class Instance;
+
+// Per-call state: the arena, the stream, and memory objects bound to them.
+struct Arena {
+  std::shared_ptr<void> storage;
+  dnnl::stream stream;
+  std::vector<std::unordered_map<int, memory>> args;  // per step
+  struct Ext {
+    size_t step;
+    int arg;
+    bool input;
+    int index;
+  };
+  std::vector<Ext> ext;
+};
+
+class Instance {
+ public:
+  std::vector<Step> steps;
+  std::vector<BufferDef> buffers;
+  std::vector<Dims> out_dims;     // engine outputs at this batch
+  std::vector<std::string> impl;  // per program layer: impl_info_str of its main primitive
+  size_t arena_bytes = 0, scratch_bytes = 0;
+  std::vector<std::shared_ptr<void>> keep;  // reordered weights in use
+  dnnl::engine eng;
+
+  // Runs the steps; `layer_ms` (size = program layers) gets per-layer times when non-null.
+  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+             std::vector<double>* layer_ms) const;
+
+ private:
+  std::unique_ptr<Arena> Acquire() const;
+  void Release(std::unique_ptr<Arena> a) const;
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<Arena>> pool_;
+};
+
+// Builds an instance for these engine input dims. `cache` may be null (no sharing).
+StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
+                                                  const std::vector<Dims>& input_dims,
+                                                  const BuildConfig& cfg, WeightCache* cache);
+// Builds the program at its recorded dims and throws the result away (Supports' oneDNN check).
+Status ProbeProgram(const Program& p, const BuildConfig& cfg);
+
+// Assigns arena offsets to kArena buffers by lifetime; returns the arena size.
+size_t PlanMemory(std::vector<BufferDef>* buffers);
+
+// ----------------------------------------------------------------------------- builder
+
+class Builder {
+ public:
+  Builder(const Program& p, const std::vector<Dims>& dims, const BuildConfig& cfg,
+          WeightCache* cache, Instance* out);
+
+  const Program& prog;
+  const std::vector<Dims>& dims;
+  const BuildConfig& cfg;
+  dnnl::engine eng;
+  int layer = -1;
+
+  const Layer& L() const { return prog.layers[layer]; }
+  static memory::desc Plain(const Dims& d);
+  // Current layout of tensor t.
+  const memory::desc& MdOf(int t) const { return state_[t].md; }
+  bool IsPlain(int t) const { return state_[t].md == Plain(dims[t]); }
+  bool IsConst(int t) const { return prog.tensors[t].is_const; }
+  // Buffer holding tensor t in layout `want` (a reorder step is added the first time).
+  StatusOr<int> As(int t, const memory::desc& want);
+  // Buffer of tensor t in its current layout.
+  int BufferOf(int t) const { return state_[t].buffer; }
+  // Defines tensor t (an output of the current layer) in layout `md`: a fresh arena buffer, or
+  // `buffer` when given (in place / a view).
+  int Define(int t, const memory::desc& md, int buffer = -1);
+  // A fresh arena buffer (for a merged output whose pieces Define as sub-memories).
+  int NewBuffer(size_t bytes);
+  // Constant tensor t (plain `src` view of its data) reordered into `want`, shared via cache.
+  StatusOr<int> Weights(int operand, int t, const memory::desc& src, const memory::desc& want);
+  // Appends a step running `prim` (created from `pd`); the first step of a layer names its
+  // implementation in LayerInfo.
+  void AddStep(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+               std::vector<StepArg> args);
+  // Iterates implementations (next_impl) for the first whose scratchpad fits
+  // max_workspace_size_bytes, preferring the layer's recorded `impl`.
+  template <typename PD>
+  Status Choose(PD& pd);
+  // True when tensor t's buffer may be overwritten by the current layer (t and every tensor
+  // sharing its buffer die here, none is an engine I/O).
+  bool Reusable(int t) const;
+  // Adds a copy (reorder) of `buffer`/`md` into a fresh buffer of layout `md_out`.
+  StatusOr<int> Copy(const memory::desc& md, int buffer, const memory::desc& md_out);
+
+  Status Finish();
+
+ private:
+  struct TState {
+    memory::desc md;
+    int buffer = -1;
+    std::vector<std::pair<memory::desc, int>> variants;
+  };
+  Status ScratchError(size_t need, int impls) const;
+  size_t ScratchOf(const dnnl::primitive_desc_base& pd) const;
+
+  WeightCache* cache_;
+  Instance* out_;
+  std::vector<TState> state_;
+  std::vector<int> last_use_;
+  std::vector<std::vector<int>> buffer_tensors_;
+  WeightCache local_cache_;
+};
+
+template <typename PD>
+Status Builder::Choose(PD& pd) {
+  const std::string& want = L().impl;
+  const size_t limit = static_cast<size_t>(std::max<int64_t>(0, cfg.max_workspace_size_bytes));
+  // Pass 0 looks for the recorded implementation; pass 1 takes the first that fits.
+  for (int pass = want.empty() ? 1 : 0; pass < 2; ++pass) {
+    PD probe = pd;
+    size_t smallest = SIZE_MAX;
+    int n = 0;
+    do {
+      ++n;
+      const size_t s = ScratchOf(probe);
+      smallest = std::min(smallest, s);
+      if (s <= limit && (pass == 1 || probe.impl_info_str() == want)) {
+        pd = probe;
+        return Status::OK();
+      }
+    } while (probe.next_impl());
+    if (pass == 1) return ScratchError(smallest, n);
+  }
+  return Internal("unreachable");
+}
+
+dnnl::primitive_attr ScratchAttr();
+// Post-ops of the current layer for a primitive whose logical dst is `dst` (in the primitive's
+// axis order; `to_logical` permutes a tensor-space md into it, identity when empty). Binary
+// operands are added to `args`; `sum_tensor` gets the residual of a sum post-op (or -1).
+StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
+                                     const std::vector<int>& to_logical, std::vector<StepArg>* args,
+                                     int* sum_tensor);
+// Defines the single output of the current layer with layout `md` (tensor space), honoring a
+// sum post-op (in place into the residual when it dies here and `reads` (the step's other
+// arguments) do not touch its buffer, else into a copy of it).
+StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_tensor,
+                        const std::vector<StepArg>& reads);
+
+// NHWC helpers: permutations between a channels-last tensor and the logical NCHW order.
+std::vector<int> ToLogicalPerm(int rank);  // tensor [N,spatial..,C] -> logical [N,C,spatial..]
+std::vector<int> ToTensorPerm(int rank);   // the inverse
+memory::desc Permuted(const memory::desc& md, const std::vector<int>& perm);
+// Tensor dims in logical NCHW order ([N,spatial..,C] -> [N,C,spatial..] when nhwc).
+inline Dims LogicalDims(Dims d, bool nhwc) {
+  if (nhwc && d.size() >= 3) std::rotate(d.begin() + 1, d.end() - 1, d.end());
+  return d;
+}
+
+// Per-family builders.
+Status BuildConv(Builder& b);
+Status BuildMatMul(Builder& b);
+Status BuildMisc(Builder& b);
+
+}  // namespace kiln::cpu

@@ -1,0 +1,154 @@
+// Conv and ConvTranspose layers: oneDNN convolution / deconvolution (direct algorithm, so the
+// numerics match the reference GEMM; no Winograd) with layouts chosen by oneDNN
+// (format_tag::any), weights reordered once, bias and post-ops fused.
+//
+// A horizontally merged conv (`split`) computes all siblings' channels in one primitive; each
+// sibling's output is a sub-memory (channel offset) of the merged dst. Sub-memories of a blocked
+// layout are only valid at block-aligned offsets: when the chosen layout does not allow that,
+// the primitive is re-created with a channels-last dst, where any channel range is a view.
+#include "backends/cpu/layers.h"
+
+namespace kiln::cpu {
+namespace {
+
+memory::desc Any(const Dims& d) {
+  return memory::desc(memory::dims(d.begin(), d.end()), memory::data_type::f32,
+                      memory::format_tag::any);
+}
+
+memory::format_tag ChannelsLastTag(size_t rank) {
+  return rank == 3   ? memory::format_tag::acb
+         : rank == 4 ? memory::format_tag::acdb
+                     : memory::format_tag::acdeb;
+}
+
+// Sub-memories of `dst` (logical NCHW) for each split; false when the layout cannot express one.
+bool SplitViews(const memory::desc& dst, const std::vector<int64_t>& split,
+                std::vector<memory::desc>* views) {
+  views->clear();
+  memory::dims dims = dst.dims();
+  int64_t off = 0;
+  for (int64_t c : split) {
+    memory::dims d = dims, o(dims.size(), 0);
+    d[1] = c;
+    o[1] = off;
+    off += c;
+    try {
+      views->push_back(dst.submemory_desc(d, o));
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Status BuildConv(Builder& b) {
+  const Layer& l = b.L();
+  const bool deconv = l.kind == LayerKind::kDeconv;
+  const int x = l.inputs[0], w = l.inputs[1];
+  const int bias = l.inputs.size() > 2 ? l.inputs[2] : -1;
+  const Dims& xd = b.dims[x];
+  const int r = static_cast<int>(xd.size());
+  const bool nhwc = l.Int("nhwc") != 0;
+  const std::vector<int> to_logical = nhwc ? ToLogicalPerm(r) : std::vector<int>();
+  const std::vector<int> to_tensor = nhwc ? ToTensorPerm(r) : std::vector<int>();
+  const Dims xl = LogicalDims(xd, nhwc);
+  const Dims& wd = b.dims[w];
+  const int64_t g = l.Int("group", 1);
+  const int64_t ksize = [&] {
+    int64_t k = 1;
+    for (int i = 2; i < r; ++i) k *= wd[i];
+    return k;
+  }();
+  // oneDNN weights: [O, I, k...] or grouped [g, O/g, I/g, k...]; `wsrc` views the IR tensor.
+  const int64_t out_ch = deconv ? wd[1] * g : wd[0];
+  const int64_t in_ch = xl[1];
+  Dims wdims = {out_ch / g, in_ch / g};
+  wdims.insert(wdims.end(), wd.begin() + 2, wd.end());
+  memory::dims wstrides(wdims.size(), 1);
+  for (int i = r - 2; i >= 2; --i) wstrides[i] = wstrides[i + 1] * wdims[i + 1];
+  if (!deconv) {  // [O, I/g, k]: o -> (I/g)*K, i -> K
+    wstrides[0] = wdims[1] * ksize;
+    wstrides[1] = ksize;
+  } else {  // [I, O/g, k]: o -> K, i -> (O/g)*K
+    wstrides[0] = ksize;
+    wstrides[1] = wdims[0] * ksize;
+  }
+  if (g > 1) {
+    wdims.insert(wdims.begin(), g);
+    wstrides.insert(wstrides.begin(), (out_ch / g) * (in_ch / g) * ksize);
+  }
+  const memory::desc wsrc(memory::dims(wdims.begin(), wdims.end()), memory::data_type::f32,
+                          wstrides);
+
+  // Output (merged when split).
+  Dims yl = xl;
+  yl[1] = out_ch;
+  const Dims first = LogicalDims(b.dims[l.outputs[0]], nhwc);
+  for (int i = 2; i < r; ++i) yl[i] = first[i];
+  memory::dims strides, dil, pl, pr;
+  for (int i = 0; i < r - 2; ++i) {
+    strides.push_back(l.Ints("strides")[i]);
+    dil.push_back(l.Ints("dilations")[i] - 1);
+    pl.push_back(l.Ints("pads_begin")[i]);
+    pr.push_back(l.Ints("pads_end")[i]);
+  }
+  std::vector<StepArg> args;
+  int sum_tensor = -1;
+  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops,
+                        MakePostOps(b, Any(yl), to_logical, &args, &sum_tensor));
+  dnnl::primitive_attr attr = ScratchAttr();
+  attr.set_post_ops(ops);
+  const memory::desc bias_md = bias >= 0 ? Builder::Plain({out_ch}) : memory::desc();
+  const auto prop = dnnl::prop_kind::forward_inference;
+
+  auto make = [&](const memory::desc& dst_md) -> StatusOr<dnnl::primitive_desc> {
+    if (!deconv) {
+      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, Any(xl),
+                                        Any(wdims), bias_md, dst_md, strides, dil, pl, pr);
+      dnnl::convolution_forward::primitive_desc pd(d, attr, b.eng);
+      KILN_RETURN_IF_ERROR(b.Choose(pd));
+      return dnnl::primitive_desc(pd);
+    }
+    dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, Any(xl),
+                                        Any(wdims), bias_md, dst_md, strides, dil, pl, pr);
+    dnnl::deconvolution_forward::primitive_desc pd(d, attr, b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    return dnnl::primitive_desc(pd);
+  };
+  KILN_ASSIGN_OR_RETURN(dnnl::primitive_desc pd, make(Any(yl)));
+  const std::vector<int64_t>& split = l.Ints("split");
+  std::vector<memory::desc> views;
+  if (!split.empty() && !SplitViews(pd.dst_desc(), split, &views)) {
+    const memory::desc cl(memory::dims(yl.begin(), yl.end()), memory::data_type::f32,
+                          ChannelsLastTag(yl.size()));
+    KILN_ASSIGN_OR_RETURN(pd, make(cl));
+    if (!SplitViews(pd.dst_desc(), split, &views)) return Internal("cannot split channels");
+  }
+  const memory::desc src_md = pd.src_desc(), w_md = pd.weights_desc(), dst_md = pd.dst_desc();
+  KILN_ASSIGN_OR_RETURN(int src_buf, b.As(x, Permuted(src_md, to_tensor)));
+  KILN_ASSIGN_OR_RETURN(int w_buf, b.Weights(1, w, wsrc, w_md));
+  args.push_back({DNNL_ARG_SRC, src_md, src_buf});
+  args.push_back({DNNL_ARG_WEIGHTS, w_md, w_buf});
+  if (bias >= 0) {
+    KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, pd.weights_desc(1)));
+    args.push_back({DNNL_ARG_BIAS, pd.weights_desc(1), bb});
+  }
+  int dst_buf;
+  if (split.empty()) {
+    KILN_ASSIGN_OR_RETURN(
+        dst_buf, DefineDst(b, l.outputs[0], Permuted(dst_md, to_tensor), sum_tensor, args));
+  } else {
+    dst_buf = b.NewBuffer(dst_md.get_size());
+    for (size_t i = 0; i < split.size(); ++i) {
+      b.Define(l.outputs[i], Permuted(views[i], to_tensor), dst_buf);
+    }
+  }
+  args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+  b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+  return Status::OK();
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,335 @@
+// The other layer families: eltwise, binary, pooling, softmax, layer / batch normalization,
+// concat, transpose and reshape views, resampling, reduction.
+//
+// Each runs on its input's current layout when oneDNN accepts it (blocked layouts flow through
+// eltwise, binary, pooling, batch norm, resampling), else on the plain layout after one reorder.
+// Transpose and the reshape family are views: no step, the output shares the input's buffer
+// (Transpose permutes the layout descriptor; reshapes need the plain layout).
+#include <numeric>
+#include <optional>
+
+#include "backends/cpu/layers.h"
+
+namespace kiln::cpu {
+namespace {
+
+using A = dnnl::algorithm;
+constexpr auto kInference = dnnl::prop_kind::forward_inference;
+
+memory::desc AnyLike(const memory::desc& md) {
+  return memory::desc(md.dims(), memory::data_type::f32, memory::format_tag::any);
+}
+
+// Calls f(md, buffer) with x's current layout, then with the plain layout when oneDNN refuses
+// the first. `f` must create its primitive descriptor before changing the builder.
+template <typename F>
+Status WithLayout(Builder& b, int x, F&& f) {
+  try {
+    return f(b.MdOf(x), b.BufferOf(x));
+  } catch (const dnnl::error&) {
+  }
+  const memory::desc plain = Builder::Plain(b.dims[x]);
+  KILN_ASSIGN_OR_RETURN(int buf, b.As(x, plain));
+  return f(plain, buf);
+}
+
+// The output buffer for an op that may run in place on x (same layout, x dies here).
+int InPlaceOr(Builder& b, int x, int x_buf, const memory::desc& md, int out) {
+  if (b.BufferOf(x) == x_buf && b.MdOf(x) == md && b.Reusable(x)) return b.Define(out, md, x_buf);
+  return b.Define(out, md);
+}
+
+Status BuildEltwise(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+    std::vector<dnnl::eltwise_forward::primitive_desc> pds;
+    for (const PostOp& po : l.post_ops) {
+      dnnl::eltwise_forward::desc d(kInference, static_cast<A>(po.alg), md, po.alpha, po.beta);
+      pds.emplace_back(d, ScratchAttr(), b.eng);
+      KILN_RETURN_IF_ERROR(b.Choose(pds.back()));
+    }
+    const int out = InPlaceOr(b, x, buf, md, l.outputs[0]);
+    for (size_t i = 0; i < pds.size(); ++i) {
+      b.AddStep(dnnl::primitive(pds[i]), pds[i],
+                {{DNNL_ARG_SRC, md, i == 0 ? buf : out}, {DNNL_ARG_DST, md, out}});
+    }
+    return Status::OK();
+  });
+}
+
+Status BuildBinary(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0], y = l.inputs[1];
+  const Dims& xd = b.dims[x];
+  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+    // src1: x's layout when it has x's shape, else plain padded to x's rank.
+    Dims yd = b.dims[y];
+    memory::desc y_md, y_arg;
+    if (yd == xd) {
+      y_md = y_arg = md;
+    } else {
+      yd.insert(yd.begin(), xd.size() - yd.size(), 1);
+      y_md = Builder::Plain(b.dims[y]);
+      y_arg = Builder::Plain(yd);
+    }
+    std::vector<StepArg> args;
+    int sum = -1;
+    KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops, MakePostOps(b, md, {}, &args, &sum));
+    dnnl::primitive_attr attr = ScratchAttr();
+    attr.set_post_ops(ops);
+    dnnl::binary::desc d(static_cast<A>(l.Int("alg")), md, y_arg, md);
+    dnnl::binary::primitive_desc pd(d, attr, b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    KILN_ASSIGN_OR_RETURN(int y_buf, b.As(y, y_md));
+    args.push_back({DNNL_ARG_SRC_0, md, buf});
+    args.push_back({DNNL_ARG_SRC_1, y_arg, y_buf});
+    const int out =
+        y_buf == buf ? b.Define(l.outputs[0], md) : InPlaceOr(b, x, buf, md, l.outputs[0]);
+    args.push_back({DNNL_ARG_DST, md, out});
+    b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+    return Status::OK();
+  });
+}
+
+Status BuildPool(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  const int r = static_cast<int>(b.dims[x].size());
+  const bool nhwc = l.Int("nhwc") != 0;
+  const std::vector<int> to_logical = nhwc ? ToLogicalPerm(r) : std::vector<int>();
+  const std::vector<int> to_tensor = nhwc ? ToTensorPerm(r) : std::vector<int>();
+  const Dims yd = LogicalDims(b.dims[l.outputs[0]], nhwc);
+  memory::dims kernel, strides, dil, pl, pr;
+  for (int i = 0; i < r - 2; ++i) {
+    kernel.push_back(l.Ints("kernel")[i]);
+    strides.push_back(l.Ints("strides")[i]);
+    dil.push_back(l.Ints("dilations")[i] - 1);
+    pl.push_back(l.Ints("pads_begin")[i]);
+    pr.push_back(l.Ints("pads_end")[i]);
+  }
+  return WithLayout(b, x, [&](const memory::desc& tmd, int buf) -> Status {
+    const memory::desc md = Permuted(tmd, to_logical);
+    const memory::desc dst_any(memory::dims(yd.begin(), yd.end()), memory::data_type::f32,
+                               memory::format_tag::any);
+    dnnl::pooling_v2_forward::desc d(kInference, static_cast<A>(l.Int("alg")), md, dst_any, strides,
+                                     kernel, dil, pl, pr);
+    dnnl::pooling_v2_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    const int out = b.Define(l.outputs[0], Permuted(pd.dst_desc(), to_tensor));
+    b.AddStep(dnnl::primitive(pd), pd,
+              {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_DST, pd.dst_desc(), out}});
+    return Status::OK();
+  });
+}
+
+Status BuildSoftmax(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+    dnnl::softmax_v2_forward::desc d(kInference,
+                                     l.Int("log") ? A::softmax_log : A::softmax_accurate, md, md,
+                                     static_cast<int>(l.Int("axis")));
+    dnnl::softmax_v2_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    const int out = InPlaceOr(b, x, buf, md, l.outputs[0]);
+    b.AddStep(dnnl::primitive(pd), pd, {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_DST, md, out}});
+    return Status::OK();
+  });
+}
+
+// Statistics a normalization primitive may want as outputs even in inference: scratch buffers.
+void StatArgs(Builder& b, const dnnl::primitive_desc_base& pd, std::vector<StepArg>* args) {
+  for (auto [arg, md] : {std::pair{DNNL_ARG_MEAN, pd.query_md(dnnl::query::dst_md, 1)},
+                         std::pair{DNNL_ARG_VARIANCE, pd.query_md(dnnl::query::dst_md, 2)}}) {
+    if (md.get_size() > 0) args->push_back({arg, md, b.NewBuffer(md.get_size())});
+  }
+}
+
+Status BuildLayerNorm(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0], s = l.inputs[1];
+  const int sh = l.inputs.size() > 2 ? l.inputs[2] : -1;
+  const Dims& xd = b.dims[x];
+  const int64_t axis = l.Int("axis");
+  const int64_t inner =
+      std::accumulate(xd.begin() + axis, xd.end(), int64_t{1}, std::multiplies<int64_t>());
+  const memory::desc plain = Builder::Plain(xd);
+  KILN_ASSIGN_OR_RETURN(int buf, b.As(x, plain));
+  // Normalized dims flattened into the last one (oneDNN normalizes the last axis).
+  const int64_t outer =
+      std::accumulate(xd.begin(), xd.begin() + axis, int64_t{1}, std::multiplies<int64_t>());
+  const memory::desc md =
+      axis == static_cast<int64_t>(xd.size()) - 1 ? plain : Builder::Plain({outer, inner});
+  auto flags = dnnl::normalization_flags::use_scale;
+  if (sh >= 0) flags = flags | dnnl::normalization_flags::use_shift;
+  dnnl::layer_normalization_forward::desc d(kInference, md, l.Float("eps", 1e-5f), flags);
+  dnnl::layer_normalization_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+  KILN_RETURN_IF_ERROR(b.Choose(pd));
+  const memory::desc c_md = Builder::Plain({inner});
+  std::vector<StepArg> args = {{DNNL_ARG_SRC, md, buf}};
+  KILN_ASSIGN_OR_RETURN(int sb, b.As(s, Builder::Plain(b.dims[s])));
+  args.push_back({DNNL_ARG_SCALE, c_md, sb});
+  if (sh >= 0) {
+    KILN_ASSIGN_OR_RETURN(int hb, b.As(sh, Builder::Plain(b.dims[sh])));
+    args.push_back({DNNL_ARG_SHIFT, c_md, hb});
+  }
+  StatArgs(b, pd, &args);
+  const int out = InPlaceOr(b, x, buf, plain, l.outputs[0]);
+  args.push_back({DNNL_ARG_DST, md, out});
+  b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+  return Status::OK();
+}
+
+Status BuildBatchNorm(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  const int r = static_cast<int>(b.dims[x].size());
+  const bool nhwc = l.Int("nhwc") != 0 && r >= 3;
+  const std::vector<int> to_logical = nhwc ? ToLogicalPerm(r) : std::vector<int>();
+  return WithLayout(b, x, [&](const memory::desc& tmd, int buf) -> Status {
+    const memory::desc md = Permuted(tmd, to_logical);
+    const auto flags = dnnl::normalization_flags::use_global_stats |
+                       dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    dnnl::batch_normalization_forward::desc d(kInference, md, l.Float("eps", 1e-5f), flags);
+    dnnl::batch_normalization_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    std::vector<StepArg> args = {{DNNL_ARG_SRC, md, buf}};
+    const int kArgs[] = {DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+    for (int i = 0; i < 4; ++i) {
+      const int t = l.inputs[1 + i];
+      const memory::desc c_md = Builder::Plain({md.dims()[1]});
+      KILN_ASSIGN_OR_RETURN(int pb, b.As(t, Builder::Plain(b.dims[t])));
+      args.push_back({kArgs[i], c_md, pb});
+    }
+    const int out = InPlaceOr(b, x, buf, tmd, l.outputs[0]);
+    args.push_back({DNNL_ARG_DST, md, out});
+    b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+    return Status::OK();
+  });
+}
+
+Status BuildConcat(Builder& b) {
+  const Layer& l = b.L();
+  const int axis = static_cast<int>(l.Int("axis"));
+  auto attempt = [&](bool plain) -> Status {
+    std::vector<memory::desc> mds;
+    for (int t : l.inputs) mds.push_back(plain ? Builder::Plain(b.dims[t]) : b.MdOf(t));
+    std::optional<dnnl::concat::primitive_desc> pd;
+    if (plain) {
+      pd.emplace(Builder::Plain(b.dims[l.outputs[0]]), axis, mds, b.eng, ScratchAttr());
+    } else {
+      pd.emplace(axis, mds, b.eng, ScratchAttr());
+    }
+    if (pd->scratchpad_desc().get_size() > static_cast<size_t>(b.cfg.max_workspace_size_bytes)) {
+      return ResourceExhausted("concat needs " + std::to_string(pd->scratchpad_desc().get_size()) +
+                               " bytes of scratchpad, above max_workspace_size_bytes");
+    }
+    std::vector<StepArg> args;
+    for (size_t i = 0; i < l.inputs.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(int buf, b.As(l.inputs[i], mds[i]));
+      args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), mds[i], buf});
+    }
+    const int out = b.Define(l.outputs[0], pd->dst_desc());
+    args.push_back({DNNL_ARG_DST, pd->dst_desc(), out});
+    b.AddStep(dnnl::concat(*pd), *pd, std::move(args));
+    return Status::OK();
+  };
+  try {
+    return attempt(false);
+  } catch (const dnnl::error&) {
+  }
+  return attempt(true);
+}
+
+Status BuildTranspose(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  const std::vector<int64_t>& perm = l.Ints("perm");
+  std::vector<int> p(perm.size());
+  for (size_t k = 0; k < perm.size(); ++k) p[perm[k]] = static_cast<int>(k);
+  b.Define(l.outputs[0], b.MdOf(x).permute_axes(p), b.BufferOf(x));
+  return Status::OK();
+}
+
+Status BuildView(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0], y = l.outputs[0];
+  if (static_cast<ViewMode>(l.Int("mode")) == ViewMode::kIdentity) {
+    b.Define(y, b.MdOf(x), b.BufferOf(x));
+    return Status::OK();
+  }
+  KILN_ASSIGN_OR_RETURN(int buf, b.As(x, Builder::Plain(b.dims[x])));
+  b.Define(y, Builder::Plain(b.dims[y]), buf);
+  return Status::OK();
+}
+
+Status BuildResample(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  const int r = static_cast<int>(b.dims[x].size());
+  const bool nhwc = l.Int("nhwc") != 0;
+  const std::vector<int> to_logical = nhwc ? ToLogicalPerm(r) : std::vector<int>();
+  const std::vector<int> to_tensor = nhwc ? ToTensorPerm(r) : std::vector<int>();
+  const memory::desc y_logical = Permuted(Builder::Plain(b.dims[l.outputs[0]]), to_logical);
+  return WithLayout(b, x, [&](const memory::desc& tmd, int buf) -> Status {
+    const memory::desc md = Permuted(tmd, to_logical);
+    dnnl::resampling_forward::desc d(kInference, static_cast<A>(l.Int("alg")), md,
+                                     AnyLike(y_logical));
+    dnnl::resampling_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    const int out = b.Define(l.outputs[0], Permuted(pd.dst_desc(), to_tensor));
+    b.AddStep(dnnl::primitive(pd), pd,
+              {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_DST, pd.dst_desc(), out}});
+    return Status::OK();
+  });
+}
+
+Status BuildReduce(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0];
+  Dims kd = b.dims[x];
+  for (int64_t a : l.Ints("axes")) kd[a] = 1;
+  const memory::desc dst = Builder::Plain(kd);
+  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+    dnnl::reduction::desc d(static_cast<A>(l.Int("alg")), md, dst, 0.f, 0.f);
+    dnnl::reduction::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    const int out = b.Define(l.outputs[0], Builder::Plain(b.dims[l.outputs[0]]));
+    b.AddStep(dnnl::primitive(pd), pd, {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_DST, dst, out}});
+    return Status::OK();
+  });
+}
+
+}  // namespace
+
+Status BuildMisc(Builder& b) {
+  switch (b.L().kind) {
+    case LayerKind::kEltwise:
+      return BuildEltwise(b);
+    case LayerKind::kBinary:
+      return BuildBinary(b);
+    case LayerKind::kPool:
+      return BuildPool(b);
+    case LayerKind::kSoftmax:
+      return BuildSoftmax(b);
+    case LayerKind::kLayerNorm:
+      return BuildLayerNorm(b);
+    case LayerKind::kBatchNorm:
+      return BuildBatchNorm(b);
+    case LayerKind::kConcat:
+      return BuildConcat(b);
+    case LayerKind::kTranspose:
+      return BuildTranspose(b);
+    case LayerKind::kView:
+      return BuildView(b);
+    case LayerKind::kResample:
+      return BuildResample(b);
+    case LayerKind::kReduce:
+      return BuildReduce(b);
+    default:
+      return Internal("not a misc layer");
+  }
+}
+
+}  // namespace kiln::cpu

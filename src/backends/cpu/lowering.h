@@ -1,0 +1,120 @@
+// The CPU backend's layer program: what a segment Graph lowers to before oneDNN sees it.
+//
+// Lowering (lowering.cc) turns each IR node into one Layer with its parameters resolved from the
+// node's attributes and constant inputs (ONNX semantics decided here, once). Engine-internal
+// fusion passes (fusion.cc) then rewrite the program: BN folded into weights, activations and
+// residual adds into post-ops, sibling convs / matmuls merged. The program is batch-independent:
+// an Instance (layers.h) is built from it for one batch size by re-running ShapeOf, so the same
+// program serves every batch up to max_batch_size and is what a plan payload stores.
+//
+// Supports(node) is LowerNode in validation mode: the same code, on one node, with the shapes the
+// graph knows; it returns the reason a node cannot be taken.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/build_config.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cpu {
+
+enum class LayerKind : int32_t {
+  kConv = 0,   // in: x, w[O,I/g,k..], (b[O]); ints: strides dilations pads_begin pads_end group
+               //     nhwc, (split: output channel counts when horizontally merged)
+  kDeconv,     // in: x, w[I,O/g,k..], (b); ints: as kConv + out (spatial output dims)
+  kMatMul,     // in: a, b, (bias[N]); ints: trans_a trans_b, (split)
+  kEltwise,    // in: x; post_ops: the eltwise chain (all kEltwise)
+  kBinary,     // in: a, b (b broadcasts to a); ints: alg
+  kPool,       // in: x; ints: alg kernel strides dilations pads_begin pads_end nhwc
+  kSoftmax,    // in: x; ints: axis log
+  kLayerNorm,  // in: x, scale, (bias); ints: axis; floats: eps
+  kBatchNorm,  // in: x, scale, bias, mean, var; ints: nhwc; floats: eps
+  kConcat,     // in: x...; ints: axis
+  kTranspose,  // in: x; ints: perm (a view: the layout is permuted, no copy)
+  kView,       // in: x; ints: mode (ViewMode), spec, allowzero (a reshape of plain data)
+  kResample,   // in: x; ints: alg nhwc out (spatial output dims)
+  kReduce,     // in: x; ints: alg axes keepdims
+  kNumKinds
+};
+const char* LayerKindName(LayerKind k);
+
+enum class ViewMode : int64_t { kReshape = 0, kFlatten, kSqueeze, kUnsqueeze, kIdentity };
+
+struct PostOp {
+  enum Kind : int32_t { kEltwise = 0, kSum, kBinary };
+  Kind kind = kEltwise;
+  int32_t alg = 0;  // dnnl::algorithm value (eltwise or binary)
+  float alpha = 0, beta = 0;
+  int32_t tensor = -1;  // kSum / kBinary: the other operand
+  bool operator==(const PostOp& o) const {
+    return kind == o.kind && alg == o.alg && alpha == o.alpha && beta == o.beta &&
+           tensor == o.tensor;
+  }
+};
+
+struct TensorDef {
+  std::string name;
+  std::vector<int64_t> dims;  // at the build batch (informational; instances recompute)
+  bool is_const = false;
+  Tensor value;  // float32, when is_const
+};
+
+struct Layer {
+  LayerKind kind = LayerKind::kEltwise;
+  std::string op;                  // "Conv+BatchNormalization+Relu"
+  std::vector<std::string> nodes;  // IR nodes folded into it
+  std::vector<int> inputs;         // tensor ids (-1: absent optional input)
+  std::vector<int> outputs;
+  std::map<std::string, std::vector<int64_t>> ints;
+  std::map<std::string, std::vector<float>> floats;
+  std::vector<PostOp> post_ops;
+  std::string impl;   // preferred implementation (impl_info_str), from a plan
+  bool dead = false;  // removed by a fusion pass (dropped by Compact)
+
+  int64_t Int(const std::string& key, int64_t dflt = 0) const;
+  const std::vector<int64_t>& Ints(const std::string& key) const;  // empty when absent
+  float Float(const std::string& key, float dflt = 0) const;
+};
+
+struct Program {
+  std::vector<TensorDef> tensors;
+  std::vector<Layer> layers;
+  std::vector<int> inputs, outputs;  // segment inputs / outputs (tensor ids), in order
+
+  // Removes dead layers and tensors nothing refers to (ids renumbered).
+  void Compact();
+  // Number of layers reading tensor `t` (inputs and post-op operands), plus 1 per output use.
+  std::vector<int> UseCounts() const;
+};
+
+// Output dims of `layer` for the given input dims (const inputs included); validates everything
+// the instance builder later relies on (so a parsed plan cannot make it misbehave).
+StatusOr<std::vector<std::vector<int64_t>>> ShapeOf(const Layer& layer,
+                                                    const std::vector<std::vector<int64_t>>& in);
+
+// Dims of every tensor for the given segment input dims (runs ShapeOf in program order).
+StatusOr<std::vector<std::vector<int64_t>>> PropagateShapes(
+    const Program& p, const std::vector<std::vector<int64_t>>& input_dims);
+
+// Lowers a whole segment (build mode): every node must lower.
+StatusOr<Program> LowerSegment(const Graph& segment, const BuildConfig& config);
+// Validation mode for one node: OK or the reason (op, dtype, shape, attribute value).
+Status LowerNodeForSupport(const Node& node, const Graph& graph, const BuildConfig& config);
+
+// Engine-internal fusion passes (fusion.cc), in order. `verify` checks a candidate layer can be
+// built by oneDNN (primitive creation) before a fusion is committed.
+void FuseProgram(Program* p);
+
+// Byte form of a program (the plan payload body) and its strict parser.
+std::string SerializeProgram(const Program& p);
+StatusOr<Program> ParseProgram(std::string_view bytes);
+// Structural checks a parsed program must pass (ids in range, each tensor defined once before
+// use, params of the right sizes, constants' data matching their dims).
+Status ValidateProgram(const Program& p);
+
+}  // namespace kiln::cpu
