@@ -35,6 +35,10 @@ struct ConversionParams {
   std::vector<std::string> op_denylist;        // plus KILN_OP_DENYLIST
   int max_engines = 1000;
   std::string backend = "cpu";
+  // Declared shapes for graph inputs (-1 = unknown, e.g. the batch), replacing the model's
+  // where it leaves dimensions open: static mode builds engines only for segments whose input
+  // dimensions other than the batch are known.
+  std::map<std::string, std::vector<int64_t>> input_shapes;
 };
 
 struct EngineSummary {
@@ -62,6 +66,7 @@ class ConvertedModel {
  public:
   ~ConvertedModel();
   ConvertedModel(ConvertedModel&&) noexcept;
+  ConvertedModel& operator=(ConvertedModel&&) noexcept;
   const ConversionSummary& summary() const;
   const Graph& graph() const;
   // Writes the optimized model in the input's format family (ONNX for ONNX input), to a

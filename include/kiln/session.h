@@ -5,7 +5,8 @@
 //   auto outputs = (*session)->Run({{"input", tensor}});
 //
 // Run() is const and safe to call from several threads at once: all per-run state lives in
-// the call. Every node runs through kiln's reference kernels (engines come with the converter).
+// the call. Nodes run through kiln's reference kernels; the kiln.EngineOp nodes of a converted
+// model (kiln/convert.h) run their engines.
 #pragma once
 
 #include <map>
@@ -82,6 +83,37 @@ struct UnsupportedOp {
   std::string reason;
 };
 
+// One layer of a built engine (TensorRT's engine inspector): the fused op, its precision and
+// the backend's implementation; `ms` is the mean time per run when profiled, else -1.
+struct EngineLayerInfo {
+  std::string name;
+  std::string op;                  // e.g. "Conv+BatchNormalization+Relu"
+  std::vector<std::string> nodes;  // the IR nodes folded into this layer
+  std::string precision;
+  std::string implementation;
+  double ms = -1;
+};
+
+// One kiln.EngineOp of a converted model.
+struct EngineInfo {
+  std::string node;          // the EngineOp's name
+  std::string backend;
+  std::string segment_func;  // its native segment (Graph::functions key)
+  int64_t segment_nodes = 0;
+  int64_t max_batch_size = 0;
+  std::string precision;
+  // "ready", or why the engine would not run here ("no engine: ...", "plan rejected: ...").
+  std::string status;
+  std::vector<std::string> input_specs;  // what the engine was built for: "float32[8,3,48,192]"
+  std::vector<EngineLayerInfo> layers;
+  double profiled_ms = -1;  // whole-engine mean time per run when profiled
+};
+
+struct InspectOptions {
+  bool profile = false;  // time each engine layer on random inputs
+  int iterations = 10;
+};
+
 struct ModelInfo {
   std::string path;
   std::string format;  // "onnx"
@@ -93,10 +125,12 @@ struct ModelInfo {
   std::vector<TensorInfo> outputs;
   std::map<std::string, int64_t> op_histogram;  // op type -> node count
   std::vector<UnsupportedOp> unsupported;       // nodes kiln cannot run, with the reason
+  std::vector<EngineInfo> engines;              // kiln.EngineOp nodes (converted models)
 };
 
 // Loads a model without requiring that kiln can run it, and describes it.
 StatusOr<ModelInfo> InspectModel(const std::string& path);
+StatusOr<ModelInfo> InspectModel(const std::string& path, const InspectOptions& options);
 
 // kiln's version string.
 const char* Version();

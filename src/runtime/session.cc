@@ -6,6 +6,7 @@
 #include "ir/graph.h"
 #include "ops/base/op_schema.h"
 #include "ops/base/verify.h"
+#include "runtime/engine_op.h"
 #include "runtime/executor.h"
 #include "runtime/model_loader.h"
 
@@ -21,6 +22,11 @@ struct Session::Impl {
 namespace {
 
 std::string Where(const Graph& g) { return g.source_path.empty() ? g.name : g.source_path; }
+
+// TensorFlow names tensors "node:0"; users often write just "node". Both are accepted.
+bool SameTensorName(const std::string& value, const std::string& asked) {
+  return value == asked || value == asked + ":0";
+}
 
 std::string NameList(const std::vector<TensorInfo>& infos) {
   std::string s;
@@ -39,6 +45,7 @@ StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path) {
 }
 
 StatusOr<std::unique_ptr<Session>> Session::FromGraph(Graph graph) {
+  RegisterEngineOp();
   const OpRegistry& registry = OpRegistry::Global();
   auto unsupported = FindUnsupportedNodes(graph, registry);
   if (!unsupported.empty()) {
@@ -83,10 +90,14 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
     auto it = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
                            [&](const TensorInfo& i) { return i.name == name; });
     if (it == impl_->inputs.end()) {
+      it = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
+                        [&](const TensorInfo& i) { return SameTensorName(i.name, name); });
+    }
+    if (it == impl_->inputs.end()) {
       return NotFound(Where(g) + ": '" + name + "' is not an input of the model; inputs are " +
                       NameList(impl_->inputs));
     }
-    if (!fed.insert(name).second) {
+    if (!fed.insert(it->name).second) {
       return InvalidArgument(Where(g) + ": input '" + name + "' is fed twice");
     }
     if (!tensor.defined()) {
@@ -101,7 +112,7 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
       return InvalidArgument(Where(g) + ": input '" + name + "' expects shape " +
                              it->shape.ToString() + ", got " + DimsToString(tensor.dims()));
     }
-    slot_feeds.emplace_back(impl_->executor->SlotOf(name), tensor);
+    slot_feeds.emplace_back(impl_->executor->SlotOf(it->name), tensor);
   }
   for (const auto& in : impl_->inputs) {
     if (!fed.count(in.name)) {
@@ -113,6 +124,7 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   const std::vector<std::string>& names = fetches.empty() ? g.outputs : fetches;
   for (const auto& name : names) {
     int s = impl_->executor->SlotOf(name);
+    if (s < 0) s = impl_->executor->SlotOf(name + ":0");
     if (s < 0) return NotFound(Where(g) + ": cannot fetch '" + name + "': no such value");
     fetch_slots.push_back(s);
   }
@@ -121,7 +133,10 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   return result;
 }
 
-StatusOr<ModelInfo> InspectModel(const std::string& path) {
+StatusOr<ModelInfo> InspectModel(const std::string& path) { return InspectModel(path, {}); }
+
+StatusOr<ModelInfo> InspectModel(const std::string& path, const InspectOptions& options) {
+  RegisterEngineOp();
   KILN_ASSIGN_OR_RETURN(Graph graph, LoadModelGraph(path));
   ModelInfo info;
   info.path = path;
@@ -154,6 +169,9 @@ StatusOr<ModelInfo> InspectModel(const std::string& path) {
   for (const auto& out : graph.outputs) info.outputs.push_back(describe(out));
   for (const auto& node : graph.nodes) {
     ++info.op_histogram[node.domain.empty() ? node.op_type : node.domain + "." + node.op_type];
+    if (node.domain == "kiln" && node.op_type == "EngineOp") {
+      info.engines.push_back(InspectEngineOp(graph, node, options.profile, options.iterations));
+    }
   }
   return info;
 }

@@ -109,9 +109,13 @@ Tensor RandomTensor(DataType dtype, const std::vector<int64_t>& dims, uint32_t s
 StatusOr<Feeds> MakeFeeds(const std::vector<TensorInfo>& inputs,
                           const std::vector<std::string>& input_specs,
                           const std::vector<std::string>& shape_specs, uint32_t seed) {
+  // Inputs are matched by name; a TensorFlow "node:0" input also answers to "node".
   auto find_input = [&](const std::string& name) -> const TensorInfo* {
     for (const auto& i : inputs) {
       if (i.name == name) return &i;
+    }
+    for (const auto& i : inputs) {
+      if (i.name == name + ":0") return &i;
     }
     return nullptr;
   };
@@ -133,7 +137,7 @@ StatusOr<Feeds> MakeFeeds(const std::vector<TensorInfo>& inputs,
                       names + ")");
     }
     KILN_ASSIGN_OR_RETURN(Tensor t, ReadNpyFile(kv.second));
-    given[kv.first] = std::move(t);
+    given[find_input(kv.first)->name] = std::move(t);
   }
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& spec : shape_specs) {
@@ -141,7 +145,7 @@ StatusOr<Feeds> MakeFeeds(const std::vector<TensorInfo>& inputs,
     if (find_input(kv.first) == nullptr) {
       return NotFound("--shape " + kv.first + ": the model has no input of that name");
     }
-    KILN_ASSIGN_OR_RETURN(shapes[kv.first], ParseDims(kv.second));
+    KILN_ASSIGN_OR_RETURN(shapes[find_input(kv.first)->name], ParseDims(kv.second));
   }
   Feeds feeds;
   uint32_t k = 0;

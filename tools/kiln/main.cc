@@ -2,7 +2,8 @@
 //
 //   kiln run MODEL [--input NAME=FILE.npy]... [--shape NAME=d0,d1,...]... [--outputs a,b]
 //                  [--output-dir DIR] [--seed N] [--iterations N] [--profile]
-//   kiln inspect MODEL [--json]
+//   kiln convert MODEL -o OUT [options]           (cmd_convert.cc)
+//   kiln inspect MODEL [--json] [--profile]
 //   kiln ops [--markdown]
 //   kiln version
 #include <chrono>
@@ -19,6 +20,11 @@
 #include "ops/base/op_schema.h"
 
 namespace kiln::cli {
+
+int ConvertCommand(int argc, char** argv);              // cmd_convert.cc
+void PrintEngines(const ModelInfo& info);               // cmd_convert.cc
+std::string EnginesJson(const ModelInfo& info);         // cmd_convert.cc
+
 namespace {
 
 const char* kMainHelp = R"(kiln — an inference optimizer and runtime (the maintained successor of TF-TRT).
@@ -27,7 +33,8 @@ usage: kiln <command> [options]
 
 commands:
   run       run a model on given or random inputs, print its outputs and time
-  inspect   describe a model: inputs, outputs, op histogram, ops kiln cannot run
+  convert   convert a model: engines for the segments the CPU backend supports
+  inspect   describe a model: inputs, outputs, op histogram, ops kiln cannot run, engines
   ops       list kiln's op table
   version   print kiln's version
 
@@ -53,14 +60,17 @@ options:
   --help                  show this help
 )";
 
-const char* kInspectHelp = R"(usage: kiln inspect MODEL [--json]
+const char* kInspectHelp = R"(usage: kiln inspect MODEL [--json] [--profile]
 
 Describes MODEL: format, opset, inputs and outputs with dtypes and shapes, the op histogram,
 and every node kiln cannot run with the reason. Exits 0 even when some ops are unsupported.
+For a converted model, each engine (kiln.EngineOp) with its layers: fused op, precision and
+implementation, or why the engine would not run on this machine.
 
 options:
-  --json    print the same as JSON
-  --help    show this help
+  --json      print the same as JSON
+  --profile   time each engine layer on random inputs (at the engine's build shapes)
+  --help      show this help
 )";
 
 const char* kOpsHelp = R"(usage: kiln ops [--markdown]
@@ -165,7 +175,7 @@ std::string InfoLine(const TensorInfo& t) {
 }
 
 int InspectCommand(int argc, char** argv) {
-  auto parsed = Args::Parse(argc, argv, {}, {"help", "json"});
+  auto parsed = Args::Parse(argc, argv, {}, {"help", "json", "profile"});
   if (!parsed.ok()) return Usage(parsed.status().message(), kInspectHelp);
   const Args& args = *parsed;
   if (args.Has("help")) {
@@ -173,7 +183,9 @@ int InspectCommand(int argc, char** argv) {
     return 0;
   }
   if (args.positionals().size() != 1) return Usage("inspect needs exactly one MODEL", kInspectHelp);
-  auto info = InspectModel(args.positionals()[0]);
+  InspectOptions options;
+  options.profile = args.Has("profile");
+  auto info = InspectModel(args.positionals()[0], options);
   if (!info.ok()) return Fail(info.status());
   if (args.Has("json")) {
     std::ostringstream os;
@@ -218,7 +230,7 @@ int InspectCommand(int argc, char** argv) {
          << ", \"op\": " << JsonEscape(u.op_type) << ", \"reason\": " << JsonEscape(u.reason)
          << "}";
     }
-    os << "]\n}\n";
+    os << "],\n  \"engines\": " << EnginesJson(*info) << "\n}\n";
     std::cout << os.str();
     return 0;
   }
@@ -241,6 +253,7 @@ int InspectCommand(int argc, char** argv) {
       std::printf("  %s (%s): %s\n", u.node.c_str(), u.op_type.c_str(), u.reason.c_str());
     }
   }
+  PrintEngines(*info);
   return 0;
 }
 
@@ -311,6 +324,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") return RunCommand(argc - 2, argv + 2);
+  if (cmd == "convert") return ConvertCommand(argc - 2, argv + 2);
   if (cmd == "inspect") return InspectCommand(argc - 2, argv + 2);
   if (cmd == "ops") return OpsCommand(argc - 2, argv + 2);
   std::cerr << "kiln: unknown command '" << cmd << "'\n\n" << kMainHelp;

@@ -179,6 +179,35 @@ StatusOr<Attr> AttrFromProto(const AttributeProto& a, const std::string& base_di
   }
 }
 
+// One NodeProto as a Node with its provenance; an unnamed node gets "<op>_<index>" (made
+// unique against `names`), so errors can name it.
+StatusOr<Node> NodeFromProto(const onnxpb::NodeProto& n, int index, std::set<std::string>* names,
+                             const std::string& what, const std::string& base_dir) {
+  Node node;
+  node.op_type = n.op_type();
+  node.domain = n.domain() == "ai.onnx" ? "" : n.domain();
+  node.name = n.name();
+  if (node.name.empty()) {  // ONNX allows unnamed nodes; errors need a name
+    std::string base = n.op_type() + "_" + std::to_string(index);
+    node.name = base;
+    for (int s = 1; names->count(node.name); ++s) node.name = base + "_" + std::to_string(s);
+    names->insert(node.name);
+  }
+  if (node.op_type.empty()) return InvalidArgument(what + ": node " + Quote(node.name) + " has no op_type");
+  node.inputs.assign(n.input().begin(), n.input().end());
+  node.outputs.assign(n.output().begin(), n.output().end());
+  auto attrs = AttrsFromNodeProto(n, base_dir, node.Describe());
+  if (!attrs.ok()) return attrs.status().WithContext(what);
+  node.attrs = std::move(attrs).value();
+  auto prov = std::make_shared<Provenance>();
+  prov->format = "onnx";
+  prov->original_op = n.op_type();
+  prov->original_name = n.name();
+  prov->serialized = n.SerializeAsString();
+  node.provenance = std::move(prov);
+  return node;
+}
+
 StatusOr<Graph> GraphFromProto(const onnxpb::GraphProto& g, const std::string& what,
                                const std::string& base_dir,
                                const std::map<std::string, int64_t>& opsets, bool is_subgraph) {
@@ -222,40 +251,65 @@ StatusOr<Graph> GraphFromProto(const onnxpb::GraphProto& g, const std::string& w
   }
   graph.nodes.reserve(g.node_size());
   for (int k = 0; k < g.node_size(); ++k) {
-    const auto& n = g.node(k);
-    Node node;
-    node.op_type = n.op_type();
-    node.domain = n.domain() == "ai.onnx" ? "" : n.domain();
-    node.name = n.name();
-    if (node.name.empty()) {  // ONNX allows unnamed nodes; errors need a name
-      std::string base = n.op_type() + "_" + std::to_string(k);
-      node.name = base;
-      for (int s = 1; names.count(node.name); ++s) node.name = base + "_" + std::to_string(s);
-      names.insert(node.name);
-    }
-    if (node.op_type.empty()) return InvalidArgument(what + ": node " + Quote(node.name) + " has no op_type");
-    node.inputs.assign(n.input().begin(), n.input().end());
-    node.outputs.assign(n.output().begin(), n.output().end());
-    for (const auto& a : n.attribute()) {
-      if (a.name().empty()) {
-        return InvalidArgument(what + ": " + node.Describe() + " has an attribute without a name");
+    KILN_ASSIGN_OR_RETURN(Node node, NodeFromProto(g.node(k), k, &names, what, base_dir));
+    graph.nodes.push_back(std::move(node));
+  }
+  return graph;
+}
+
+// A kiln.functions FunctionProto (exporter's form) as a Graph: marked Constant nodes become
+// initializers, value_info gives the input and output types.
+StatusOr<Graph> FunctionFromProto(const onnxpb::FunctionProto& f, const std::string& what,
+                                  const std::string& base_dir,
+                                  const std::map<std::string, int64_t>& model_opsets) {
+  Graph graph;
+  graph.name = f.name();
+  if (f.opset_import_size() == 0) graph.opset_imports = model_opsets;
+  for (const auto& op : f.opset_import()) {
+    graph.opset_imports[op.domain() == "ai.onnx" ? "" : op.domain()] = op.version();
+  }
+  graph.inputs.assign(f.input().begin(), f.input().end());
+  graph.outputs.assign(f.output().begin(), f.output().end());
+  for (const auto& v : f.value_info()) {
+    auto vi = ValueInfoFromProto(v, false);
+    if (!vi.ok()) return vi.status().WithContext(what);
+    graph.value_info[v.name()] = *vi;
+  }
+  std::set<std::string> names;
+  for (const auto& n : f.node()) {
+    if (!n.name().empty()) names.insert(n.name());
+  }
+  for (int k = 0; k < f.node_size(); ++k) {
+    const auto& n = f.node(k);
+    if (n.doc_string() == kOnnxInitializerDoc) {
+      if (n.op_type() != "Constant" || n.output_size() != 1 || n.attribute_size() != 1 ||
+          !n.attribute(0).has_t()) {
+        return InvalidArgument(what + ": malformed initializer node " + Quote(n.name()));
       }
-      auto attr = AttrFromProto(a, base_dir, node.Describe());
-      if (!attr.ok()) return attr.status().WithContext(what);
-      node.attrs[a.name()] = std::move(attr).value();
+      auto t = TensorFromProto(n.attribute(0).t(), base_dir);
+      if (!t.ok()) return t.status().WithContext(what);
+      if (!graph.initializers.emplace(n.output(0), std::move(t).value()).second) {
+        return InvalidArgument(what + ": initializer " + Quote(n.output(0)) + " is defined twice");
+      }
+      continue;
     }
-    auto prov = std::make_shared<Provenance>();
-    prov->format = "onnx";
-    prov->original_op = n.op_type();
-    prov->original_name = n.name();
-    prov->serialized = n.SerializeAsString();
-    node.provenance = std::move(prov);
+    KILN_ASSIGN_OR_RETURN(Node node, NodeFromProto(n, k, &names, what, base_dir));
     graph.nodes.push_back(std::move(node));
   }
   return graph;
 }
 
 }  // namespace
+
+StatusOr<AttrMap> AttrsFromNodeProto(const onnxpb::NodeProto& n, const std::string& base_dir,
+                                     const std::string& node) {
+  AttrMap attrs;
+  for (const auto& a : n.attribute()) {
+    if (a.name().empty()) return InvalidArgument(node + " has an attribute without a name");
+    KILN_ASSIGN_OR_RETURN(attrs[a.name()], AttrFromProto(a, base_dir, node));
+  }
+  return attrs;
+}
 
 bool ParseProtoWithLimits(std::string_view bytes, void* message) {
   auto* msg = static_cast<google::protobuf::Message*>(message);
@@ -412,11 +466,32 @@ StatusOr<Graph> ImportOnnxModel(const onnxpb::ModelProto& model, const std::stri
                          " is not supported (kiln reads opsets " + std::to_string(kMinOnnxOpset) +
                          " to " + std::to_string(kMaxOnnxOpset) + ")");
   }
-  if (model.functions_size() > 0) {
-    KILN_LOG(INFO) << what << ": " << model.functions_size()
+  KILN_ASSIGN_OR_RETURN(Graph graph, GraphFromProto(model.graph(), what, base_dir, opsets, false));
+  int other_functions = 0;
+  for (const auto& f : model.functions()) {
+    if (f.domain() != kOnnxFunctionDomain) {
+      ++other_functions;
+      continue;
+    }
+    auto fn = FunctionFromProto(f, what + ": function " + Quote(f.name()), base_dir, opsets);
+    if (!fn.ok()) return fn.status();
+    if (!graph.functions.emplace(f.name(), std::make_shared<const Graph>(std::move(fn).value()))
+             .second) {
+      return InvalidArgument(what + ": function " + Quote(f.name()) + " is defined twice");
+    }
+  }
+  if (other_functions > 0) {
+    KILN_LOG(INFO) << what << ": " << other_functions
                    << " model-local functions are not inlined yet";
   }
-  KILN_ASSIGN_OR_RETURN(Graph graph, GraphFromProto(model.graph(), what, base_dir, opsets, false));
+  graph.metadata["onnx.ir_version"] = std::to_string(model.ir_version());
+  if (model.has_producer_name()) graph.metadata["onnx.producer_name"] = model.producer_name();
+  if (model.has_producer_version()) {
+    graph.metadata["onnx.producer_version"] = model.producer_version();
+  }
+  for (const auto& kv : model.metadata_props()) {
+    graph.metadata["onnx.metadata_props." + kv.key()] = kv.value();
+  }
   graph.source_path = what;
   return graph;
 }

@@ -1,0 +1,557 @@
+// CreateInferenceGraph: TF-TRT's create_inference_graph on kiln's IR.
+//
+//   verify + infer shapes -> standard clean-up passes (keep = outputs) -> segment with the
+//   backend's Supports -> each segment becomes a function (the native segment) and one
+//   kiln.EngineOp node; in static mode the engine is built now and its plan embedded.
+//
+// A segment whose engine cannot be built at conversion time (static mode with an unknown
+// non-batch dimension, or a backend build failure) is reverted to its native nodes: the
+// converted graph then runs those nodes exactly as the unconverted one would, with no
+// EngineOp in the way, and the summary's non-conversion table says why. (TF-TRT keeps a
+// TRTEngineOp that always falls back instead; reverting is simpler to read and never slower.)
+//
+// Everything that reaches the saved file is deterministic: names come from node positions and
+// names, functions are keyed "<first node>_segment", plans hash only their content.
+#include "kiln/convert.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "convert/convert_internal.h"
+#include "convert/engine_op_def.h"
+#include "core/logging.h"
+#include "engine/plan.h"
+#include "io/onnx/onnx_export.h"
+#include "io/onnx/onnx_import.h"
+#include "io/tf/graphdef_import.h"
+#include "ir/graph.h"
+#include "ops/base/verify.h"
+#include "passes/pass.h"
+#include "segment/segmenter.h"
+
+namespace kiln {
+
+// ------------------------------------------------------------------ EngineOp helpers
+
+std::string FormatShapeAttr(const Shape& shape) {
+  std::string s = "[";
+  for (int i = 0; i < shape.rank(); ++i) {
+    s += (i ? "," : "") + std::to_string(shape.dim(i) < 0 ? -1 : shape.dim(i));
+  }
+  return s + "]";
+}
+
+StatusOr<Shape> ParseShapeAttr(const std::string& text) {
+  if (text.size() < 2 || text.front() != '[' || text.back() != ']') {
+    return InvalidArgument("bad shape attribute '" + text + "'");
+  }
+  std::vector<int64_t> dims;
+  const std::string body = text.substr(1, text.size() - 2);
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t comma = body.find(',', at);
+    if (comma == std::string::npos) comma = body.size();
+    const std::string item = body.substr(at, comma - at);
+    char* end = nullptr;
+    long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < -1) {
+      return InvalidArgument("bad shape attribute '" + text + "'");
+    }
+    dims.push_back(v < 0 ? Shape::kUnknownDim : v);
+    at = comma + 1;
+  }
+  return Shape(dims);
+}
+
+namespace {
+std::mutex& TestBackendsMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<std::string, const Backend*>& TestBackends() {
+  static std::map<std::string, const Backend*> backends;
+  return backends;
+}
+}  // namespace
+
+const Backend* ResolveBackend(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(TestBackendsMutex());
+    auto it = TestBackends().find(name);
+    if (it != TestBackends().end()) return it->second;
+  }
+  return FindBackend(name);
+}
+
+void RegisterBackendForTesting(const Backend* backend) {
+  std::lock_guard<std::mutex> lock(TestBackendsMutex());
+  TestBackends()[backend->name()] = backend;
+}
+
+void UnregisterBackendForTesting(const Backend* backend) {
+  std::lock_guard<std::mutex> lock(TestBackendsMutex());
+  auto it = TestBackends().find(backend->name());
+  if (it != TestBackends().end() && it->second == backend) TestBackends().erase(it);
+}
+
+// ------------------------------------------------------------------ parameters
+
+Status ValidateConversionParams(const ConversionParams& p) {
+  if (p.max_batch_size < 1) {
+    return InvalidArgument("max_batch_size must be at least 1, got " +
+                           std::to_string(p.max_batch_size));
+  }
+  if (p.max_workspace_size_bytes < 0) {
+    return InvalidArgument("max_workspace_size_bytes must not be negative, got " +
+                           std::to_string(p.max_workspace_size_bytes));
+  }
+  if (p.minimum_segment_size < -1) {
+    return InvalidArgument("minimum_segment_size must be -1 (no conversion) or more, got " +
+                           std::to_string(p.minimum_segment_size));
+  }
+  if (p.maximum_cached_engines < 1) {
+    return InvalidArgument("maximum_cached_engines must be at least 1, got " +
+                           std::to_string(p.maximum_cached_engines));
+  }
+  if (p.max_engines < 0) {
+    return InvalidArgument("max_engines must not be negative, got " +
+                           std::to_string(p.max_engines));
+  }
+  for (int64_t b : p.cached_engine_batches) {
+    if (b < 1) {
+      return InvalidArgument("cached_engine_batches: batch sizes must be at least 1, got " +
+                             std::to_string(b));
+    }
+  }
+  if (static_cast<int64_t>(p.cached_engine_batches.size()) > p.maximum_cached_engines) {
+    return InvalidArgument("cached_engine_batches lists " +
+                           std::to_string(p.cached_engine_batches.size()) +
+                           " batch sizes, more than maximum_cached_engines (" +
+                           std::to_string(p.maximum_cached_engines) + ")");
+  }
+  KILN_ASSIGN_OR_RETURN(Precision precision, ParsePrecision(p.precision_mode));
+  if (precision != Precision::kFP32) {
+    return InvalidArgument(std::string("precision_mode: precision ") + PrecisionName(precision) +
+                           " is not available yet; FP32 only until the precision work lands");
+  }
+  if (ResolveBackend(p.backend) == nullptr) {
+    std::string names;
+    for (const auto& n : BackendNames()) names += (names.empty() ? "" : ", ") + n;
+    return InvalidArgument("backend '" + p.backend +
+                           "' is not built into this kiln (have: " + names + ")");
+  }
+  return Status::OK();
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string OpName(const Node& n) {
+  return n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+}
+
+std::string Sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    out += ok ? c : '_';
+  }
+  return out.empty() ? "node" : out;
+}
+
+// Every value `graph`'s nodes read, their subgraphs' reads included (outer-scope captures).
+void CollectReads(const Graph& graph, std::set<std::string>* reads) {
+  for (const auto& node : graph.nodes) {
+    for (const auto& in : node.inputs) {
+      if (!in.empty()) reads->insert(in);
+    }
+    for (const auto& [name, attr] : node.attrs) {
+      if (attr.type == AttrType::kGraph && attr.g != nullptr) CollectReads(*attr.g, reads);
+    }
+  }
+}
+
+std::string ValueSpec(const Graph& g, const std::string& value) {
+  const ValueInfo* vi = g.FindValueInfo(value);
+  if (vi == nullptr) return "?";
+  return std::string(DataTypeName(vi->dtype)) + vi->shape.ToString();
+}
+
+// The segment as a standalone graph (engine.h's contract).
+Graph MakeSegmentGraph(const Graph& graph, const Segment& seg, const std::string& key) {
+  Graph s;
+  s.name = key;
+  s.opset_imports = graph.opset_imports;
+  s.inputs = seg.inputs;
+  s.outputs = seg.outputs;
+  for (int k : seg.nodes) s.nodes.push_back(graph.nodes[k]);
+  std::set<std::string> reads;
+  CollectReads(s, &reads);
+  for (const auto& v : reads) {
+    auto it = graph.initializers.find(v);
+    if (it != graph.initializers.end() && !graph.IsGraphInput(v)) s.initializers.insert(*it);
+  }
+  auto copy_info = [&](const std::string& v) {
+    if (v.empty()) return;
+    const ValueInfo* vi = graph.FindValueInfo(v);
+    if (vi != nullptr) s.value_info[v] = *vi;
+  };
+  for (const auto& in : s.inputs) copy_info(in);
+  for (const auto& node : s.nodes) {
+    for (const auto& out : node.outputs) copy_info(out);
+  }
+  return s;
+}
+
+// Static mode: the shapes to build for (dimension 0 unknown -> max_batch_size), or why not.
+StatusOr<std::vector<std::vector<int64_t>>> StaticInputShapes(const Graph& seg, int64_t max_batch) {
+  std::vector<std::vector<int64_t>> shapes;
+  for (const auto& in : seg.inputs) {
+    const ValueInfo* vi = seg.FindValueInfo(in);
+    if (vi == nullptr || vi->dtype == DataType::kUndefined || !vi->shape.rank_known()) {
+      return FailedPrecondition("static mode needs known input types and ranks (input '" + in +
+                                "' is " + ValueSpec(seg, in) + ")");
+    }
+    std::vector<int64_t> dims = vi->shape.dims();
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d] >= 0) continue;
+      if (d == 0) {
+        dims[d] = max_batch;
+      } else {
+        return FailedPrecondition("static mode needs known non-batch dimensions (input '" + in +
+                                  "' is " + ValueSpec(seg, in) + ")");
+      }
+    }
+    shapes.push_back(std::move(dims));
+  }
+  return shapes;
+}
+
+struct EngineResult {
+  std::string plan;  // empty in dynamic mode
+  double build_ms = 0;
+};
+
+// Builds and serializes the engine for `seg` (static mode).
+StatusOr<EngineResult> BuildPlan(const Backend& backend, const Graph& seg,
+                                 const BuildConfig& config) {
+  EngineResult r;
+  const auto t0 = Clock::now();
+  auto engine = backend.Build(seg, config);
+  if (!engine.ok()) return engine.status();
+  KILN_ASSIGN_OR_RETURN(std::string payload, (*engine)->SerializePayload());
+  r.build_ms = MsSince(t0);
+  KILN_ASSIGN_OR_RETURN(std::string segment_onnx, ExportOnnx(seg));
+  PlanHeader h;
+  h.kiln_version = KILN_VERSION;
+  h.backend = backend.name();
+  h.device_fingerprint = backend.DeviceFingerprint();
+  h.precision = PrecisionName(config.precision);
+  h.build_config = config.Fingerprint();
+  h.content_hash = HashBytes(segment_onnx + h.build_config);
+  for (size_t i = 0; i < seg.inputs.size(); ++i) {
+    const ValueInfo* vi = seg.FindValueInfo(seg.inputs[i]);
+    h.input_specs.push_back(std::string(DataTypeName(vi->dtype)) +
+                            DimsToString(config.input_shapes[i]));
+  }
+  for (const auto& out : seg.outputs) h.output_specs.push_back(ValueSpec(seg, out));
+  r.plan = WritePlan(h, payload);
+  return r;
+}
+
+Node MakeEngineOp(const std::string& name, const Graph& seg, const std::string& key,
+                  const EngineResult& built, const ConversionParams& p, bool has_engine) {
+  Node n;
+  n.name = name;
+  n.op_type = kEngineOpType;
+  n.domain = kEngineOpDomain;
+  n.inputs = seg.inputs;
+  n.outputs = seg.outputs;
+  std::vector<std::string> in_shapes, out_shapes;
+  std::vector<int64_t> out_types;
+  for (const auto& in : seg.inputs) {
+    const ValueInfo* vi = seg.FindValueInfo(in);
+    in_shapes.push_back(vi != nullptr && vi->shape.rank_known() ? FormatShapeAttr(vi->shape) : "");
+  }
+  for (const auto& out : seg.outputs) {
+    const ValueInfo* vi = seg.FindValueInfo(out);
+    out_shapes.push_back(vi != nullptr && vi->shape.rank_known() ? FormatShapeAttr(vi->shape) : "");
+    out_types.push_back(static_cast<int64_t>(vi != nullptr ? vi->dtype : DataType::kUndefined));
+  }
+  n.attrs["input_shapes"] = Attr::Strings(in_shapes);
+  n.attrs["output_shapes"] = Attr::Strings(out_shapes);
+  n.attrs["output_types"] = Attr::Ints(out_types);
+  n.attrs["static_engine"] = Attr::Int(p.is_dynamic_op ? 0 : 1);
+  n.attrs["segment_func"] = Attr::String(key);
+  n.attrs["serialized_engine"] = Attr::String(has_engine ? built.plan : "");
+  n.attrs["calibration_data"] = Attr::String("");
+  n.attrs["max_cached_engines_count"] = Attr::Int(p.maximum_cached_engines);
+  n.attrs["workspace_size_bytes"] = Attr::Int(p.max_workspace_size_bytes);
+  n.attrs["max_batch_size"] = Attr::Int(p.max_batch_size);
+  n.attrs["precision_mode"] = Attr::String(p.precision_mode);
+  std::transform(n.attrs["precision_mode"].s.begin(), n.attrs["precision_mode"].s.end(),
+                 n.attrs["precision_mode"].s.begin(), ::toupper);
+  n.attrs["use_calibration"] = Attr::Int(p.use_calibration ? 1 : 0);
+  n.attrs["allow_build_at_runtime"] = Attr::Int(p.is_dynamic_op ? 1 : 0);
+  n.attrs["backend"] = Attr::String(p.backend);
+  return n;
+}
+
+// Drops value_info of values the graph no longer has (they moved into segments) and
+// initializers nothing reads any more.
+void PruneMovedValues(Graph& graph, const std::set<std::string>& candidates) {
+  std::set<std::string> reads;
+  CollectReads(graph, &reads);
+  reads.insert(graph.outputs.begin(), graph.outputs.end());
+  for (const auto& c : candidates) {
+    if (!reads.count(c) && !graph.IsGraphInput(c)) graph.initializers.erase(c);
+  }
+  std::set<std::string> live(graph.inputs.begin(), graph.inputs.end());
+  live.insert(graph.outputs.begin(), graph.outputs.end());
+  for (const auto& n : graph.nodes) live.insert(n.outputs.begin(), n.outputs.end());
+  for (auto it = graph.value_info.begin(); it != graph.value_info.end();) {
+    if (!live.count(it->first) && !graph.IsInitializer(it->first)) {
+      it = graph.value_info.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// ConversionParams::input_shapes onto the graph's declared input shapes.
+Status ApplyInputShapes(const ConversionParams& p, Graph& graph) {
+  for (const auto& [name, dims] : p.input_shapes) {
+    if (!graph.IsGraphInput(name)) {
+      return InvalidArgument("input_shapes: '" + name + "' is not an input of the model");
+    }
+    ValueInfo& vi = graph.value_info[name];
+    for (size_t d = 0; d < dims.size(); ++d) {
+      const bool clash = vi.shape.rank_known() && d < static_cast<size_t>(vi.shape.rank()) &&
+                         vi.shape.dim(static_cast<int>(d)) >= 0 && dims[d] >= 0 &&
+                         vi.shape.dim(static_cast<int>(d)) != dims[d];
+      if (dims[d] < -1 || clash) {
+        return InvalidArgument("input_shapes: " + DimsToString(dims) +
+                               " is not a valid shape for '" + name + "' (declared " +
+                               vi.shape.ToString() + ")");
+      }
+    }
+    if (vi.shape.rank_known() && vi.shape.rank() != static_cast<int>(dims.size())) {
+      return InvalidArgument("input_shapes: '" + name + "' has rank " +
+                             std::to_string(vi.shape.rank()) + ", got " + DimsToString(dims));
+    }
+    vi.shape = Shape(dims);
+  }
+  return Status::OK();
+}
+
+struct Converted {
+  Graph graph;
+  ConversionSummary summary;
+};
+
+StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
+  const auto t_start = Clock::now();
+  KILN_RETURN_IF_ERROR(ValidateConversionParams(params));
+  const Backend* backend = ResolveBackend(params.backend);
+  const OpRegistry& registry = OpRegistry::Global();
+  const std::string where = graph.source_path.empty() ? graph.name : graph.source_path;
+
+  std::set<std::string> produced(graph.inputs.begin(), graph.inputs.end());
+  for (const auto& [name, t] : graph.initializers) produced.insert(name);
+  for (const auto& n : graph.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& out : params.outputs) {
+    if (out.empty() || !produced.count(out)) {
+      return InvalidArgument("outputs: '" + out + "' is not a value of the model " + where);
+    }
+  }
+  KILN_RETURN_IF_ERROR(ApplyInputShapes(params, graph));
+  {
+    Status st = VerifyAndInferShapes(graph, registry);
+    if (!st.ok()) return st.WithContext(where);
+  }
+
+  Converted result;
+  ConversionSummary& summary = result.summary;
+  PassContext ctx;
+  ctx.registry = &registry;
+  ctx.keep.insert(graph.outputs.begin(), graph.outputs.end());
+  ctx.keep.insert(params.outputs.begin(), params.outputs.end());
+  PassManager passes = PassManager::Standard();
+  KILN_RETURN_IF_ERROR(passes.Run(graph, ctx));
+  for (const auto& s : passes.stats()) {  // the passes that changed something, in order
+    if (s.nodes_before == s.nodes_after) continue;
+    summary.passes.push_back(s.pass + ": " + std::to_string(s.nodes_before) + " -> " +
+                             std::to_string(s.nodes_after) + " nodes");
+  }
+  if (summary.passes.empty()) summary.passes.push_back("(no clean-up pass changed the graph)");
+  {
+    Status st = VerifyAndInferShapes(graph, registry);
+    if (!st.ok()) return st.WithContext(where + " (after clean-up)");
+  }
+
+  KILN_ASSIGN_OR_RETURN(Precision precision, ParsePrecision(params.precision_mode));
+  BuildConfig base;
+  base.precision = precision;
+  base.max_batch_size = params.max_batch_size;
+  base.max_workspace_size_bytes = params.max_workspace_size_bytes;
+
+  SegmenterOptions options;
+  options.minimum_segment_size = params.minimum_segment_size;
+  options.op_denylist.insert(params.op_denylist.begin(), params.op_denylist.end());
+  options.max_engines = params.max_engines;
+  options.keep_outside.insert(params.outputs.begin(), params.outputs.end());
+  const Graph& g = graph;
+  auto supports = [&](const Node& node) { return backend->Supports(node, g, base); };
+  KILN_ASSIGN_OR_RETURN(SegmentationResult seg_result, SegmentGraph(graph, supports, options));
+  summary.total_nodes = seg_result.report.total_nodes;
+  summary.converted_nodes = seg_result.report.converted_nodes;
+  summary.not_converted = seg_result.report.by_op;
+
+  // Build every segment first (indices into graph.nodes stay valid), then rewrite.
+  struct Replacement {
+    const Segment* seg;
+    Node engine_op;
+    std::string key;
+    std::shared_ptr<Graph> function;
+  };
+  std::vector<Replacement> replacements;
+  std::set<std::string> used_keys;
+  for (const auto& [key, fn] : graph.functions) used_keys.insert(key);
+  std::set<std::string> used_names;
+  for (const auto& n : graph.nodes) used_names.insert(n.name);
+  int engine_index = 0;
+  for (const Segment& seg : seg_result.segments) {
+    if (seg.nodes.empty()) continue;
+    std::string key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment";
+    for (int s = 1; used_keys.count(key); ++s) {
+      key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment_" + std::to_string(s);
+    }
+    auto fn = std::make_shared<Graph>(MakeSegmentGraph(graph, seg, key));
+    EngineSummary es;
+    for (int k : seg.nodes) ++es.op_histogram[OpName(graph.nodes[k])];
+    es.num_nodes = static_cast<int>(seg.nodes.size());
+    es.inputs = seg.inputs;
+    es.outputs = seg.outputs;
+    EngineResult built;
+    bool has_engine = false;
+    if (params.is_dynamic_op) {
+      es.status = "dynamic: built at run time for the shapes seen";
+    } else {
+      Status why;
+      auto shapes = StaticInputShapes(*fn, params.max_batch_size);
+      if (shapes.ok()) {
+        BuildConfig config = base;
+        config.input_shapes = *shapes;
+        auto r = BuildPlan(*backend, *fn, config);
+        if (r.ok()) {
+          built = std::move(r).value();
+          has_engine = true;
+        } else {
+          why = r.status();
+          why = Status(why.code(), "engine build failed: " + why.message());
+        }
+      } else {
+        why = shapes.status();
+      }
+      if (!has_engine) {  // revert: the nodes stay native (file comment)
+        KILN_LOG(INFO) << where << ": segment starting at "
+                       << graph.nodes[seg.nodes.front()].Describe()
+                       << " left native: " << why.message();
+        for (int k : seg.nodes) ++summary.not_converted[OpName(graph.nodes[k])][why.message()];
+        summary.converted_nodes -= es.num_nodes;
+        continue;
+      }
+      es.status = "built";
+      es.build_ms = built.build_ms;
+    }
+    used_keys.insert(key);
+    std::string name = "kiln_engine_" + std::to_string(engine_index++);
+    for (int s = 1; used_names.count(name); ++s) {
+      name = "kiln_engine_" + std::to_string(engine_index - 1) + "_" + std::to_string(s);
+    }
+    used_names.insert(name);
+    es.name = name;
+    summary.engines.push_back(es);
+    replacements.push_back(
+        {&seg, MakeEngineOp(name, *fn, key, built, params, has_engine), key, fn});
+  }
+
+  if (!replacements.empty()) {
+    std::map<int, const Replacement*> first_node;
+    std::set<int> removed;
+    std::set<std::string> moved_initializers;
+    for (const auto& r : replacements) {
+      first_node[r.seg->nodes.front()] = &r;
+      removed.insert(r.seg->nodes.begin(), r.seg->nodes.end());
+      for (const auto& [name, t] : r.function->initializers) moved_initializers.insert(name);
+    }
+    std::vector<Node> nodes;
+    for (int k = 0; k < static_cast<int>(graph.nodes.size()); ++k) {
+      auto it = first_node.find(k);
+      if (it != first_node.end()) nodes.push_back(it->second->engine_op);
+      if (!removed.count(k)) nodes.push_back(std::move(graph.nodes[k]));
+    }
+    graph.nodes = std::move(nodes);
+    for (auto& r : replacements) graph.functions[r.key] = std::move(r.function);
+    graph.opset_imports[kEngineOpDomain] = 1;
+    KILN_RETURN_IF_ERROR(graph.SortTopologically());
+    PruneMovedValues(graph, moved_initializers);
+  }
+  summary.total_ms = MsSince(t_start);
+  result.graph = std::move(graph);
+  return result;
+}
+
+StatusOr<Graph> LoadForConversion(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".pb" || ext == ".pbtxt") return ImportGraphDefFile(path);
+  return ImportOnnxFile(path);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ ConvertedModel
+
+struct ConvertedModel::Impl {
+  Graph graph;
+  ConversionSummary summary;
+};
+
+ConvertedModel::ConvertedModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ConvertedModel::~ConvertedModel() = default;
+ConvertedModel::ConvertedModel(ConvertedModel&&) noexcept = default;
+ConvertedModel& ConvertedModel::operator=(ConvertedModel&&) noexcept = default;
+const ConversionSummary& ConvertedModel::summary() const { return impl_->summary; }
+const Graph& ConvertedModel::graph() const { return impl_->graph; }
+
+// The converted graph holds kiln.EngineOp nodes, which only kiln reads; ONNX is kiln's
+// interchange format for them whatever the input format was.
+Status ConvertedModel::Save(const std::string& path) const {
+  return WriteOnnxFile(impl_->graph, path);
+}
+
+StatusOr<ConvertedModel> CreateInferenceGraph(Graph graph, const ConversionParams& params) {
+  KILN_ASSIGN_OR_RETURN(Converted c, Convert(std::move(graph), params));
+  auto impl = std::make_unique<ConvertedModel::Impl>();
+  impl->graph = std::move(c.graph);
+  impl->summary = std::move(c.summary);
+  return ConvertedModel(std::move(impl));
+}
+
+StatusOr<ConvertedModel> CreateInferenceGraph(const std::string& model_path,
+                                              const ConversionParams& params) {
+  KILN_RETURN_IF_ERROR(ValidateConversionParams(params));
+  KILN_ASSIGN_OR_RETURN(Graph graph, LoadForConversion(model_path));
+  return CreateInferenceGraph(std::move(graph), params);
+}
+
+}  // namespace kiln

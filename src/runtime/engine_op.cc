@@ -1,0 +1,387 @@
+#include "runtime/engine_op.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "convert/engine_op_def.h"
+#include "core/logging.h"
+#include "engine/plan.h"
+#include "io/onnx/onnx_export.h"
+#include "ops/base/kernel_context.h"
+#include "runtime/executor.h"
+
+namespace kiln {
+namespace {
+
+bool NativeFallbackAllowed() {
+  const char* v = std::getenv("KILN_ALLOW_NATIVE_FALLBACK");
+  return v == nullptr || std::string(v) != "0";
+}
+
+// "float32[8,3,48,192]" -> {8,3,48,192}.
+StatusOr<std::vector<int64_t>> DimsOfSpec(const std::string& spec) {
+  const size_t open = spec.find('[');
+  if (open == std::string::npos) return InvalidArgument("bad tensor spec '" + spec + "'");
+  KILN_ASSIGN_OR_RETURN(Shape shape, ParseShapeAttr(spec.substr(open)));
+  if (!shape.fully_known()) return InvalidArgument("tensor spec '" + spec + "' is not concrete");
+  return shape.dims();
+}
+
+std::string DimsList(const std::vector<std::vector<int64_t>>& dims) {
+  std::string s;
+  for (const auto& d : dims) s += (s.empty() ? "" : ", ") + DimsToString(d);
+  return s;
+}
+
+// What an EngineOp node says about itself, and its plan checked against this machine.
+struct EngineOpSetup {
+  std::shared_ptr<const Graph> segment;
+  const Backend* backend = nullptr;
+  BuildConfig config;  // of the embedded plan, or the base config for runtime builds
+  bool allow_build = false;
+  int64_t max_cached = 1;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> input_specs;
+  std::string no_engine_reason;  // why `engine` is null
+};
+
+StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
+  EngineOpSetup s;
+  auto str = [&node](const char* name) {
+    const Attr* a = node.FindAttr(name);
+    return a != nullptr ? a->s : std::string();
+  };
+  auto num = [&node](const char* name, int64_t def) {
+    const Attr* a = node.FindAttr(name);
+    return a != nullptr ? a->i : def;
+  };
+  const std::string key = str("segment_func");
+  auto fn = graph.functions.find(key);
+  if (fn == graph.functions.end() || fn->second == nullptr) {
+    return InvalidArgument(node.Describe() + ": segment_func '" + key +
+                           "' is not in the model's function library");
+  }
+  s.segment = fn->second;
+  if (s.segment->inputs.size() != node.inputs.size() ||
+      s.segment->outputs.size() != node.outputs.size()) {
+    return InvalidArgument(node.Describe() + ": its native segment '" + key + "' has " +
+                           std::to_string(s.segment->inputs.size()) + " inputs and " +
+                           std::to_string(s.segment->outputs.size()) + " outputs, the node " +
+                           std::to_string(node.inputs.size()) + " and " +
+                           std::to_string(node.outputs.size()));
+  }
+  s.allow_build = num("allow_build_at_runtime", 0) != 0;
+  s.max_cached = std::max<int64_t>(1, num("max_cached_engines_count", 1));
+  const std::string backend_name = str("backend").empty() ? "cpu" : str("backend");
+  s.backend = ResolveBackend(backend_name);
+  auto precision = ParsePrecision(str("precision_mode").empty() ? "FP32" : str("precision_mode"));
+  s.config.precision = precision.ok() ? *precision : Precision::kFP32;
+  s.config.max_batch_size = num("max_batch_size", 1);
+  s.config.max_workspace_size_bytes = num("workspace_size_bytes", int64_t{1} << 30);
+  if (s.backend == nullptr) {
+    s.no_engine_reason = "backend '" + backend_name + "' is not built into this kiln";
+    return s;
+  }
+  const std::string bytes = str("serialized_engine");
+  if (bytes.empty()) {
+    s.no_engine_reason = s.allow_build ? "no engine built yet" : "no engine was built";
+    return s;
+  }
+  auto reject = [&s](const std::string& why) {
+    s.no_engine_reason = "plan rejected: " + why;
+    return std::move(s);
+  };
+  auto plan = ReadPlan(bytes);
+  if (!plan.ok()) return reject(plan.status().message());
+  const PlanHeader& h = plan->first;
+  s.input_specs = h.input_specs;
+  if (h.backend != s.backend->name()) {
+    return reject("built for backend '" + h.backend + "', this node uses '" + s.backend->name() +
+                  "'");
+  }
+  if (h.kiln_version != KILN_VERSION) {
+    return reject("built by kiln " + h.kiln_version + ", this is kiln " + KILN_VERSION);
+  }
+  const std::string device = s.backend->DeviceFingerprint();
+  if (h.device_fingerprint != device) {
+    return reject("built for another device (" + h.device_fingerprint +
+                  "; this machine: " + device + ")");
+  }
+  if (h.input_specs.size() != node.inputs.size()) {
+    return reject("it has " + std::to_string(h.input_specs.size()) + " inputs, the node " +
+                  std::to_string(node.inputs.size()));
+  }
+  BuildConfig config = s.config;
+  auto plan_precision = ParsePrecision(h.precision);
+  if (!plan_precision.ok()) return reject(plan_precision.status().message());
+  config.precision = *plan_precision;
+  for (const auto& spec : h.input_specs) {
+    auto dims = DimsOfSpec(spec);
+    if (!dims.ok()) return reject(dims.status().message());
+    config.input_shapes.push_back(*dims);
+  }
+  if (config.Fingerprint() != h.build_config) {
+    return reject("its build config '" + h.build_config + "' does not match the node's '" +
+                  config.Fingerprint() + "'");
+  }
+  auto segment_onnx = ExportOnnx(*s.segment);
+  if (!segment_onnx.ok()) return reject(segment_onnx.status().message());
+  if (HashBytes(*segment_onnx + h.build_config) != h.content_hash) {
+    return reject("its content hash does not match the node's native segment '" + key + "'");
+  }
+  auto engine = s.backend->Deserialize(plan->second, *s.segment, config);
+  if (!engine.ok()) return reject(engine.status().message());
+  s.engine = std::move(engine).value();
+  s.config = config;
+  return s;
+}
+
+class EngineOpKernel : public OpKernel {
+ public:
+  EngineOpKernel(const Node& node, EngineOpSetup setup, Executor native)
+      : node_name_(node.Describe()), setup_(std::move(setup)), native_(std::move(native)) {
+    for (const auto& out : setup_.segment->outputs) fetch_.push_back(native_.SlotOf(out));
+    for (const auto& in : setup_.segment->inputs) feed_.push_back(native_.SlotOf(in));
+    if (setup_.engine == nullptr && setup_.no_engine_reason.rfind("plan rejected", 0) == 0) {
+      KILN_LOG(WARNING) << node_name_ << ": " << setup_.no_engine_reason;
+    }
+  }
+
+  Status Compute(KernelContext& ctx) const override {
+    std::vector<const Tensor*> inputs;
+    std::vector<std::vector<int64_t>> dims;
+    for (int i = 0; i < ctx.num_inputs(); ++i) {
+      if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " has no value");
+      inputs.push_back(&ctx.input(i));
+      dims.push_back(ctx.input(i).dims());
+    }
+    std::string reason;
+    const Engine* engine = FindEngine(dims, &reason);
+    if (engine != nullptr) {
+      std::vector<Tensor> outs;
+      Status st = engine->Execute(inputs, &outs);
+      if (!st.ok()) return st.WithContext(node_name_);
+      if (outs.size() != static_cast<size_t>(ctx.num_outputs())) {
+        return Internal(node_name_ + ": the engine produced " + std::to_string(outs.size()) +
+                        " outputs, expected " + std::to_string(ctx.num_outputs()));
+      }
+      for (size_t o = 0; o < outs.size(); ++o)
+        ctx.SetOutput(static_cast<int>(o), std::move(outs[o]));
+      return Status::OK();
+    }
+    if (!NativeFallbackAllowed()) {
+      return FailedPrecondition(node_name_ + ": no engine can run inputs " + DimsList(dims) + " (" +
+                                reason +
+                                ") and native fallback is disabled (KILN_ALLOW_NATIVE_FALLBACK=0)");
+    }
+    if (!logged_fallback_.exchange(true)) {
+      KILN_LOG(WARNING) << node_name_ << ": running the native segment '" << setup_.segment->name
+                        << "' instead of the engine: " << reason;
+    }
+    std::vector<std::pair<int, Tensor>> feeds;
+    for (size_t i = 0; i < inputs.size(); ++i) feeds.emplace_back(feed_[i], *inputs[i]);
+    auto outs = native_.Run(feeds, fetch_, RunOptions{}, nullptr);
+    if (!outs.ok()) return outs.status().WithContext(node_name_ + " (native segment)");
+    for (size_t o = 0; o < outs->size(); ++o) ctx.SetOutput(static_cast<int>(o), (*outs)[o]);
+    return Status::OK();
+  }
+
+ private:
+  // The engine for these dims, or nullptr with the reason in `why`.
+  const Engine* FindEngine(const std::vector<std::vector<int64_t>>& dims, std::string* why) const {
+    if (setup_.engine != nullptr) {
+      if (setup_.engine->Accepts(dims)) return setup_.engine.get();
+      for (const auto& d : dims) {
+        if (!d.empty() && d[0] > setup_.config.max_batch_size) {
+          *why = "batch " + std::to_string(d[0]) + " is above max_batch_size " +
+                 std::to_string(setup_.config.max_batch_size);
+          return nullptr;
+        }
+      }
+      *why = "the engine was not built for input shapes " + DimsList(dims);
+      if (!setup_.allow_build) return nullptr;
+    } else if (!setup_.allow_build || setup_.backend == nullptr) {
+      *why = setup_.no_engine_reason;
+      return nullptr;
+    }
+    // Dynamic mode: one engine per distinct input shapes, built on first sight.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(dims);
+    if (it != cache_.end()) {
+      if (it->second.engine != nullptr) return it->second.engine.get();
+      *why = it->second.failure;
+      return nullptr;
+    }
+    if (static_cast<int64_t>(cache_.size()) >= setup_.max_cached) {
+      *why = "max_cached_engines_count (" + std::to_string(setup_.max_cached) +
+             ") engines are built already, none for input shapes " + DimsList(dims);
+      return nullptr;
+    }
+    BuildConfig config = setup_.config;
+    config.input_shapes = dims;
+    config.exact_shapes = true;
+    auto built = setup_.backend->Build(*setup_.segment, config);
+    Cached& entry = cache_[dims];
+    if (built.ok()) {
+      entry.engine = std::move(built).value();
+      return entry.engine.get();
+    }
+    entry.failure = "engine build at run time failed: " + built.status().message();
+    *why = entry.failure;
+    return nullptr;
+  }
+
+  struct Cached {
+    std::unique_ptr<Engine> engine;
+    std::string failure;
+  };
+  std::string node_name_;
+  EngineOpSetup setup_;
+  Executor native_;
+  std::vector<int> feed_, fetch_;
+  mutable std::atomic<bool> logged_fallback_{false};
+  mutable std::mutex mu_;
+  mutable std::map<std::vector<std::vector<int64_t>>, Cached> cache_;
+};
+
+StatusOr<std::unique_ptr<OpKernel>> MakeEngineOpKernel(const KernelInitContext& init) {
+  KILN_ASSIGN_OR_RETURN(EngineOpSetup setup, SetUp(init.node, init.graph));
+  auto native = Executor::Compile(*setup.segment, OpRegistry::Global());
+  if (!native.ok()) {
+    return native.status().WithContext(init.node.Describe() + ": native segment");
+  }
+  return std::unique_ptr<OpKernel>(
+      new EngineOpKernel(init.node, std::move(setup), std::move(native).value()));
+}
+
+Status InferEngineOp(InferContext& ctx) {
+  const std::vector<std::string> shapes = ctx.GetStrings("output_shapes");
+  const std::vector<int64_t> types = ctx.GetInts("output_types");
+  for (int o = 0; o < ctx.num_outputs(); ++o) {
+    DataType dtype =
+        o < static_cast<int>(types.size()) && IsValidDataType(static_cast<int32_t>(types[o]))
+            ? static_cast<DataType>(types[o])
+            : DataType::kUndefined;
+    Shape shape;
+    if (o < static_cast<int>(shapes.size()) && !shapes[o].empty()) {
+      auto parsed = ParseShapeAttr(shapes[o]);
+      if (!parsed.ok()) return ctx.Error(parsed.status().message());
+      shape = *parsed;
+    }
+    ctx.SetOutput(o, dtype, shape);
+  }
+  return Status::OK();
+}
+
+void AddEngineOp(OpRegistry& r) {
+  MustRegister(
+      r, OpSchema(kEngineOpType, kEngineOpDomain)
+             .Doc("A segment compiled by an engine backend (TF-TRT's TRTEngineOp); falls back "
+                  "to its native segment, Graph::functions[segment_func].")
+             .Inputs(0, OpSchema::kVariadic)
+             .Outputs(1, OpSchema::kVariadic)
+             .AttrNoDefault("input_shapes", AttrType::kStrings)
+             .AttrNoDefault("output_shapes", AttrType::kStrings)
+             .AttrNoDefault("output_types", AttrType::kInts)
+             .AttrDefault("static_engine", int64_t{1})
+             .AttrNoDefault("segment_func", AttrType::kString, /*required=*/true)
+             .AttrDefault("serialized_engine", "")
+             .AttrDefault("calibration_data", "")
+             .AttrDefault("max_cached_engines_count", int64_t{1})
+             .AttrDefault("workspace_size_bytes", int64_t{1} << 30)
+             .AttrDefault("max_batch_size", int64_t{1})
+             .AttrDefault("precision_mode", "FP32")
+             .AttrDefault("use_calibration", int64_t{0})
+             .AttrDefault("allow_build_at_runtime", int64_t{0})
+             .AttrDefault("backend", "cpu")
+             .Infer(InferEngineOp)
+             .StatefulKernel(MakeEngineOpKernel));
+}
+
+Tensor RandomTensor(DataType dtype, const std::vector<int64_t>& dims, std::mt19937* rng) {
+  Tensor t = Tensor::Empty(dtype, dims);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  if (dtype == DataType::kFloat32) {
+    float* p = t.mutable_data<float>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) p[i] = u(*rng);
+  } else if (dtype == DataType::kFloat64) {
+    double* p = t.mutable_data<double>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) p[i] = u(*rng);
+  }
+  return t;  // other dtypes: zeros (indices stay in range)
+}
+
+}  // namespace
+
+void RegisterEngineOp() { OpRegistry::AddGlobalOps("engine_op", AddEngineOp); }
+
+EngineInfo InspectEngineOp(const Graph& graph, const Node& node, bool profile, int iterations) {
+  EngineInfo info;
+  info.node = node.name;
+  const Attr* a = node.FindAttr("backend");
+  info.backend = a != nullptr ? a->s : "cpu";
+  a = node.FindAttr("segment_func");
+  info.segment_func = a != nullptr ? a->s : "";
+  a = node.FindAttr("max_batch_size");
+  info.max_batch_size = a != nullptr ? a->i : 1;
+  a = node.FindAttr("precision_mode");
+  info.precision = a != nullptr ? a->s : "FP32";
+  auto setup = SetUp(node, graph);
+  if (!setup.ok()) {
+    info.status = setup.status().message();
+    return info;
+  }
+  info.segment_nodes = static_cast<int64_t>(setup->segment->nodes.size());
+  info.input_specs = setup->input_specs;
+  if (setup->engine == nullptr) {
+    info.status = setup->no_engine_reason;
+    return info;
+  }
+  info.status = "ready";
+  std::vector<LayerInfo> layers = setup->engine->Layers();
+  if (profile) {
+    std::mt19937 rng(1234);
+    std::vector<Tensor> inputs;
+    std::vector<const Tensor*> ptrs;
+    for (size_t i = 0; i < setup->segment->inputs.size(); ++i) {
+      const ValueInfo* vi = setup->segment->FindValueInfo(setup->segment->inputs[i]);
+      inputs.push_back(RandomTensor(vi != nullptr ? vi->dtype : DataType::kFloat32,
+                                    setup->config.input_shapes[i], &rng));
+    }
+    for (const auto& t : inputs) ptrs.push_back(&t);
+    std::vector<Tensor> outs;
+    std::vector<LayerInfo> run;
+    Status st = setup->engine->Execute(ptrs, &outs, &run);  // warm-up
+    std::map<std::string, double> total;
+    double whole = 0;
+    const int n = std::max(1, iterations);
+    for (int k = 0; st.ok() && k < n; ++k) {
+      run.clear();
+      const auto t0 = std::chrono::steady_clock::now();
+      st = setup->engine->Execute(ptrs, &outs, &run);
+      whole +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      for (const auto& l : run) total[l.name] += l.ms;
+    }
+    if (!st.ok()) {
+      info.status = "ready; profiling failed: " + st.message();
+    } else {
+      info.profiled_ms = whole / n;
+      for (auto& l : layers) {
+        auto it = total.find(l.name);
+        l.ms = it != total.end() ? it->second / n : -1;
+      }
+    }
+  }
+  for (const auto& l : layers) {
+    info.layers.push_back(
+        {l.name, l.op, l.nodes, l.precision, l.implementation, profile ? l.ms : -1});
+  }
+  return info;
+}
+
+}  // namespace kiln

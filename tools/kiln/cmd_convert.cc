@@ -1,0 +1,198 @@
+// `kiln convert`: TF-TRT's create_inference_graph from the command line, and the engine part
+// of `kiln inspect` (each EngineOp's layers, TensorRT engine-inspector style).
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli_util.h"
+#include "kiln/convert.h"
+#include "kiln/session.h"
+#include "runtime/model_loader.h"
+
+namespace kiln::cli {
+namespace {
+
+const char* kConvertHelp = R"(usage: kiln convert MODEL -o OUT [options]
+
+Converts MODEL: clean-up passes, then every segment of nodes the engine backend supports
+becomes one kiln.EngineOp whose engine is built now (static mode, for --max-batch-size) and
+embedded in OUT (ONNX), with the original nodes kept as its native fallback. Prints a summary:
+each engine's node count, op histogram, inputs/outputs and build time, the share of nodes
+converted, and why the other nodes were not.
+
+options:
+  -o, --output OUT             where to write the converted model (required)
+  --precision fp32             engine precision (only FP32 for now)
+  --max-batch-size N           largest batch the engines serve (default 1); larger batches
+                               run the native segment
+  --minimum-segment-size N     smallest segment worth an engine (default 3; -1: convert nothing)
+  --max-workspace-size BYTES   scratch memory one engine layer may use (default 1 GiB)
+  --input-shape NAME=d0,d1,.. declare an input's shape (-1: unknown, e.g. the batch); static
+                               mode needs every non-batch input dimension known (repeatable)
+  --outputs a,b                values to keep as outputs (never absorbed into engines)
+  --denylist Op1,Op2           ops never put into engines (also KILN_OP_DENYLIST)
+  --dynamic                    build engines at run time for the shapes seen (is_dynamic_op)
+  --max-cached-engines N       engines kept per EngineOp in dynamic mode (default 1)
+  --json-summary FILE          also write the summary as JSON
+  --help                       show this help
+)";
+
+int Usage(const std::string& message) {
+  std::cerr << "kiln: " << message << "\n\n" << kConvertHelp;
+  return 2;
+}
+
+bool ParseInt(const std::string& text, int64_t* out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+std::string Ms(double ms) {
+  if (ms < 0) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f ms", ms);
+  return buf;
+}
+
+}  // namespace
+
+int ConvertCommand(int argc, char** argv) {
+  std::vector<std::string> storage;
+  for (int i = 0; i < argc; ++i)
+    storage.push_back(argv[i] == std::string("-o") ? "--output" : argv[i]);
+  std::vector<char*> rewritten;
+  for (auto& s : storage) rewritten.push_back(s.data());
+  auto parsed = Args::Parse(
+      static_cast<int>(rewritten.size()), rewritten.data(),
+      {"output", "precision", "max-batch-size", "minimum-segment-size", "max-workspace-size",
+       "outputs", "json-summary", "denylist", "max-cached-engines", "input-shape"},
+      {"help", "dynamic"});
+  if (!parsed.ok()) return Usage(parsed.status().message());
+  const Args& args = *parsed;
+  if (args.Has("help")) {
+    std::cout << kConvertHelp;
+    return 0;
+  }
+  if (args.positionals().size() != 1) return Usage("convert needs exactly one MODEL");
+  if (!args.Has("output")) return Usage("convert needs -o OUT");
+  ConversionParams params;
+  struct IntOption {
+    const char* name;
+    int64_t* target;
+  };
+  int64_t min_segment = params.minimum_segment_size;
+  int64_t max_cached = params.maximum_cached_engines;
+  for (IntOption o : {IntOption{"max-batch-size", &params.max_batch_size},
+                      IntOption{"minimum-segment-size", &min_segment},
+                      IntOption{"max-workspace-size", &params.max_workspace_size_bytes},
+                      IntOption{"max-cached-engines", &max_cached}}) {
+    if (auto v = args.Get(o.name); v && !ParseInt(*v, o.target)) {
+      return Usage(std::string("--") + o.name + " takes an integer, got '" + *v + "'");
+    }
+  }
+  params.minimum_segment_size = static_cast<int>(min_segment);
+  params.maximum_cached_engines = static_cast<int>(max_cached);
+  if (auto v = args.Get("precision")) params.precision_mode = *v;
+  if (auto v = args.Get("outputs")) params.outputs = SplitList(*v);
+  if (auto v = args.Get("denylist")) params.op_denylist = SplitList(*v);
+  params.is_dynamic_op = args.Has("dynamic");
+  for (const auto& spec : args.GetAll("input-shape")) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos)
+      return Usage("--input-shape takes NAME=d0,d1,..., got '" + spec + "'");
+    std::vector<int64_t> dims;
+    for (const auto& d : SplitList(spec.substr(eq + 1))) {
+      int64_t v = 0;
+      if (!ParseInt(d, &v))
+        return Usage("--input-shape: bad dimension '" + d + "' in '" + spec + "'");
+      dims.push_back(v);
+    }
+    params.input_shapes[spec.substr(0, eq)] = dims;
+  }
+
+  const std::string model = args.positionals()[0];
+  auto graph = LoadModelGraph(model);
+  if (!graph.ok()) {
+    std::cerr << "kiln: error: " << graph.status().ToString() << "\n";
+    return 1;
+  }
+  auto converted = CreateInferenceGraph(std::move(graph).value(), params);
+  if (!converted.ok()) {
+    std::cerr << "kiln: error: " << converted.status().ToString() << "\n";
+    return 1;
+  }
+  const std::string out = *args.Get("output");
+  if (Status st = converted->Save(out); !st.ok()) {
+    std::cerr << "kiln: error: " << st.ToString() << "\n";
+    return 1;
+  }
+  std::cout << converted->summary().ToString() << "\nwrote " << out << "\n";
+  if (auto json = args.Get("json-summary")) {
+    std::ofstream f(*json);
+    f << converted->summary().ToJson();
+    if (!f) {
+      std::cerr << "kiln: error: cannot write " << *json << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void PrintEngines(const ModelInfo& info) {
+  for (const auto& e : info.engines) {
+    std::printf("\nengine %s (backend %s, %s, max batch %lld, native segment '%s' of %lld nodes)\n",
+                e.node.c_str(), e.backend.c_str(), e.precision.c_str(),
+                static_cast<long long>(e.max_batch_size), e.segment_func.c_str(),
+                static_cast<long long>(e.segment_nodes));
+    std::string specs;
+    for (const auto& s : e.input_specs) specs += (specs.empty() ? "" : ", ") + s;
+    std::printf("  status: %s\n  built for: %s\n", e.status.c_str(),
+                specs.empty() ? "-" : specs.c_str());
+    if (e.layers.empty()) continue;
+    const bool timed = e.profiled_ms >= 0;
+    std::printf("  %-4s %-28s %-36s %-6s %-28s%s\n", "#", "layer", "op", "prec", "implementation",
+                timed ? " time" : "");
+    for (size_t k = 0; k < e.layers.size(); ++k) {
+      const auto& l = e.layers[k];
+      std::printf("  %-4zu %-28s %-36s %-6s %-28s %s\n", k, l.name.c_str(), l.op.c_str(),
+                  l.precision.c_str(), l.implementation.c_str(), timed ? Ms(l.ms).c_str() : "");
+    }
+    if (timed) std::printf("  engine total: %s per run\n", Ms(e.profiled_ms).c_str());
+  }
+}
+
+std::string EnginesJson(const ModelInfo& info) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < info.engines.size(); ++i) {
+    const auto& e = info.engines[i];
+    os << (i ? ", " : "") << "{\"node\": " << JsonEscape(e.node)
+       << ", \"backend\": " << JsonEscape(e.backend)
+       << ", \"precision\": " << JsonEscape(e.precision)
+       << ", \"max_batch_size\": " << e.max_batch_size
+       << ", \"segment_func\": " << JsonEscape(e.segment_func)
+       << ", \"segment_nodes\": " << e.segment_nodes << ", \"status\": " << JsonEscape(e.status)
+       << ", \"profiled_ms\": " << (e.profiled_ms >= 0 ? std::to_string(e.profiled_ms) : "null")
+       << ", \"layers\": [";
+    for (size_t k = 0; k < e.layers.size(); ++k) {
+      const auto& l = e.layers[k];
+      os << (k ? ", " : "") << "{\"name\": " << JsonEscape(l.name)
+         << ", \"op\": " << JsonEscape(l.op) << ", \"precision\": " << JsonEscape(l.precision)
+         << ", \"implementation\": " << JsonEscape(l.implementation)
+         << ", \"ms\": " << (l.ms >= 0 ? std::to_string(l.ms) : "null") << "}";
+    }
+    os << "]}";
+  }
+  os << "]";
+  return os.str();
+}
+
+}  // namespace kiln::cli
