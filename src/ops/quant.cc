@@ -188,7 +188,7 @@ void RegisterQuantOps(OpRegistry& r) {
                       .InputTypes(0, {DataType::kUInt8, DataType::kInt8, DataType::kInt32})
                       .InputTypes(1, scale_types)
                       .InputTypes(2, {DataType::kUInt8, DataType::kInt8, DataType::kInt32})
-                      .PromoteHalfToFloat()
+                      .PromoteHalfToFloat(/*type_input=*/1)
                       .Infer(InferDequantizeLinear)
                       .Kernel(DequantizeLinearKernel));
   MustRegister(r, OpSchema("DynamicQuantizeLinear")

@@ -81,10 +81,11 @@ class OpSchema {
   OpSchema& Kernel(KernelFn fn);
   // For ops whose kernel keeps state per node (EngineOp); used instead of Kernel.
   OpSchema& StatefulKernel(KernelFactory factory);
-  // The reference kernel handles float16/bfloat16 by computing in float32: when input 0 is
-  // float16/bfloat16, the runtime converts the half inputs to float32, runs the kernel and
-  // converts its float32 outputs back to input 0's type.
-  OpSchema& PromoteHalfToFloat();
+  // The reference kernel handles float16/bfloat16 by computing in float32: when input
+  // `type_input` (the one whose type the outputs follow: X for most ops, the scale for
+  // DequantizeLinear) is float16/bfloat16, the runtime converts the half inputs to float32,
+  // runs the kernel and converts its float32 outputs back to that type.
+  OpSchema& PromoteHalfToFloat(int type_input = 0);
 
   // --- reading ---
   const std::string& name() const { return name_; }
@@ -102,6 +103,7 @@ class OpSchema {
   const KernelFn& kernel() const { return kernel_; }
   const KernelFactory& kernel_factory() const { return kernel_factory_; }
   bool promote_half_to_float() const { return promote_half_; }
+  int promote_type_input() const { return promote_type_input_; }
 
   // Checks a node against this schema: arity, attribute names and types, required attributes.
   Status CheckNode(const Node& node) const;
@@ -117,6 +119,7 @@ class OpSchema {
   KernelFn kernel_;
   KernelFactory kernel_factory_;
   bool promote_half_ = false;
+  int promote_type_input_ = 0;
 };
 
 class OpRegistry {

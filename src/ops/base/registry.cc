@@ -99,8 +99,9 @@ OpSchema& OpSchema::StatefulKernel(KernelFactory factory) {
   kernel_factory_ = std::move(factory);
   return *this;
 }
-OpSchema& OpSchema::PromoteHalfToFloat() {
+OpSchema& OpSchema::PromoteHalfToFloat(int type_input) {
   promote_half_ = true;
+  promote_type_input_ = type_input;
   return *this;
 }
 
@@ -280,11 +281,13 @@ Status RunKernel(const OpSchema& schema, const Node& node, int64_t opset,
   KILN_RETURN_IF_ERROR(schema.CheckInputTypes(node, dtypes));
   outputs->assign(node.outputs.size(), Tensor());
 
-  // Promotion follows input 0 (the data input): its half type is restored on float32 outputs.
-  // A half-typed side input (e.g. Resize's roi) next to float32 data is left alone.
+  // Promotion follows the input the outputs take their type from: its half type is restored
+  // on float32 outputs. A half-typed side input (e.g. Resize's roi) next to float32 data is
+  // left alone.
   DataType half_type = DataType::kUndefined;
-  if (schema.promote_half_to_float() && !dtypes.empty() && IsHalf(dtypes[0])) {
-    half_type = dtypes[0];
+  const size_t governing = static_cast<size_t>(schema.promote_type_input());
+  if (schema.promote_half_to_float() && governing < dtypes.size() && IsHalf(dtypes[governing])) {
+    half_type = dtypes[governing];
   }
   if (half_type == DataType::kUndefined) {
     KernelContext ctx(node, schema, opset, inputs, outputs);
