@@ -165,6 +165,24 @@ TEST_F(Cli, BadFeedsFailCleanly) {
   }
 }
 
+TEST_F(Cli, BenchReportsLatencyAndComparison) {
+  std::string json = Path("bench.json");
+  Result r = Kiln("bench " + std::string(KILN_SOURCE_DIR) +
+                  "/models/ppocr_cls/model.onnx --shape x=2,3,48,192 --iterations 3 --warmup 1"
+                  " --compare native --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream f(json);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  for (const char* key : {"\"model\"", "\"batch\"", "\"precision\"", "\"threads\"",
+                          "\"latency_ms\"", "\"median\"", "\"p99\"", "\"throughput_per_s\"",
+                          "\"compare\"", "\"rel_l2_error\"", "\"speedup\""}) {
+    EXPECT_NE(text.find(key), std::string::npos) << key << " missing in " << text;
+  }
+  Result bad = Kiln("bench " + Path("good.onnx") + " --precision fp64");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("precision_mode 'FP64'"), std::string::npos) << bad.output;
+}
+
 TEST_F(Cli, RunsTheBundledModel) {
   Result r = Kiln("run " + std::string(KILN_SOURCE_DIR) +
                   "/models/ppocr_cls/model.onnx --shape x=1,3,48,192");

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli_util.h"
+#include "commands.h"
 #include "core/logging.h"
 #include "io/npy/npy.h"
 #include "kiln/session.h"
@@ -21,7 +22,6 @@
 
 namespace kiln::cli {
 
-int ConvertCommand(int argc, char** argv);              // cmd_convert.cc
 void PrintEngines(const ModelInfo& info);               // cmd_convert.cc
 std::string EnginesJson(const ModelInfo& info);         // cmd_convert.cc
 
@@ -34,6 +34,7 @@ usage: kiln <command> [options]
 commands:
   run       run a model on given or random inputs, print its outputs and time
   convert   convert a model: engines for the segments the CPU backend supports
+  bench     time a model (converted, or --no-convert) like trtexec; --compare native
   inspect   describe a model: inputs, outputs, op histogram, ops kiln cannot run, engines
   ops       list kiln's op table
   version   print kiln's version
@@ -325,6 +326,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "run") return RunCommand(argc - 2, argv + 2);
   if (cmd == "convert") return ConvertCommand(argc - 2, argv + 2);
+  if (cmd == "bench") return BenchCommand(argc - 2, argv + 2);
   if (cmd == "inspect") return InspectCommand(argc - 2, argv + 2);
   if (cmd == "ops") return OpsCommand(argc - 2, argv + 2);
   std::cerr << "kiln: unknown command '" << cmd << "'\n\n" << kMainHelp;
