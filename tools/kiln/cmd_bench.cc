@@ -314,6 +314,24 @@ int BenchCommand(int argc, char** argv) {
     params.minimum_segment_size = o.min_segment;
     params.is_dynamic_op = o.dynamic_op;
     if (auto outs = args.Get("outputs")) params.outputs = SplitList(*outs);
+    // Shapes given for the bench are the shapes the engines are built for; dimension 0 stays
+    // the batch, which static engines serve up to max_batch_size.
+    auto declare = [&params](const std::string& name, std::vector<int64_t> dims) {
+      if (!dims.empty()) dims[0] = -1;
+      params.input_shapes[name] = std::move(dims);
+    };
+    for (const auto& spec : args.GetAll("shape")) {
+      auto eq = spec.rfind('=');
+      if (eq == std::string::npos) continue;  // MakeFeeds reports the malformed spec
+      auto dims = ParseDims(spec.substr(eq + 1));
+      if (dims.ok()) declare(spec.substr(0, eq), *dims);
+    }
+    for (const auto& spec : args.GetAll("input")) {
+      auto eq = spec.rfind('=');
+      if (eq == std::string::npos || params.input_shapes.count(spec.substr(0, eq))) continue;
+      auto t = ReadNpyFile(spec.substr(eq + 1));
+      if (t.ok()) declare(spec.substr(0, eq), t->dims());
+    }
     auto converted = CreateInferenceGraph(o.model, params);
     if (!converted.ok()) return Fail(converted.status().WithContext("converting " + o.model));
     const ConversionSummary& sum = converted->summary();
