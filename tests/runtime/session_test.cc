@@ -173,12 +173,12 @@ TEST(OnnxImport, BadFilesGiveClearErrors) {
   auto dir = std::filesystem::temp_directory_path() / "kiln_bad_onnx";
   std::filesystem::create_directories(dir);
   std::string model = DenseModel();
+  static const char kGarbage[] = "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff garbage";
   struct Case {
     std::string file, bytes, expect;
   } cases[] = {
       {"truncated.onnx", model.substr(0, model.size() / 2), "not a valid ONNX model"},
-      {"garbage.onnx", std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff garbage", 22),
-       "not a valid ONNX model"},
+      {"garbage.onnx", std::string(kGarbage, sizeof kGarbage - 1), "not a valid ONNX model"},
       {"empty.onnx", "", "empty"},
   };
   for (const auto& c : cases) {
