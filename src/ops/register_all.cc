@@ -22,6 +22,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterQuantOps(r);
   RegisterRnnOps(r);
   RegisterTfCompatOps(r);
+  RegisterExtraOps(r);
 }
 
 namespace {

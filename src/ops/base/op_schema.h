@@ -163,5 +163,6 @@ void RegisterMiscOps(OpRegistry& r);         // TopK NonMaxSuppression Resize ..
 void RegisterQuantOps(OpRegistry& r);        // QuantizeLinear DequantizeLinear
 void RegisterRnnOps(OpRegistry& r);          // LSTM GRU
 void RegisterTfCompatOps(OpRegistry& r);     // kiln-domain ops for TF semantics ONNX lacks
+void RegisterExtraOps(OpRegistry& r);        // Dropout GridSample windows DFT Det MaxUnpool ...
 
 }  // namespace kiln
