@@ -7,14 +7,25 @@
 //                     into the bias. Exact up to float rounding.
 //  2. FuseBias        MatMul with a constant 2-D B followed by Add of a constant per-column
 //                     vector: the vector becomes the matmul's bias.
-//  3. FusePostOps     Conv / ConvTranspose / MatMul / Binary whose only consumer is an eltwise
+//  3. FuseEltwiseChains  an eltwise layer whose only consumer is an eltwise layer: one chain
+//                     (adjacent linear ops composed into one).
+//  4. FuseHardSwish  x * G(x) [* k], with G an eltwise chain linear(a, b), clip(0, hi)
+//                     [, linear(k')] on the same x, whose product is x * clip(x/6 + 1/2, 0, 1)
+//                     (PaddleOCR's x * clip(x + 3, 0, 6) / 6, and x * HardSigmoid(x) with alpha
+//                     1/6, beta 1/2): one eltwise_hardswish on x, so that the producer of x
+//                     (usually a Conv+BN) then takes it as a post-op. Exact up to rounding.
+//  5. FusePostOps     Conv / ConvTranspose / MatMul / Binary whose only consumer is an eltwise
 //                     layer (its chain appended as eltwise post-ops), or, for the first three, a
 //                     binary layer: a same-shape non-constant Add operand becomes a sum post-op
 //                     (the residual, summed in place when it dies there), any other operand that
 //                     broadcasts onto the output a binary post-op (kept only when oneDNN builds
 //                     it). The fused layer takes the consumer's place in the program, so the
-//                     post-op operand is always computed before it.
-//  4. MergeSiblings   Convs (group 1, same kernel / strides / pads / dilations / layout) or
+//                     post-op operand is always computed before it. A Conv / ConvTranspose
+//                     followed by PRelu with a constant per-channel slope: a prelu post-op.
+//                     Never fused: a chain that
+//                     repeats an eltwise algorithm with other parameters (InjectorSafe: a
+//                     oneDNN 2.6 jit bug).
+//  6. MergeSiblings   Convs (group 1, same kernel / strides / pads / dilations / layout) or
 //                     MatMuls (constant 2-D B) reading the same tensor with the same eltwise
 //                     post-ops: one primitive over the concatenated weights, each sibling's
 //                     output a channel (column) range of the merged result (layers_conv.cc
@@ -201,7 +212,159 @@ bool FuseBias(Program* p) {
   return changed;
 }
 
-// ----------------------------------------------------------------------------- 3. post-ops
+// ----------------------------------------------------------------------------- 3. eltwise chains
+
+bool IsLinear(const PostOp& po) {
+  return po.kind == PostOp::kEltwise && po.alg == static_cast<int32_t>(A::eltwise_linear);
+}
+
+// Appends `po` to a chain, composing it with a linear op it follows:
+// a2 (a1 x + b1) + b2 = (a2 a1) x + (a2 b1 + b2).
+void AppendEltwise(std::vector<PostOp>* chain, const PostOp& po) {
+  if (!chain->empty() && IsLinear(chain->back()) && IsLinear(po)) {
+    PostOp& last = chain->back();
+    last.beta = po.alpha * last.beta + po.beta;
+    last.alpha = po.alpha * last.alpha;
+    return;
+  }
+  chain->push_back(po);
+}
+
+// oneDNN 2.6's jit post-ops injector keeps one eltwise injector per algorithm, set up with the
+// first post-op's alpha / beta: a second post-op of the same algorithm with other parameters
+// computes with the first one's (conv+linear(1,0.5)+linear(1.5,0) was wrong by 30%). A chain
+// is safe inside one primitive when no algorithm repeats with different parameters.
+bool InjectorSafe(const std::vector<PostOp>& ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (ops[i].kind == PostOp::kEltwise && ops[j].kind == PostOp::kEltwise &&
+          ops[i].alg == ops[j].alg &&
+          (ops[i].alpha != ops[j].alpha || ops[i].beta != ops[j].beta)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool FuseEltwiseChains(Program* p) {
+  bool changed = false;
+  Uses u = Analyze(*p);
+  for (size_t i = 0; i < p->layers.size(); ++i) {
+    Layer& prod = p->layers[i];
+    if (prod.dead || prod.kind != LayerKind::kEltwise) continue;
+    const int ci = SoleConsumer(u, prod.outputs[0]);
+    if (ci < 0 || p->layers[ci].kind != LayerKind::kEltwise) continue;
+    Layer& cons = p->layers[ci];
+    Layer fused = prod;
+    for (const PostOp& po : cons.post_ops) AppendEltwise(&fused.post_ops, po);
+    fused.outputs = cons.outputs;
+    Absorb(&fused, cons);
+    prod.dead = true;
+    cons = std::move(fused);
+    Log(cons);
+    changed = true;
+    u = Analyze(*p);
+  }
+  return changed;
+}
+
+// ----------------------------------------------------------------------------- 4. hardswish
+
+PostOp Elt(A alg) {
+  PostOp po;
+  po.alg = static_cast<int32_t>(alg);
+  return po;
+}
+
+bool Near(float a, float b) { return std::fabs(a - b) <= 1e-6f * std::fabs(b); }
+bool IsElt(const PostOp& po, A alg) {
+  return po.kind == PostOp::kEltwise && po.alg == static_cast<int32_t>(alg);
+}
+
+// The factor k with k * G(x) == clip(x/6 + 1/2, 0, 1) for the gate chain G = linear(a, b),
+// clip(0, hi), [linear(k', 0)] times `post` (a scale after the product), or 0 when G is not one.
+float HardSigmoidScale(const std::vector<PostOp>& g, float post) {
+  if (g.size() < 2 || g.size() > 3 || !IsElt(g[0], A::eltwise_linear) ||
+      !IsElt(g[1], A::eltwise_clip_v2) || g[1].alpha != 0) {
+    return 0;
+  }
+  float k = post;
+  if (g.size() == 3) {
+    if (!IsElt(g[2], A::eltwise_linear) || g[2].beta != 0) return 0;
+    k *= g[2].alpha;
+  }
+  // k * clip(a x + b, 0, hi) == clip(k a x + k b, 0, k hi) for k > 0.
+  if (!(k > 0) || !Near(k * g[0].alpha, 1.f / 6) || !Near(k * g[0].beta, 0.5f) ||
+      !Near(k * g[1].beta, 1.f)) {
+    return 0;
+  }
+  return k;
+}
+
+bool FuseHardSwish(Program* p) {
+  bool changed = false;
+  Uses u = Analyze(*p);
+  for (size_t i = 0; i < p->layers.size(); ++i) {
+    Layer& mul = p->layers[i];
+    if (mul.dead || mul.kind != LayerKind::kBinary ||
+        mul.Int("alg") != static_cast<int64_t>(A::binary_mul) || !mul.post_ops.empty()) {
+      continue;
+    }
+    // One operand is x, the other G(x) used only here.
+    int gi = -1, x = -1;
+    for (int side = 0; side < 2 && gi < 0; ++side) {
+      const int g = mul.inputs[side], other = mul.inputs[1 - side];
+      const int pi = u.producer[g];
+      if (pi < 0 || SoleConsumer(u, g) != static_cast<int>(i)) continue;
+      const Layer& gl = p->layers[pi];
+      if (gl.kind == LayerKind::kEltwise && gl.inputs[0] == other) {
+        gi = pi;
+        x = other;
+      }
+    }
+    if (gi < 0) continue;
+    // An optional scale after the product: the product's sole consumer starting with linear(s).
+    const int si = SoleConsumer(u, mul.outputs[0]);
+    Layer* scale = si >= 0 && p->layers[si].kind == LayerKind::kEltwise &&
+                           IsElt(p->layers[si].post_ops[0], A::eltwise_linear) &&
+                           p->layers[si].post_ops[0].beta == 0
+                       ? &p->layers[si]
+                       : nullptr;
+    Layer& gate = p->layers[gi];
+    bool with_scale = false;
+    if (scale != nullptr && HardSigmoidScale(gate.post_ops, scale->post_ops[0].alpha) > 0) {
+      with_scale = true;
+    } else if (HardSigmoidScale(gate.post_ops, 1.f) <= 0) {
+      continue;
+    }
+    Layer hs;
+    hs.kind = LayerKind::kEltwise;
+    hs.inputs = {x};
+    hs.post_ops = {Elt(A::eltwise_hardswish)};
+    hs.nodes = gate.nodes;
+    hs.nodes.insert(hs.nodes.end(), mul.nodes.begin(), mul.nodes.end());
+    std::string op = gate.op + "+" + mul.op;
+    Layer* last = &mul;
+    if (with_scale) {
+      hs.nodes.insert(hs.nodes.end(), scale->nodes.begin(), scale->nodes.end());
+      op += "+" + scale->op;
+      hs.post_ops.insert(hs.post_ops.end(), scale->post_ops.begin() + 1, scale->post_ops.end());
+      last = scale;
+      mul.dead = true;
+    }
+    hs.op = "HardSwish(" + op + ")";
+    hs.outputs = last->outputs;
+    gate.dead = true;
+    *last = std::move(hs);
+    Log(*last);
+    changed = true;
+    u = Analyze(*p);
+  }
+  return changed;
+}
+
+// ----------------------------------------------------------------------------- 5. post-ops
 
 bool Buildable(const Program& p, const Layer& l) {
   Program probe;
@@ -256,7 +419,8 @@ bool FusePostOps(Program* p) {
     Layer& cons = p->layers[ci];
     Layer fused = prod;
     if (cons.kind == LayerKind::kEltwise) {
-      fused.post_ops.insert(fused.post_ops.end(), cons.post_ops.begin(), cons.post_ops.end());
+      for (const PostOp& po : cons.post_ops) AppendEltwise(&fused.post_ops, po);
+      if (!InjectorSafe(fused.post_ops)) continue;
     } else if (compute && cons.kind == LayerKind::kBinary) {
       const auto alg = static_cast<A>(cons.Int("alg"));
       const bool comm = alg == A::binary_add || alg == A::binary_mul || alg == A::binary_max ||
@@ -287,7 +451,26 @@ bool FusePostOps(Program* p) {
       fused.post_ops.insert(fused.post_ops.end(), cons.post_ops.begin(), cons.post_ops.end());
       fused.outputs = cons.outputs;
       Absorb(&fused, cons);
+      if (!InjectorSafe(fused.post_ops)) continue;
       if (po.kind == PostOp::kBinary && !Buildable(*p, fused)) continue;
+    } else if ((prod.kind == LayerKind::kConv || prod.kind == LayerKind::kDeconv) &&
+               cons.kind == LayerKind::kPRelu && cons.inputs[0] == t) {
+      // A constant per-output-channel (or one-element) slope: a prelu post-op.
+      const TensorDef& slope = p->tensors[cons.inputs[1]];
+      const Dims& td = p->tensors[t].dims;
+      const size_t cax = prod.Int("nhwc") ? td.size() - 1 : 1;
+      Dims sd = slope.dims;
+      sd.insert(sd.begin(), td.size() - std::min(td.size(), sd.size()), 1);
+      bool per_channel = slope.is_const && sd.size() == td.size();
+      for (size_t d = 0; per_channel && d < sd.size(); ++d) per_channel = d == cax || sd[d] == 1;
+      if (!per_channel) continue;
+      PostOp po;
+      po.kind = PostOp::kPRelu;
+      po.tensor = cons.inputs[1];
+      fused.post_ops.push_back(po);
+      fused.outputs = cons.outputs;
+      Absorb(&fused, cons);
+      if (!Buildable(*p, fused)) continue;
     } else {
       continue;
     }
@@ -304,7 +487,7 @@ bool FusePostOps(Program* p) {
   return changed;
 }
 
-// ----------------------------------------------------------------------------- 4. siblings
+// ----------------------------------------------------------------------------- 6. siblings
 
 // Parameters siblings must share to be merged (empty: not mergeable).
 std::string MergeKey(const Program& p, const Layer& l) {
@@ -413,6 +596,10 @@ void FuseProgram(Program* p) {
   while (FoldBatchNorm(p)) {
   }
   while (FuseBias(p)) {
+  }
+  while (FuseEltwiseChains(p)) {
+  }
+  while (FuseHardSwish(p)) {
   }
   while (FusePostOps(p)) {
   }

@@ -1,5 +1,7 @@
 // The instance builder (layers.h): layouts, edge reorders, constant reordering, post-ops, and
 // running an instance with a pooled per-call arena.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -14,6 +16,90 @@ std::shared_ptr<void> AlignedAlloc(size_t bytes) {
   void* p = std::aligned_alloc(64, n);
   if (p == nullptr) return nullptr;
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+// ----------------------------------------------------------------------------- threads
+//
+// oneDNN runs on OpenMP here (Debian's libdnnl uses GOMP): every primitive is one parallel
+// region. Its fork / join costs microseconds on idle cores, but on cores shared with other
+// processes a region waits for a descheduled (or spinning) worker for a whole scheduler time
+// slice: on a loaded 2-core machine (load 4-5) the 73 layers of PaddleOCR's classifier at batch 8
+// took 2.1 ms with 1 thread, 1.7 ms with 2 in most runs, and 590 ms in some (8 ms per layer).
+// Layers too small to gain from a second thread are therefore created and run with one thread
+// (no parallel region at all); the others with the caller's OpenMP thread count. oneDNN fixes a
+// primitive's work split when it is created, so the builder sets the count per layer and Run
+// sets the same count around each step. omp_set_num_threads sets a per-thread ICV: Run restores
+// the caller's, and concurrent Execute calls on other threads are unaffected. The OpenMP entry
+// points are looked up at run time (libgomp is loaded by libdnnl), so kiln does not link it.
+
+namespace {
+
+struct OmpApi {
+  int (*get)() = nullptr;
+  void (*set)(int) = nullptr;
+};
+
+const OmpApi& Omp() {
+  static const OmpApi api = [] {
+    OmpApi a;
+    a.get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+    a.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+    if (a.get == nullptr || a.set == nullptr) a = OmpApi();
+    return a;
+  }();
+  return api;
+}
+
+// Sets the calling thread's OpenMP thread count for a scope, restoring it at the end.
+class ThreadScope {
+ public:
+  ThreadScope() : caller_(OmpMaxThreads()), current_(caller_) {}
+  ~ThreadScope() { Set(caller_); }
+  void Set(int n) {
+    if (n > 0 && n != current_) {
+      OmpSetThreads(n);
+      current_ = n;
+    }
+  }
+  int caller() const { return caller_; }
+
+ private:
+  int caller_, current_;
+};
+
+double Elements(const Dims& d) {
+  double n = 1;
+  for (int64_t v : d) n *= static_cast<double>(v);
+  return n;
+}
+
+}  // namespace
+
+int OmpMaxThreads() { return Omp().get ? Omp().get() : 1; }
+void OmpSetThreads(int n) {
+  if (Omp().set) Omp().set(n);
+}
+
+int LayerThreads(const Layer& l, const std::vector<Dims>& dims, int max_threads) {
+  if (max_threads <= 1) return 1;
+  const Dims& x = dims[l.inputs[0]];
+  double work = 0;
+  if (l.kind == LayerKind::kConv || l.kind == LayerKind::kDeconv) {
+    const Dims& w = dims[l.inputs[1]];
+    const double k = Elements(Dims(w.begin() + 2, w.end()));
+    if (l.kind == LayerKind::kConv) {
+      for (int t : l.outputs) work += Elements(dims[t]) * static_cast<double>(w[1]) * k;
+    } else {
+      work = Elements(x) * static_cast<double>(w[1]) * k;
+    }
+  } else if (l.kind == LayerKind::kMatMul) {
+    const double k = static_cast<double>(l.Int("trans_a") ? x[x.size() - 2] : x.back());
+    for (int t : l.outputs) work += Elements(dims[t]) * k;
+  } else {
+    for (int t : l.inputs) work += t >= 0 ? 8 * Elements(dims[t]) : 0;
+    for (int t : l.outputs) work += 8 * Elements(dims[t]);
+  }
+  return work >= kParallelWork ? max_threads : 1;
 }
 
 namespace {
@@ -146,6 +232,7 @@ StatusOr<int> Builder::Copy(const memory::desc& md, int buffer, const memory::de
   s.args = {{DNNL_ARG_FROM, md, buffer}, {DNNL_ARG_TO, md_out, nb}};
   s.layer = layer;
   s.scratch_md = pd.scratchpad_desc();
+  s.threads = threads;
   out_->steps.push_back(std::move(s));
   return nb;
 }
@@ -206,6 +293,7 @@ void Builder::AddStep(const dnnl::primitive& prim, const dnnl::primitive_desc_ba
   s.args = std::move(args);
   s.layer = layer;
   s.scratch_md = pd.scratchpad_desc();
+  s.threads = threads;
   if (layer >= 0 && out_->impl[layer].empty()) out_->impl[layer] = pd.impl_info_str();
   out_->steps.push_back(std::move(s));
 }
@@ -236,6 +324,8 @@ Status Builder::Finish() {
       claimed[s.buffer] = true;
       continue;
     }
+    threads = 16 * Elements(dims[t]) >= kParallelWork ? max_threads : 1;
+    OmpSetThreads(threads);
     KILN_ASSIGN_OR_RETURN(int nb, Copy(s.md, s.buffer, plain));
     out_->buffers[nb].where = BufferDef::kOutput;
     out_->buffers[nb].ext = static_cast<int>(o);
@@ -275,6 +365,27 @@ StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
         *sum_tensor = po.tensor;
         ops.append_sum(1.f);
         break;
+      case PostOp::kPRelu: {
+        // Weights of the dst's shape where `mask` has a bit, 1 elsewhere (plain).
+        Dims d = b.dims[po.tensor];
+        if (static_cast<int>(d.size()) > rank) return Unimplemented("prelu slope rank");
+        d.insert(d.begin(), rank - d.size(), 1);
+        KILN_ASSIGN_OR_RETURN(int buf, b.As(po.tensor, Builder::Plain(b.dims[po.tensor])));
+        const memory::dims wd = Permuted(Builder::Plain(d), to_logical).dims();
+        int mask = 0, non_one = 0;
+        for (int i = 0; i < rank; ++i) {
+          if (wd[i] != 1) {
+            mask |= 1 << i;
+            ++non_one;
+          }
+        }
+        if (non_one > 1) return Unimplemented("prelu post-op slope varies along several axes");
+        ops.append_prelu(mask);
+        const memory::desc w_md = Builder::Plain(Dims(wd.begin(), wd.end()));
+        args->push_back(
+            {DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_WEIGHTS, w_md, buf});
+        break;
+      }
       case PostOp::kBinary: {
         // The operand, padded with leading 1s to the dst rank, in plain layout.
         Dims d = b.dims[po.tensor];
@@ -308,16 +419,24 @@ StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_ten
 
 // ----------------------------------------------------------------------------- build / run
 
-StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
-                                                  const std::vector<Dims>& input_dims,
-                                                  const BuildConfig& cfg, WeightCache* cache) {
+namespace {
+
+// `name_layers`: errors say which layer failed (build); off for probes of one node (Supports
+// reasons name no node).
+StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Dims>& input_dims,
+                                          const BuildConfig& cfg, WeightCache* cache,
+                                          bool name_layers) {
   KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims, PropagateShapes(p, input_dims));
   auto inst = std::make_shared<Instance>();
+  ThreadScope scope;
   try {
     Builder b(p, dims, cfg, cache, inst.get());
+    b.max_threads = scope.caller();
     for (size_t i = 0; i < p.layers.size(); ++i) {
       b.layer = static_cast<int>(i);
       const Layer& l = p.layers[i];
+      b.threads = LayerThreads(l, dims, scope.caller());
+      scope.Set(b.threads);
       Status s;
       switch (l.kind) {
         case LayerKind::kConv:
@@ -331,9 +450,8 @@ StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
           s = BuildMisc(b);
       }
       if (!s.ok()) {
-        if (s.code() == StatusCode::kResourceExhausted) return s;
-        return Status(s.code(), "layer '" + (l.nodes.empty() ? l.op : l.nodes[0]) + "' (" + l.op +
-                                    "): " + s.message());
+        if (s.code() == StatusCode::kResourceExhausted || !name_layers) return s;
+        return LayerError(l, s);
       }
     }
     KILN_RETURN_IF_ERROR(b.Finish());
@@ -345,10 +463,18 @@ StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
   return inst;
 }
 
+}  // namespace
+
+StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
+                                                  const std::vector<Dims>& input_dims,
+                                                  const BuildConfig& cfg, WeightCache* cache) {
+  return Build(p, input_dims, cfg, cache, /*name_layers=*/true);
+}
+
 Status ProbeProgram(const Program& p, const BuildConfig& cfg) {
   std::vector<Dims> in;
   for (int t : p.inputs) in.push_back(p.tensors[t].dims);
-  return BuildInstance(p, in, cfg, nullptr).status();
+  return Build(p, in, cfg, nullptr, /*name_layers=*/false).status();
 }
 
 std::unique_ptr<Arena> Instance::Acquire() const {
@@ -405,8 +531,10 @@ Status Instance::Run(const std::vector<const Tensor*>& inputs, std::vector<Tenso
       a->args[e.step].at(e.arg).set_data_handle(p);
     }
     using Clock = std::chrono::steady_clock;
+    ThreadScope scope;
     for (size_t i = 0; i < steps.size(); ++i) {
       const auto t0 = layer_ms ? Clock::now() : Clock::time_point();
+      scope.Set(steps[i].threads);
       steps[i].prim.execute(a->stream, a->args[i]);
       if (layer_ms != nullptr) {
         a->stream.wait();

@@ -54,7 +54,19 @@ struct Step {
   std::vector<StepArg> args;
   int layer = -1;           // the program layer it belongs to (-1: an output copy)
   memory::desc scratch_md;  // zero-size when the primitive needs no scratchpad
+  int threads = 0;          // OpenMP threads it was created for (0: the caller's)
 };
+
+// Threads (instance.cc): the OpenMP thread count of the calling thread (1 when oneDNN does not
+// run on OpenMP), and the count a layer gets: 1 when its work (multiply-adds, or 8 per element
+// moved for memory-bound layers) is below kParallelWork, else `max_threads`. kParallelWork is
+// about 1 ms of one core's work (25 GMAC/s measured on brgconv): a parallel region costs ~10 us
+// on idle cores but up to a scheduler time slice (~8 ms measured) on shared ones, so only layers
+// that long risk it.
+int OmpMaxThreads();
+void OmpSetThreads(int n);
+inline constexpr double kParallelWork = 3.2e7;
+int LayerThreads(const Layer& l, const std::vector<std::vector<int64_t>>& dims, int max_threads);
 
 // Reordered constant operands shared by all instances of an engine.
 class WeightCache {
@@ -117,7 +129,8 @@ class Instance {
 StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
                                                   const std::vector<Dims>& input_dims,
                                                   const BuildConfig& cfg, WeightCache* cache);
-// Builds the program at its recorded dims and throws the result away (Supports' oneDNN check).
+// Builds the program at its recorded dims and throws the result away (Supports' oneDNN check;
+// its reasons name no layer).
 Status ProbeProgram(const Program& p, const BuildConfig& cfg);
 
 // Assigns arena offsets to kArena buffers by lifetime; returns the arena size.
@@ -135,6 +148,8 @@ class Builder {
   const BuildConfig& cfg;
   dnnl::engine eng;
   int layer = -1;
+  int threads = 0;      // of the current layer's steps (set, with the OpenMP ICV, by the caller)
+  int max_threads = 1;  // the caller's OpenMP thread count
 
   const Layer& L() const { return prog.layers[layer]; }
   static memory::desc Plain(const Dims& d);

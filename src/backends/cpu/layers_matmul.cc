@@ -77,7 +77,9 @@ Status BuildMatMul(Builder& b) {
   // Collapse leading dims of a dense A against a 2-D constant B (binary post-op operands are
   // shaped like the uncollapsed output, so not then).
   bool collapse = const_b && rank > 2 && a_md0 == Builder::Plain(ad) && !ta;
-  for (const PostOp& po : l.post_ops) collapse = collapse && po.kind != PostOp::kBinary;
+  for (const PostOp& po : l.post_ops) {
+    collapse = collapse && po.kind != PostOp::kBinary && po.kind != PostOp::kPRelu;
+  }
   Dims dst_dims(rank);
   for (int i = 0; i < rank - 2; ++i) dst_dims[i] = std::max(a_dims[i], b_dims[i]);
   dst_dims[rank - 2] = a_dims[rank - 2];

@@ -1,4 +1,4 @@
-// The other layer families: eltwise, binary, pooling, softmax, layer / batch normalization,
+// The other layer families: eltwise, binary, prelu, pooling, softmax, layer / batch normalization,
 // concat, transpose and reshape views, resampling, reduction.
 //
 // Each runs on its input's current layout when oneDNN accepts it (blocked layouts flow through
@@ -86,6 +86,35 @@ Status BuildBinary(Builder& b) {
     args.push_back({DNNL_ARG_SRC_1, y_arg, y_buf});
     const int out =
         y_buf == buf ? b.Define(l.outputs[0], md) : InPlaceOr(b, x, buf, md, l.outputs[0]);
+    args.push_back({DNNL_ARG_DST, md, out});
+    b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+    return Status::OK();
+  });
+}
+
+// PRelu on x's layout; the slope (plain, padded with leading 1s to x's rank) is reordered once
+// into the layout the primitive wants when constant, else read in place.
+Status BuildPRelu(Builder& b) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0], s = l.inputs[1];
+  Dims sd = b.dims[s];
+  sd.insert(sd.begin(), b.dims[x].size() - sd.size(), 1);
+  const memory::desc s_plain = Builder::Plain(sd);
+  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+    const memory::desc w_want = b.IsConst(s) ? AnyLike(s_plain) : s_plain;
+    dnnl::prelu_forward::desc d(kInference, md, w_want);
+    dnnl::prelu_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    const memory::desc w_md = pd.weights_desc();
+    int w_buf;
+    if (b.IsConst(s)) {
+      KILN_ASSIGN_OR_RETURN(w_buf, b.Weights(1, s, s_plain, w_md));
+    } else {
+      KILN_ASSIGN_OR_RETURN(w_buf, b.As(s, Builder::Plain(b.dims[s])));
+    }
+    std::vector<StepArg> args = {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_WEIGHTS, w_md, w_buf}};
+    const int out =
+        w_buf == buf ? b.Define(l.outputs[0], md) : InPlaceOr(b, x, buf, md, l.outputs[0]);
     args.push_back({DNNL_ARG_DST, md, out});
     b.AddStep(dnnl::primitive(pd), pd, std::move(args));
     return Status::OK();
@@ -327,6 +356,8 @@ Status BuildMisc(Builder& b) {
       return BuildResample(b);
     case LayerKind::kReduce:
       return BuildReduce(b);
+    case LayerKind::kPRelu:
+      return BuildPRelu(b);
     default:
       return Internal("not a misc layer");
   }

@@ -9,7 +9,9 @@
 #include <cmath>
 #include <dnnl.hpp>
 #include <functional>
+#include <limits>
 #include <numeric>
+#include <optional>
 
 #include "backends/cpu/layers.h"
 #include "ops/base/kernel_context.h"
@@ -70,10 +72,10 @@ class Lowerer {
       ids_[v] = id;
       return id;
     }
-    if (!validate_) return Internal(n.Describe() + ": input '" + v + "' is not produced");
+    if (!validate_) return Internal("input '" + v + "' is not produced");
     const ValueInfo* vi = g_.FindValueInfo(v);
     if (vi == nullptr || !vi->shape.rank_known()) {
-      return Unimplemented("input '" + v + "' has an unknown rank");
+      return Unimplemented("input " + std::to_string(i) + " has an unknown rank");
     }
     Dims d = vi->shape.dims();
     if (!d.empty() && d[0] < 0) d[0] = std::max<int64_t>(1, cfg_.max_batch_size);
@@ -120,7 +122,7 @@ class Lowerer {
       out = *s;
       l.outputs.clear();
     } else if (!validate_) {
-      return Internal(n.Describe() + ": shapes are not known");
+      return Internal("shapes are not known");
     }
     for (size_t i = 0; i < out_names.size(); ++i) {
       const int id = AddTensor(out_names[i], out[i]);
@@ -148,7 +150,9 @@ struct OpCtx {
   Lowerer& L;
   const Node& n;
   const AttrReader& a;
-  Status Fail(const std::string& why) const { return Unimplemented(n.Describe() + ": " + why); }
+  // A reason without the node's name (Supports reasons aggregate per op type; LowerSegment
+  // adds the node in build mode).
+  Status Fail(const std::string& why) const { return Unimplemented(why); }
   // Input i as a float32 tensor id (required unless `optional`).
   StatusOr<int> F32(size_t i, bool optional = false) const {
     KILN_ASSIGN_OR_RETURN(int id, L.In(n, i));
@@ -157,8 +161,8 @@ struct OpCtx {
       return Fail("input " + std::to_string(i) + " is missing");
     }
     if (L.DType(id) != DataType::kFloat32) {
-      return Fail(std::string("input '") + n.inputs[i] + "' has dtype " +
-                  DataTypeName(L.DType(id)) + " (only float32 is supported)");
+      return Fail("input " + std::to_string(i) + " has dtype " + DataTypeName(L.DType(id)) +
+                  " (only float32 is supported)");
     }
     return id;
   }
@@ -395,6 +399,51 @@ Status LowerEltwise(const OpCtx& c) {
   return c.Emit(std::move(l));
 }
 
+// The value of a constant operand holding exactly one element, if `t` is one.
+std::optional<float> ScalarConst(const Lowerer& L, int t) {
+  const Tensor* v = L.Const(t);
+  if (v == nullptr || v->num_elements() != 1) return std::nullopt;
+  return v->data<float>()[0];
+}
+
+// A binary op with a one-element constant operand `s` as an eltwise op on the other operand x
+// (the output is x's shape when s's rank does not exceed x's): x+s, s+x, x-s = linear(1, +-s);
+// s-x = linear(-1, s); x*s, s*x = linear(s, 0); x/s = linear(1/s, 0) (within 1 ulp of the
+// division); s/x = pow(x; alpha s, beta -1); max / min = clip_v2 with one open bound.
+Status LowerScalarBinary(const OpCtx& c, int x, float s, bool scalar_first) {
+  const std::string& op = c.n.op_type;
+  Layer l;
+  l.kind = LayerKind::kEltwise;
+  l.inputs = {x};
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  if (op == "Add") {
+    l.post_ops.push_back(Elt(A::eltwise_linear, 1.f, s));
+  } else if (op == "Sub") {
+    l.post_ops.push_back(scalar_first ? Elt(A::eltwise_linear, -1.f, s)
+                                      : Elt(A::eltwise_linear, 1.f, -s));
+  } else if (op == "Mul") {
+    l.post_ops.push_back(Elt(A::eltwise_linear, s, 0.f));
+  } else if (op == "Div") {
+    if (!scalar_first) {
+      if (s == 0 || !std::isfinite(1.f / s)) {
+        return c.Fail("division by a constant 0 or a subnormal constant");
+      }
+      l.post_ops.push_back(Elt(A::eltwise_linear, 1.f / s, 0.f));
+    } else {
+      l.post_ops.push_back(Elt(A::eltwise_pow, s, -1.f));
+    }
+  } else if (op == "Max") {
+    if (std::isnan(s)) return c.Fail("Max with a NaN constant");
+    l.post_ops.push_back(Elt(A::eltwise_clip_v2, s, kInf));
+  } else if (op == "Min") {
+    if (std::isnan(s)) return c.Fail("Min with a NaN constant");
+    l.post_ops.push_back(Elt(A::eltwise_clip_v2, -kInf, s));
+  } else {
+    return c.Fail("not a binary op");
+  }
+  return c.Emit(std::move(l));
+}
+
 Status LowerBinary(const OpCtx& c) {
   static const std::map<std::string, std::pair<A, bool>> kOps = {
       {"Add", {A::binary_add, true}}, {"Sub", {A::binary_sub, false}},
@@ -405,6 +454,16 @@ Status LowerBinary(const OpCtx& c) {
   KILN_ASSIGN_OR_RETURN(int a, c.F32(0));
   KILN_ASSIGN_OR_RETURN(int b, c.F32(1));
   if (c.L.Const(a) != nullptr && c.L.Const(b) != nullptr) return c.Fail("both inputs constant");
+  for (const bool first : {false, true}) {
+    const int x = first ? b : a, k = first ? a : b;
+    const std::optional<float> s = ScalarConst(c.L, k);
+    if (s && c.L.Dims_(k).size() <= c.L.Dims_(x).size()) {
+      return LowerScalarBinary(c, x, *s, first);
+    }
+  }
+  if (c.L.Dims_(a).empty() || c.L.Dims_(b).empty()) {
+    return c.Fail("a rank-0 (scalar) operand that is not a constant");
+  }
   Layer l;
   l.kind = LayerKind::kBinary;
   l.ints["alg"] = {Alg(alg)};
@@ -423,6 +482,25 @@ Status LowerBinary(const OpCtx& c) {
       if (alg == A::binary_sub) l.post_ops.push_back(Elt(A::eltwise_linear, -1.f, 0.f));
     }
   }
+  return c.Emit(std::move(l));
+}
+
+// PRelu: a one-element constant slope is eltwise_relu with alpha = slope (a post-op candidate);
+// any other slope that broadcasts onto X runs oneDNN's prelu primitive.
+Status LowerPRelu(const OpCtx& c) {
+  KILN_ASSIGN_OR_RETURN(int x, c.F32(0));
+  KILN_ASSIGN_OR_RETURN(int s, c.F32(1));
+  Layer l;
+  l.inputs = {x};
+  if (const std::optional<float> v = ScalarConst(c.L, s);
+      v && c.L.Dims_(s).size() <= c.L.Dims_(x).size()) {
+    l.kind = LayerKind::kEltwise;
+    l.post_ops.push_back(Elt(A::eltwise_relu, *v));
+    return c.Emit(std::move(l));
+  }
+  if (c.L.Dims_(x).empty() || c.L.Dims_(s).empty()) return c.Fail("a rank-0 X or slope");
+  l.kind = LayerKind::kPRelu;
+  l.inputs.push_back(s);
   return c.Emit(std::move(l));
 }
 
@@ -843,6 +921,7 @@ const std::map<std::string, LowerFn>& LowerTable() {
       {"Abs", LowerEltwise},
       {"Neg", LowerEltwise},
       {"Reciprocal", LowerEltwise},
+      {"PRelu", LowerPRelu},
       {"Add", LowerBinary},
       {"Sub", LowerBinary},
       {"Mul", LowerBinary},
@@ -876,19 +955,26 @@ const std::map<std::string, LowerFn>& LowerTable() {
   return *table;
 }
 
+// Lowers one node; reasons carry no node name (see OpCtx::Fail).
 Status LowerNode(Lowerer& L, const Node& n) {
   if (!n.domain.empty() && n.domain != "ai.onnx") {
-    return Unimplemented(n.Describe() + ": domain '" + n.domain + "' is not supported");
+    return Unimplemented("domain '" + n.domain + "' is not supported");
   }
   auto it = LowerTable().find(n.op_type);
   if (it == LowerTable().end()) {
-    return Unimplemented(n.Describe() + ": op " + n.op_type +
-                         " is not supported by the CPU engine");
+    return Unimplemented("op " + n.op_type + " is not supported by the CPU engine");
   }
   const OpSchema* schema = OpRegistry::Global().Find("", n.op_type);
-  if (schema == nullptr) return Unimplemented(n.Describe() + ": no schema");
-  KILN_RETURN_IF_ERROR(schema->CheckNode(n));
-  if (n.outputs.empty() || n.outputs[0].empty()) return Unimplemented(n.Describe() + ": no output");
+  if (schema == nullptr) return Unimplemented("no schema");
+  Status checked = schema->CheckNode(n);
+  if (!checked.ok()) {  // its messages start with the node's Describe()
+    std::string m = checked.message();
+    const std::string who = n.Describe();
+    if (m.compare(0, who.size(), who) == 0) m.erase(0, who.size());
+    if (m.compare(0, 2, ": ") == 0 || m.compare(0, 1, " ") == 0) m.erase(0, m[0] == ':' ? 2 : 1);
+    return Status(checked.code(), m);
+  }
+  if (n.outputs.empty() || n.outputs[0].empty()) return Unimplemented("no output");
   AttrReader a(n, *schema);
   return it->second(OpCtx{L, n, a});
 }
@@ -932,7 +1018,10 @@ StatusOr<Program> LowerSegment(const Graph& segment, const BuildConfig& config) 
     L.prog().inputs.push_back(id);
   }
   KILN_ASSIGN_OR_RETURN(std::vector<int> order, segment.TopologicalOrder());
-  for (int i : order) KILN_RETURN_IF_ERROR(LowerNode(L, segment.nodes[i]));
+  for (int i : order) {
+    const Status s = LowerNode(L, segment.nodes[i]);
+    if (!s.ok()) return Status(s.code(), segment.nodes[i].Describe() + ": " + s.message());
+  }
   for (const std::string& out : segment.outputs) {
     Node fake;
     fake.name = "output";
@@ -955,7 +1044,7 @@ Status LowerNodeForSupport(const Node& node, const Graph& graph, const BuildConf
   KILN_RETURN_IF_ERROR(LowerNode(L, node));
   for (const TensorDef& t : L.prog().tensors) {
     if (!t.is_const && !t.dims.empty() && t.dims.size() > 12) {
-      return Unimplemented(node.Describe() + ": rank above 12");
+      return Unimplemented("rank above 12");
     }
   }
   if (!L.all_known()) return Status::OK();
@@ -967,7 +1056,7 @@ Status LowerNodeForSupport(const Node& node, const Graph& graph, const BuildConf
   BuildConfig probe = config;
   probe.max_workspace_size_bytes = std::numeric_limits<int64_t>::max();
   Status s = ProbeProgram(p, probe);
-  if (!s.ok()) return Unimplemented(node.Describe() + ": " + s.message());
+  if (!s.ok()) return Unimplemented(s.message());
   return Status::OK();
 }
 

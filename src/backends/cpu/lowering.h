@@ -39,6 +39,7 @@ enum class LayerKind : int32_t {
   kView,       // in: x; ints: mode (ViewMode), spec, allowzero (a reshape of plain data)
   kResample,   // in: x; ints: alg nhwc out (spatial output dims)
   kReduce,     // in: x; ints: alg axes keepdims
+  kPRelu,      // in: x, slope (broadcasts onto x)
   kNumKinds
 };
 const char* LayerKindName(LayerKind k);
@@ -46,11 +47,11 @@ const char* LayerKindName(LayerKind k);
 enum class ViewMode : int64_t { kReshape = 0, kFlatten, kSqueeze, kUnsqueeze, kIdentity };
 
 struct PostOp {
-  enum Kind : int32_t { kEltwise = 0, kSum, kBinary };
+  enum Kind : int32_t { kEltwise = 0, kSum, kBinary, kPRelu };  // kPRelu: per-channel slope
   Kind kind = kEltwise;
   int32_t alg = 0;  // dnnl::algorithm value (eltwise or binary)
   float alpha = 0, beta = 0;
-  int32_t tensor = -1;  // kSum / kBinary: the other operand
+  int32_t tensor = -1;  // kSum / kBinary / kPRelu: the other operand (the slope)
   bool operator==(const PostOp& o) const {
     return kind == o.kind && alg == o.alg && alpha == o.alpha && beta == o.beta &&
            tensor == o.tensor;
@@ -93,9 +94,13 @@ struct Program {
 };
 
 // Output dims of `layer` for the given input dims (const inputs included); validates everything
-// the instance builder later relies on (so a parsed plan cannot make it misbehave).
+// the instance builder later relies on (so a parsed plan cannot make it misbehave). Its reasons
+// do not name the layer (they double as Supports reasons); LayerError adds the name.
 StatusOr<std::vector<std::vector<int64_t>>> ShapeOf(const Layer& layer,
                                                     const std::vector<std::vector<int64_t>>& in);
+
+// `s` with "layer 'first node' (op): " in front (build-time errors).
+Status LayerError(const Layer& l, const Status& s);
 
 // Dims of every tensor for the given segment input dims (runs ShapeOf in program order).
 StatusOr<std::vector<std::vector<int64_t>>> PropagateShapes(

@@ -16,7 +16,7 @@ namespace kiln::cpu {
 const char* LayerKindName(LayerKind k) {
   static const char* kNames[] = {"Conv",      "Deconv",  "MatMul",    "Eltwise",   "Binary",
                                  "Pool",      "Softmax", "LayerNorm", "BatchNorm", "Concat",
-                                 "Transpose", "View",    "Resample",  "Reduce"};
+                                 "Transpose", "View",    "Resample",  "Reduce",    "PRelu"};
   const int i = static_cast<int>(k);
   return i >= 0 && i < static_cast<int>(LayerKind::kNumKinds) ? kNames[i] : "?";
 }
@@ -92,10 +92,8 @@ namespace {
 
 using Dims = std::vector<int64_t>;
 
-Status Bad(const Layer& l, const std::string& msg) {
-  return InvalidArgument(std::string("layer '") + (l.nodes.empty() ? "?" : l.nodes[0]) + "' (" +
-                         l.op + "): " + msg);
-}
+// ShapeOf's reasons name no layer (they are Supports reasons too); PropagateShapes adds it.
+Status Bad(const Layer&, const std::string& msg) { return InvalidArgument(msg); }
 
 Status NeedInts(const Layer& l, const char* key, size_t n) {
   if (l.Ints(key).size() != n) {
@@ -405,7 +403,8 @@ StatusOr<std::vector<Dims>> ShapeOf(const Layer& l, const std::vector<Dims>& in)
   for (const PostOp& po : l.post_ops) {
     if (po.kind == PostOp::kEltwise && !ValidEltwiseAlg(po.alg)) return Bad(l, "bad eltwise alg");
     if (po.kind == PostOp::kBinary && !ValidBinaryAlg(po.alg)) return Bad(l, "bad binary alg");
-    if (po.kind != PostOp::kEltwise && po.kind != PostOp::kSum && po.kind != PostOp::kBinary) {
+    if (po.kind != PostOp::kEltwise && po.kind != PostOp::kSum && po.kind != PostOp::kBinary &&
+        po.kind != PostOp::kPRelu) {
       return Bad(l, "bad post-op");
     }
   }
@@ -430,6 +429,11 @@ StatusOr<std::vector<Dims>> ShapeOf(const Layer& l, const std::vector<Dims>& in)
       if (l.inputs.size() != 2 || l.inputs[1] < 0) return Bad(l, "expects 2 inputs");
       if (!ValidBinaryAlg(static_cast<int32_t>(l.Int("alg", -1)))) return Bad(l, "bad alg");
       if (!BroadcastsOnto(in[1], x)) return Bad(l, "second operand does not broadcast");
+      out.push_back(x);
+      break;
+    case LayerKind::kPRelu:
+      if (l.inputs.size() != 2 || l.inputs[1] < 0) return Bad(l, "expects 2 inputs");
+      if (!BroadcastsOnto(in[1], x)) return Bad(l, "slope does not broadcast onto X");
       out.push_back(x);
       break;
     case LayerKind::kPool: {
@@ -559,6 +563,11 @@ StatusOr<std::vector<Dims>> ShapeOf(const Layer& l, const std::vector<Dims>& in)
   return out;
 }
 
+Status LayerError(const Layer& l, const Status& s) {
+  return Status(s.code(), "layer '" + (l.nodes.empty() ? l.op : l.nodes[0]) + "' (" + l.op +
+                              "): " + s.message());
+}
+
 StatusOr<std::vector<Dims>> PropagateShapes(const Program& p, const std::vector<Dims>& input_dims) {
   if (input_dims.size() != p.inputs.size()) return InvalidArgument("input count mismatch");
   std::vector<Dims> dims(p.tensors.size());
@@ -579,7 +588,9 @@ StatusOr<std::vector<Dims>> PropagateShapes(const Program& p, const std::vector<
       if (t >= 0 && !have[t]) return Internal("layer reads an undefined tensor");
       in.push_back(t >= 0 ? dims[t] : Dims{});
     }
-    KILN_ASSIGN_OR_RETURN(std::vector<Dims> out, ShapeOf(l, in));
+    StatusOr<std::vector<Dims>> shaped = ShapeOf(l, in);
+    if (!shaped.ok()) return LayerError(l, shaped.status());
+    const std::vector<Dims>& out = *shaped;
     for (size_t i = 0; i < out.size(); ++i) {
       dims[l.outputs[i]] = out[i];
       have[l.outputs[i]] = true;
@@ -590,7 +601,8 @@ StatusOr<std::vector<Dims>> PropagateShapes(const Program& p, const std::vector<
       const Dims& y = out[0];
       const Dims& o = dims[po.tensor];
       if (po.kind == PostOp::kSum ? o != y : !BroadcastsOnto(o, y)) {
-        return Bad(l, "post-op operand " + DimsToString(o) + " does not fit " + DimsToString(y));
+        return LayerError(l, InvalidArgument("post-op operand " + DimsToString(o) +
+                                             " does not fit " + DimsToString(y)));
       }
     }
   }
@@ -837,7 +849,7 @@ StatusOr<Program> ParseProgram(std::string_view bytes) {
     l.post_ops.resize(n);
     for (PostOp& po : l.post_ops) {
       uint32_t k;
-      if (!r.U32(&k) || k > 2 || !r.I32(&po.alg) || !r.F32(&po.alpha) || !r.F32(&po.beta) ||
+      if (!r.U32(&k) || k > 3 || !r.I32(&po.alg) || !r.F32(&po.alpha) || !r.F32(&po.beta) ||
           !r.I32(&po.tensor) || po.tensor < -1 || po.tensor >= static_cast<int32_t>(nt)) {
         return bad;
       }

@@ -143,6 +143,161 @@ TEST(CpuFusion, SiblingMatMulsMergedQkv) {
   ExpectMatches(b.graph(), *e, {Random({2, 6, 32}, 5)});
 }
 
+// PaddleOCR's HardSwish: t = BN(Conv(x)); y = t * Clip(t + 3, 0, 6) / 6 with rank-0 constants
+// (opset 9 Clip attributes), as p2o writes it.
+SegmentBuilder PaddleHardSwish(int64_t n) {
+  SegmentBuilder b(9);
+  b.In("x", {n, 3, 12, 16}).Init("w", Random({8, 3, 3, 3}, 1, -0.5f, 0.5f));
+  AddBn(b, "bn", 8, 10);
+  b.Init("three", Tensor::Scalar<float>(3.f)).Init("six", Tensor::Scalar<float>(6.f));
+  b.Op("Conv", {"x", "w"}, {"c"}, A({{"pads", Is({1, 1, 1, 1})}, {"strides", Is({2, 1})}}));
+  b.Op("BatchNormalization", {"c", "bn_s", "bn_b", "bn_m", "bn_v"}, {"t"});
+  b.Op("Add", {"t", "three"}, {"a"});
+  b.Op("Clip", {"a"}, {"cl"}, A({{"min", Attr::Float(0.f)}, {"max", Attr::Float(6.f)}}));
+  b.Op("Mul", {"t", "cl"}, {"m"});
+  b.Op("Div", {"m", "six"}, {"y"}).Out("y");
+  return b;
+}
+
+TEST(CpuFusion, PaddleHardSwishBecomesAConvPostOp) {
+  SegmentBuilder b = PaddleHardSwish(2);
+  std::map<std::string, Tensor> values;
+  ASSERT_TRUE(testing_cpu::RunReference(b.graph(), {Random({2, 3, 12, 16}, 1)}, &values).ok());
+  b.InferValueInfo(values);
+  for (const Node& n : b.graph().nodes) {
+    EXPECT_TRUE(CpuBackend().Supports(n, b.graph(), testing_cpu::Config(b.shapes())).ok())
+        << n.op_type;
+  }
+  auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->Layers().size(), 1u) << Ops(*e);
+  EXPECT_EQ(e->Layers()[0].op, "Conv+BatchNormalization+HardSwish(Add+Clip+Mul+Div)");
+  EXPECT_EQ(e->Layers()[0].nodes.size(), 6u);
+  ExpectMatches(b.graph(), *e, {Random({2, 3, 12, 16}, 5, -2.f, 2.f)});
+}
+
+// x * HardSigmoid(x) is HardSwish only for alpha 1/6, beta 1/2; any other gate stays a product.
+TEST(CpuFusion, TimesHardSigmoidIsHardSwishOnlyForItsConstants) {
+  for (const float alpha : {1.f / 6, 0.2f}) {
+    SegmentBuilder b;
+    b.In("x", {2, 4, 6, 6}).Init("w", Random({8, 4, 1, 1}, 1));
+    b.Op("Conv", {"x", "w"}, {"c"});
+    b.Op("HardSigmoid", {"c"}, {"g"},
+         A({{"alpha", Attr::Float(alpha)}, {"beta", Attr::Float(0.5f)}}));
+    b.Op("Mul", {"g", "c"}, {"y"}).Out("y");
+    auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+    ASSERT_NE(e, nullptr);
+    if (alpha == 0.2f) {
+      EXPECT_EQ(e->Layers().size(), 3u) << Ops(*e);
+    } else {
+      ASSERT_EQ(e->Layers().size(), 1u) << Ops(*e);
+      EXPECT_EQ(e->Layers()[0].op, "Conv+HardSwish(HardSigmoid+Mul)");
+    }
+    ExpectMatches(b.graph(), *e, {Random({2, 4, 6, 6}, 5, -4.f, 4.f)});
+  }
+}
+
+// Scalar-constant Add / Mul / Sub / Div and Clip after a conv: one eltwise chain of post-ops.
+TEST(CpuFusion, ScalarArithmeticChainIsPostOps) {
+  SegmentBuilder b;
+  b.In("x", {2, 4, 6, 6}).Init("w", Random({8, 4, 3, 3}, 1));
+  b.Init("k1", Tensor::Scalar<float>(0.5f)).Init("k2", testing_cpu::Floats({1.5f}));
+  b.Init("k3", Tensor::Scalar<float>(2.f)).Init("lo", Tensor::Scalar<float>(-0.4f));
+  b.Init("hi", Tensor::Scalar<float>(0.9f));
+  b.Op("Conv", {"x", "w"}, {"c"});
+  b.Op("Add", {"c", "k1"}, {"a"}).Op("Mul", {"k2", "a"}, {"m"});
+  b.Op("Sub", {"k1", "m"}, {"s"}).Op("Div", {"s", "k3"}, {"d"});
+  b.Op("Clip", {"d", "lo", "hi"}, {"y"}).Out("y");
+  auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->Layers().size(), 1u) << Ops(*e);
+  EXPECT_EQ(e->Layers()[0].op, "Conv+Add+Mul+Sub+Div+Clip");
+  ExpectMatches(b.graph(), *e, {Random({2, 4, 6, 6}, 5)});
+}
+
+// oneDNN 2.6's jit post-ops keep one injector per eltwise algorithm: conv + linear + relu +
+// linear with other parameters computed the second linear with the first one's alpha / beta.
+// Such a chain stays a separate eltwise layer; the numbers must match either way.
+TEST(CpuFusion, RepeatedEltwiseAlgorithmIsNotOnePrimitive) {
+  SegmentBuilder b;
+  b.In("x", {2, 4, 6, 6}).Init("w", Random({8, 4, 3, 3}, 1));
+  b.Init("k1", Tensor::Scalar<float>(0.5f)).Init("k2", testing_cpu::Floats({1.5f}));
+  b.Op("Conv", {"x", "w"}, {"c"}).Op("Add", {"c", "k1"}, {"a"}).Op("Relu", {"a"}, {"r"});
+  b.Op("Mul", {"r", "k2"}, {"y"}).Out("y");
+  auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->Layers().size(), 2u) << Ops(*e);
+  EXPECT_EQ(e->Layers()[1].op, "Add+Relu+Mul");
+  ExpectMatches(b.graph(), *e, {Random({2, 4, 6, 6}, 5)});
+}
+
+// Conv + PRelu with a constant per-channel slope ([C,1,1] NCHW, [C] NHWC): a prelu post-op,
+// through a plan round trip too; a slope that varies over H stays a prelu layer.
+TEST(CpuFusion, ConvPReluPerChannelIsPostOp) {
+  for (const bool nhwc : {false, true}) {
+    SegmentBuilder b;
+    b.In("x", nhwc ? std::vector<int64_t>{2, 8, 8, 4} : std::vector<int64_t>{2, 4, 8, 8});
+    b.Init("w", Random({8, 4, 3, 3}, 1));
+    b.Init("s", nhwc ? Random({8}, 2, 0.f, 0.5f) : Random({8, 1, 1}, 2, 0.f, 0.5f));
+    AttrMap attrs = A({{"pads", Is({1, 1, 1, 1})}});
+    if (nhwc) attrs["data_format"] = Attr::String("NHWC");
+    b.Op("Conv", {"x", "w"}, {"c"}, attrs).Op("PRelu", {"c", "s"}, {"y"}).Out("y");
+    const BuildConfig cfg = testing_cpu::Config(b.shapes());
+    auto e = MustBuild(b, cfg);
+    ASSERT_NE(e, nullptr);
+    ASSERT_EQ(e->Layers().size(), 1u) << Ops(*e);
+    EXPECT_EQ(e->Layers()[0].op, "Conv+PRelu");
+    const std::vector<Tensor> in = {Random(b.shapes()[0], 5)};
+    ExpectMatches(b.graph(), *e, in);
+    StatusOr<std::unique_ptr<Engine>> d =
+        CpuBackend().Deserialize(*e->SerializePayload(), b.graph(), cfg);
+    ASSERT_TRUE(d.ok()) << d.status();
+    ExpectMatches(b.graph(), **d, in);
+  }
+  SegmentBuilder b;
+  b.In("x", {2, 4, 8, 8}).Init("w", Random({8, 4, 3, 3}, 1)).Init("s", Random({8, 6, 1}, 2));
+  b.Op("Conv", {"x", "w"}, {"c"}).Op("PRelu", {"c", "s"}, {"y"}).Out("y");
+  auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->Layers().size(), 2u) << Ops(*e);
+  ExpectMatches(b.graph(), *e, {Random({2, 4, 8, 8}, 5)});
+}
+
+// Supports reasons name no node (the conversion report groups nodes by op type and reason);
+// build errors do.
+TEST(CpuSupports, ReasonsNameNoNode) {
+  SegmentBuilder b;
+  b.In("x", {2, 3, 4}).In("s", {});
+  b.Op("Add", {"x", "s"}, {"a"});                            // a non-constant scalar
+  b.Op("Relu", {"x"}, {"r"}, A({{"bogus", Attr::Int(1)}}));  // CheckNode's message
+  b.Op("Div", {"x", "z"}, {"d"}).Init("z", Tensor::Scalar<float>(0.f));
+  b.Op("Conv", {"x", "x"}, {"c"});
+  Graph g = b.graph();
+  const BuildConfig cfg = testing_cpu::Config({{2, 3, 4}, {}});
+  for (const Node& n : g.nodes) {
+    const Status s = CpuBackend().Supports(n, g, cfg);
+    ASSERT_FALSE(s.ok()) << n.op_type;
+    EXPECT_EQ(s.message().find(n.name), std::string::npos) << s;
+    EXPECT_EQ(s.message().find("node '"), std::string::npos) << s;
+    EXPECT_EQ(s.message().find("layer '"), std::string::npos) << s;
+  }
+  EXPECT_EQ(CpuBackend().Supports(g.nodes[0], g, cfg).message(),
+            "a rank-0 (scalar) operand that is not a constant");
+  EXPECT_EQ(CpuBackend().Supports(g.nodes[1], g, cfg).message(), "unknown attribute 'bogus'");
+  EXPECT_EQ(CpuBackend().Supports(g.nodes[2], g, cfg).message(),
+            "division by a constant 0 or a subnormal constant");
+  // A build error names the node.
+  SegmentBuilder one;
+  one.In("x", {2, 3, 4}).Init("z", Tensor::Scalar<float>(0.f));
+  one.Op("Div", {"x", "z"}, {"d"}).Out("d");
+  StatusOr<std::unique_ptr<Engine>> e =
+      CpuBackend().Build(one.graph(), testing_cpu::Config(one.shapes()));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("node 'd_node' (Div): division by a constant 0"),
+            std::string::npos)
+      << e.status();
+}
+
 TEST(CpuSupports, Reasons) {
   SegmentBuilder b;
   b.In("x", {1, 3, 8, 8}).In("w", {4, 3, 3, 3}).In("i", {1, 3}, DataType::kInt64);

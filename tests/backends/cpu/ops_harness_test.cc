@@ -272,6 +272,130 @@ std::vector<Case> Cases() {
                 }});
   cs.push_back({"max_same", [] { return BinaryCase("Max", {2, 6, 7}, {2, 6, 7}); }});
   cs.push_back({"min_bcast", [] { return BinaryCase("Min", {2, 6, 7}, {1, 7}); }});
+  // --- binary with a one-element constant: lowered to eltwise (linear / pow / clip)
+  struct ScalarCase {
+    const char* name;
+    const char* op;
+    bool first;
+    std::vector<int64_t> k_dims;  // {} = rank 0
+    float lo, hi;
+  };
+  for (const ScalarCase& sc :
+       std::vector<ScalarCase>{{"add_scalar_rank0", "Add", false, {}, -1.f, 1.f},
+                               {"add_scalar_first", "Add", true, {1}, -1.f, 1.f},
+                               {"sub_scalar_rank0", "Sub", false, {}, -1.f, 1.f},
+                               {"sub_scalar_first", "Sub", true, {}, -1.f, 1.f},
+                               {"mul_scalar_1111", "Mul", false, {1, 1, 1, 1}, -1.f, 1.f},
+                               {"mul_scalar_first", "Mul", true, {1, 1}, -1.f, 1.f},
+                               {"div_scalar", "Div", false, {}, -1.f, 1.f},
+                               {"div_scalar_first", "Div", true, {1}, 0.5f, 2.f},
+                               {"max_scalar", "Max", false, {}, -1.f, 1.f},
+                               {"min_scalar_first", "Min", true, {1}, -1.f, 1.f}}) {
+    cs.push_back({sc.name,
+                  [sc] {
+                    SegmentBuilder b;
+                    b.In("x", {2, 3, 4, 5});
+                    Tensor k = Tensor::Empty(DataType::kFloat32, sc.k_dims);
+                    k.mutable_data<float>()[0] = 0.37f;
+                    b.Init("k", k);
+                    b.Op(sc.op,
+                         sc.first ? std::vector<std::string>{"k", "x"}
+                                  : std::vector<std::string>{"x", "k"},
+                         {"y"})
+                        .Out("y");
+                    return b;
+                  },
+                  1e-5, sc.lo, sc.hi});
+  }
+  // --- prelu
+  cs.push_back({"prelu_channel_const", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 6, 5, 5}).Init("s", Random({6, 1, 1}, 3, 0.f, 0.5f));
+                  b.Op("PRelu", {"x", "s"}, {"y"}).Out("y");
+                  return b;
+                }});
+  cs.push_back({"prelu_scalar_const", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 6, 5}).Init("s", Floats({0.25f}));
+                  b.Op("PRelu", {"x", "s"}, {"y"}).Out("y");
+                  return b;
+                }});
+  cs.push_back({"prelu_last_axis_const", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 4, 7}).Init("s", Random({7}, 3, 0.f, 0.5f));
+                  b.Op("PRelu", {"x", "s"}, {"y"}).Out("y");
+                  return b;
+                }});
+  cs.push_back({"prelu_variable_slope", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 3, 4, 5}).In("s", {2, 3, 4, 5});
+                  b.Op("PRelu", {"x", "s"}, {"y"}).Out("y");
+                  return b;
+                }});
+  cs.push_back({"conv_prelu", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 4, 8, 8})
+                      .Init("w", Random({8, 4, 3, 3}, 1))
+                      .Init("s", Random({8, 1, 1}, 2, 0.f, 0.5f));
+                  b.Op("Conv", {"x", "w"}, {"c"}).Op("PRelu", {"c", "s"}, {"y"}).Out("y");
+                  return b;
+                }});
+  // --- channels-last (data_format NHWC) on every layout-sensitive op
+  cs.push_back(
+      {"convtranspose_nhwc", [] {
+         return ConvCase(
+             {2, 5, 5, 6}, {6, 4, 3, 3},
+             A({{"strides", Is({2, 2})}, {"pads", Is({1, 1, 1, 1})}, {"data_format", S("NHWC")}}),
+             true, "ConvTranspose");
+       }});
+  cs.push_back({"conv_nhwc_bn_relu_scale", [] {  // BN folding, eltwise and binary post-ops
+                  SegmentBuilder b;
+                  b.In("x", {2, 7, 6, 4})
+                      .Init("w", Random({8, 4, 3, 3}, 1))
+                      .Init("s", Random({8}, 2, 0.5f, 1.5f))
+                      .Init("bb", Random({8}, 3))
+                      .Init("m", Random({8}, 4))
+                      .Init("v", Random({8}, 5, 0.5f, 2.f))
+                      .Init("cs", Random({1, 1, 1, 8}, 6));
+                  const AttrMap nhwc = A({{"data_format", S("NHWC")}});
+                  b.Op("Conv", {"x", "w"}, {"c"},
+                       A({{"data_format", S("NHWC")}, {"pads", Is({1, 1, 1, 1})}}));
+                  b.Op("BatchNormalization", {"c", "s", "bb", "m", "v"}, {"n"}, nhwc);
+                  b.Op("Relu", {"n"}, {"r"}).Op("Mul", {"r", "cs"}, {"y"}).Out("y");
+                  return b;
+                }});
+  cs.push_back({"avgpool_nhwc_pads", [] {
+                  return Unary("AveragePool",
+                               A({{"kernel_shape", Is({3, 3})},
+                                  {"strides", Is({2, 2})},
+                                  {"pads", Is({1, 1, 1, 1})},
+                                  {"data_format", S("NHWC")}}),
+                               {2, 9, 7, 5});
+                }});
+  cs.push_back({"global_avgpool_nhwc", [] {
+                  return Unary("GlobalAveragePool", A({{"data_format", S("NHWC")}}), {2, 5, 6, 16});
+                }});
+  cs.push_back({"global_maxpool_nhwc", [] {
+                  return Unary("GlobalMaxPool", A({{"data_format", S("NHWC")}}), {2, 5, 6, 3});
+                }});
+  cs.push_back({"resize_nearest_nhwc", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 5, 4, 3}).Init("roi", Floats({})).Init("sc", Floats({1, 2, 2, 1}));
+                  b.Op("Resize", {"x", "roi", "sc"}, {"y"},
+                       A({{"coordinate_transformation_mode", S("asymmetric")},
+                          {"nearest_mode", S("floor")},
+                          {"data_format", S("NHWC")}}))
+                      .Out("y");
+                  return b;
+                }});
+  cs.push_back({"resize_linear_nhwc", [] {
+                  SegmentBuilder b;
+                  b.In("x", {2, 5, 4, 3}).Init("roi", Floats({})).Init("sc", Floats({1, 2, 3, 1}));
+                  b.Op("Resize", {"x", "roi", "sc"}, {"y"},
+                       A({{"mode", S("linear")}, {"data_format", S("NHWC")}}))
+                      .Out("y");
+                  return b;
+                }});
   // --- pooling
   cs.push_back(
       {"maxpool_3x3_s2_p1", [] {
