@@ -5,11 +5,29 @@
 
 #include "io/onnx/onnx_import.h"
 #include "io/tf/graphdef_import.h"
+#include "io/tf/saved_model.h"
 #include "io/tf/tfjs_import.h"
 
 namespace kiln {
 
+namespace {
+
+// A SavedModel is named by its directory; its saved_model.pb names it too.
+std::string SavedModelDirOf(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return IsSavedModelDir(path) ? path : "";
+  if (fs::path(path).filename() == "saved_model.pb") {
+    std::string dir = fs::path(path).parent_path().string();
+    return dir.empty() ? "." : dir;
+  }
+  return "";
+}
+
+}  // namespace
+
 ModelFormat DetectModelFormat(const std::string& path) {
+  if (!SavedModelDirOf(path).empty()) return ModelFormat::kSavedModel;
   std::string ext = std::filesystem::path(path).extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".onnx") return ModelFormat::kOnnx;
@@ -32,6 +50,7 @@ const char* ModelFormatName(ModelFormat f) {
     case ModelFormat::kOnnx: return "onnx";
     case ModelFormat::kTfGraphDef: return "tf_graphdef";
     case ModelFormat::kTfJs: return "tfjs_graph_model";
+    case ModelFormat::kSavedModel: return "saved_model";
     case ModelFormat::kUnknown: return "unknown";
   }
   return "unknown";
@@ -44,9 +63,12 @@ StatusOr<Graph> LoadModelGraph(const std::string& path) {
     case ModelFormat::kOnnx: return ImportOnnxFile(path);
     case ModelFormat::kTfGraphDef: return ImportGraphDefFile(path);
     case ModelFormat::kTfJs: return ImportTfjsModel(path);
+    case ModelFormat::kSavedModel: return LoadSavedModel(SavedModelDirOf(path));
     case ModelFormat::kUnknown: break;
   }
-  return InvalidArgument("'" + path + "': unrecognised model format (kiln reads .onnx, frozen GraphDef .pb/.pbtxt and TF.js model.json)");
+  return InvalidArgument("'" + path +
+                         "': unrecognised model format (kiln reads .onnx, frozen GraphDef "
+                         ".pb/.pbtxt, SavedModel directories and TF.js model.json)");
 }
 
 }  // namespace kiln

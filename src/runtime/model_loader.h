@@ -8,9 +8,10 @@
 
 namespace kiln {
 
-enum class ModelFormat { kUnknown, kOnnx, kTfGraphDef, kTfJs };
+enum class ModelFormat { kUnknown, kOnnx, kTfGraphDef, kTfJs, kSavedModel };
 
-// Guesses the format from the extension, then from the first bytes.
+// Guesses the format: a SavedModel directory (or its saved_model.pb), else from the extension,
+// then from the first bytes.
 ModelFormat DetectModelFormat(const std::string& path);
 const char* ModelFormatName(ModelFormat f);
 

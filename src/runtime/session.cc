@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "io/tf/saved_model.h"
 #include "ir/graph.h"
 #include "ops/base/op_schema.h"
 #include "ops/base/verify.h"
@@ -86,7 +87,9 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   const Graph& g = impl_->graph;
   std::vector<std::pair<int, Tensor>> slot_feeds;
   std::set<std::string> fed;
-  for (const auto& [name, tensor] : feeds) {
+  for (const auto& [asked, tensor] : feeds) {
+    // A SavedModel's inputs answer to their signature keys as well as their tensor names.
+    const std::string name = ResolveSignatureName(g, asked);
     auto it = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
                            [&](const TensorInfo& i) { return i.name == name; });
     if (it == impl_->inputs.end()) {
@@ -125,6 +128,7 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   for (const auto& name : names) {
     int s = impl_->executor->SlotOf(name);
     if (s < 0) s = impl_->executor->SlotOf(name + ":0");
+    if (s < 0) s = impl_->executor->SlotOf(ResolveSignatureName(g, name));
     if (s < 0) return NotFound(Where(g) + ": cannot fetch '" + name + "': no such value");
     fetch_slots.push_back(s);
   }
