@@ -6,6 +6,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <functional>
+#include <numeric>
 
 #include "backends/cpu/layers.h"
 
@@ -387,9 +389,18 @@ StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
         break;
       }
       case PostOp::kBinary: {
-        // The operand, padded with leading 1s to the dst rank, in plain layout.
+        // The operand, padded with leading 1s to the dst rank, in plain layout. One of higher
+        // rank (a matmul's output collapsed to 2-D; the caller checks that the view broadcasts
+        // like the operand) is read as its plain buffer with the leading dims merged.
         Dims d = b.dims[po.tensor];
-        if (static_cast<int>(d.size()) > rank) return Unimplemented("binary operand rank");
+        if (static_cast<int>(d.size()) > rank) {
+          if (!to_logical.empty()) return Unimplemented("binary operand rank");
+          const size_t lead = d.size() - rank + 1;
+          const int64_t m = std::accumulate(d.begin(), d.begin() + lead, int64_t{1},
+                                            std::multiplies<int64_t>());
+          d.erase(d.begin(), d.begin() + lead);
+          d.insert(d.begin(), m);
+        }
         d.insert(d.begin(), rank - d.size(), 1);
         const memory::desc plain = Builder::Plain(b.dims[po.tensor]);
         KILN_ASSIGN_OR_RETURN(int buf, b.As(po.tensor, plain));

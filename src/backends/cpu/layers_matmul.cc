@@ -74,16 +74,32 @@ Status BuildMatMul(Builder& b) {
   Operand(ad, StridesOf(a_md0), rank, true, ta, &a_dims, &a_strides);
   const memory::desc b_plain = Builder::Plain(bd);
   Operand(bd, StridesOf(b_plain), rank, false, tb, &b_dims, &b_strides);
-  // Collapse leading dims of a dense A against a 2-D constant B (binary post-op operands are
-  // shaped like the uncollapsed output, so not then).
-  bool collapse = const_b && rank > 2 && a_md0 == Builder::Plain(ad) && !ta;
-  for (const PostOp& po : l.post_ops) {
-    collapse = collapse && po.kind != PostOp::kBinary && po.kind != PostOp::kPRelu;
-  }
   Dims dst_dims(rank);
   for (int i = 0; i < rank - 2; ++i) dst_dims[i] = std::max(a_dims[i], b_dims[i]);
   dst_dims[rank - 2] = a_dims[rank - 2];
   dst_dims[rank - 1] = b_dims[rank - 1];
+  // Collapse leading dims of a dense A against a 2-D constant B. The plain dst [..., M, N] is
+  // then the same buffer as a plain [M', N]; a sum post-op's residual is copied into that buffer
+  // in the output's plain layout (DefineDst), and a binary operand is read through the same
+  // [M', N'] view of its plain buffer (MakePostOps), which is only right when its leading dims
+  // (padded to the output's rank) are all 1 or all the output's.
+  bool collapse = const_b && rank > 2 && a_md0 == Builder::Plain(ad) && !ta;
+  for (const PostOp& po : l.post_ops) {
+    if (po.kind == PostOp::kPRelu) collapse = false;
+    if (po.kind != PostOp::kBinary || !collapse) continue;
+    Dims od = b.dims[po.tensor];
+    if (od.size() > dst_dims.size()) {
+      collapse = false;
+      continue;
+    }
+    od.insert(od.begin(), dst_dims.size() - od.size(), 1);
+    bool ones = true, full = true;
+    for (int i = 0; i < rank - 1; ++i) {
+      ones = ones && od[i] == 1;
+      full = full && od[i] == dst_dims[i];
+    }
+    collapse = ones || full;
+  }
   if (collapse) {
     const int64_t m = std::accumulate(dst_dims.begin(), dst_dims.end() - 1, int64_t{1},
                                       std::multiplies<int64_t>());
@@ -100,7 +116,7 @@ Status BuildMatMul(Builder& b) {
   int sum_tensor = -1;
   const Dims& out0 = b.dims[l.outputs[0]];
   const bool same_rank = static_cast<int>(out0.size()) == prank || split.size() > 1;
-  if (!same_rank) {
+  if (!same_rank && !collapse) {
     for (const PostOp& po : l.post_ops) {
       if (po.kind != PostOp::kEltwise) return Unimplemented("post-op operand on a reshaped matmul");
     }
