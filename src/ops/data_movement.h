@@ -1,5 +1,5 @@
-// Element-type-agnostic copies shared by the shape and tensor op families (header-only, so each
-// family library stays self-contained).
+// Element-type-agnostic copies, plus the small index-input helpers, shared by the shape and tensor
+// op families (header-only, so each family library stays self-contained).
 //
 // Kernels that only move elements (Transpose, Slice, Expand, Tile, DepthToSpace, ...) describe
 // their output as a strided view of the input and call StridedCopy, which works for every dtype:
@@ -8,12 +8,37 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kiln/tensor.h"
+#include "ops/base/dispatch.h"
+#include "ops/base/kernel_context.h"
 
 namespace kiln::data_movement {
+
+using Dims = std::vector<int64_t>;
+
+inline std::string Str(int64_t v) { return std::to_string(v); }
+
+// Input i of the kernel, an integer (int32/int64) tensor of rank <= 1, as int64 values.
+inline StatusOr<Dims> IndexInput(const KernelContext& ctx, int i, const std::string& what) {
+  const Tensor& t = ctx.input(i);
+  if (t.rank() > 1) return ctx.Error(what + " must be 1-D, got " + t.TypeString());
+  auto v = ReadInt64s(t);
+  if (!v.ok()) return ctx.Error(what + ": " + v.status().message());
+  return v;
+}
+
+// The value of input i at inference time, when it is a known integer constant.
+inline std::optional<Dims> ConstantInts(const InferContext& ctx, int i) {
+  const Tensor* t = ctx.constant_input(i);
+  if (t == nullptr) return std::nullopt;
+  auto v = ReadInt64s(*t);
+  if (!v.ok()) return std::nullopt;
+  return *v;
+}
 
 // Bytes one element occupies in tensor storage (strings are stored as std::string objects).
 inline size_t ElementBytes(DataType t) {

@@ -21,27 +21,10 @@ namespace kiln {
 namespace {
 
 namespace dm = data_movement;
-using Dims = std::vector<int64_t>;
-
-std::string Str(int64_t v) { return std::to_string(v); }
-
-// Input i of the kernel, an int32/int64 tensor of rank <= 1, as int64 values.
-StatusOr<Dims> IndexInput(const KernelContext& ctx, int i, const std::string& what) {
-  const Tensor& t = ctx.input(i);
-  if (t.rank() > 1) return ctx.Error(what + " must be 1-D, got " + t.TypeString());
-  auto v = ReadInt64s(t);
-  if (!v.ok()) return ctx.Error(what + ": " + v.status().message());
-  return v;
-}
-
-// The value of input i at inference time, when it is a known integer constant.
-std::optional<Dims> ConstantInts(const InferContext& ctx, int i) {
-  const Tensor* t = ctx.constant_input(i);
-  if (t == nullptr) return std::nullopt;
-  auto v = ReadInt64s(*t);
-  if (!v.ok()) return std::nullopt;
-  return *v;
-}
+using dm::ConstantInts;
+using dm::Dims;
+using dm::IndexInput;
+using dm::Str;
 
 // Axes from input `index` when the node has it (newer opsets), else the "axes" attribute.
 std::optional<Dims> AxesAtInference(const InferContext& ctx, int index) {

@@ -19,32 +19,15 @@ namespace kiln {
 namespace {
 
 namespace dm = data_movement;
-using Dims = std::vector<int64_t>;
-
-std::string Str(int64_t v) { return std::to_string(v); }
+using dm::ConstantInts;
+using dm::Dims;
+using dm::IndexInput;
+using dm::Str;
 
 int64_t Product(const Dims& d, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end; ++i) p *= d[i];
   return p;
-}
-
-// Input i of the kernel, an integer tensor of rank <= 1, as int64 values.
-StatusOr<Dims> IndexInput(const KernelContext& ctx, int i, const std::string& what) {
-  const Tensor& t = ctx.input(i);
-  if (t.rank() > 1) return ctx.Error(what + " must be 1-D, got " + t.TypeString());
-  auto v = ReadInt64s(t);
-  if (!v.ok()) return ctx.Error(what + ": " + v.status().message());
-  return v;
-}
-
-// The value of input i at inference time, when it is a known integer constant.
-std::optional<Dims> ConstantInts(const InferContext& ctx, int i) {
-  const Tensor* t = ctx.constant_input(i);
-  if (t == nullptr) return std::nullopt;
-  auto v = ReadInt64s(*t);
-  if (!v.ok()) return std::nullopt;
-  return *v;
 }
 
 // Maps `axis` into [0, rank); errors when out of range (rank 0 has no valid axis).

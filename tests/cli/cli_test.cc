@@ -1,12 +1,11 @@
 // End-to-end tests of the `kiln` binary: exit codes and messages for good and bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
+#include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "cli/cli_runner.h"
 #include "io/npy/npy.h"
 #include "ops/op_test_util.h"
 #include "runtime/onnx_builder.h"
@@ -16,23 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result Kiln(const std::string& args) {
-  std::string cmd = std::string(KILN_BINARY_DIR) + "/bin/kiln " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Result = testing::CliResult;
+using testing::Kiln;
 
 class Cli : public ::testing::Test {
  protected:

@@ -1,37 +1,21 @@
 // `kiln convert` and the engine part of `kiln inspect`, end to end through the binary, on the
 // bundled model with the oneDNN CPU backend.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "cli/cli_runner.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result Kiln(const std::string& args) {
-  std::string cmd = std::string(KILN_BINARY_DIR) + "/bin/kiln " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Result = testing::CliResult;
+using testing::Kiln;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -12,33 +12,10 @@
 namespace kiln {
 namespace {
 
-using testing::RunOp;
 using testing::TensorsNear;
+using testing::V;
 
-template <typename T>
-Tensor V(std::vector<T> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<T>(v, std::move(dims), true);
-}
-template <typename T>
-Tensor V(std::vector<T> v) {
-  return Tensor::FromVector<T>(v);
-}
-
-class ActivationTest : public ::testing::Test {
- protected:
-  void SetUp() override { RegisterActivationOps(reg_); }
-  Tensor Run(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
-             int64_t opset = 18) {
-    auto out = RunOp(reg_, op, in, std::move(attrs), 1, opset);
-    EXPECT_TRUE(out.ok()) << op << ": " << out.status();
-    return out.ok() ? (*out)[0] : Tensor();
-  }
-  Status RunStatus(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
-                   int64_t opset = 18) {
-    return RunOp(reg_, op, in, std::move(attrs), 1, opset).status();
-  }
-  OpRegistry reg_;
-};
+using ActivationTest = testing::OpFamilyTest<RegisterActivationOps>;
 
 const Tensor kX = V<float>({-2.0f, -0.5f, 0.0f, 0.5f, 3.0f});
 

@@ -13,50 +13,16 @@
 namespace kiln {
 namespace {
 
-using testing::RunOp;
 using testing::TensorsNear;
+using testing::V;
 
-class ElementwiseTest : public ::testing::Test {
+class ElementwiseTest : public testing::OpFamilyTest<RegisterElementwiseOps> {
  protected:
-  void SetUp() override { RegisterElementwiseOps(reg_); }
-
-  // Runs `op` and returns output 0; fails the test on error.
-  Tensor Run(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
-             int64_t opset = 18) {
-    auto out = RunOp(reg_, op, in, std::move(attrs), 1, opset);
-    EXPECT_TRUE(out.ok()) << op << ": " << out.status();
-    return out.ok() ? (*out)[0] : Tensor();
-  }
-  Status RunStatus(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {}) {
-    return RunOp(reg_, op, in, std::move(attrs)).status();
-  }
   // Shape inference for `op` on the given input types.
   ValueInfo Infer(const std::string& op, const std::vector<ValueInfo>& in, AttrMap attrs = {}) {
-    const OpSchema* s = reg_.Find("", op);
-    EXPECT_NE(s, nullptr);
-    Node n;
-    n.name = "n";
-    n.op_type = op;
-    n.attrs = std::move(attrs);
-    for (size_t i = 0; i < in.size(); ++i) n.inputs.push_back("i" + std::to_string(i));
-    n.outputs = {"o"};
-    std::vector<ValueInfo> out;
-    Status st = RunInfer(*s, n, 18, in, std::vector<const Tensor*>(in.size(), nullptr), &out);
-    EXPECT_TRUE(st.ok()) << st;
-    return out.empty() ? ValueInfo() : out[0];
+    return testing::InferOp(reg_, op, in, {}, std::move(attrs))[0];
   }
-
-  OpRegistry reg_;
 };
-
-template <typename T>
-Tensor V(std::vector<T> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<T>(v, std::move(dims), true);
-}
-template <typename T>
-Tensor V(std::vector<T> v) {
-  return Tensor::FromVector<T>(v);
-}
 
 // --------------------------------------------------------------------------- binary arithmetic
 

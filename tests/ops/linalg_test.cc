@@ -17,14 +17,7 @@ using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterLinalgOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterLinalgOps>(); }
 
 std::vector<float> RandomVec(size_t n, uint32_t seed) {
   Tensor t = RandomTensor(DataType::kFloat32, {static_cast<int64_t>(n)}, seed);

@@ -12,31 +12,10 @@
 namespace kiln {
 namespace {
 
-using testing::RunOp;
 using testing::TensorsNear;
+using testing::V;
 
-template <typename T>
-Tensor V(std::vector<T> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<T>(v, std::move(dims), true);
-}
-template <typename T>
-Tensor V(std::vector<T> v) {
-  return Tensor::FromVector<T>(v);
-}
-
-class LogicalTest : public ::testing::Test {
- protected:
-  void SetUp() override { RegisterLogicalOps(reg_); }
-  Tensor Run(const std::string& op, const std::vector<Tensor>& in) {
-    auto out = RunOp(reg_, op, in);
-    EXPECT_TRUE(out.ok()) << op << ": " << out.status();
-    return out.ok() ? (*out)[0] : Tensor();
-  }
-  Status RunStatus(const std::string& op, const std::vector<Tensor>& in) {
-    return RunOp(reg_, op, in).status();
-  }
-  OpRegistry reg_;
-};
+using LogicalTest = testing::OpFamilyTest<RegisterLogicalOps>;
 
 TEST_F(LogicalTest, ComparisonsFloatWithNaN) {
   Tensor a = V<float>({1, 2, 3, NAN});

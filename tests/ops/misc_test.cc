@@ -15,21 +15,15 @@
 namespace kiln {
 namespace {
 
+using testing::F32;
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 using testing::ToNchw;
 using testing::ToNhwc;
 
-class MiscTest : public ::testing::Test {
- protected:
-  void SetUp() override { RegisterMiscOps(reg_); }
-  OpRegistry reg_;
-};
+using MiscTest = testing::OpFamilyTest<RegisterMiscOps>;
 
-Tensor F(std::vector<float> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<float>(v, std::move(dims), true);
-}
 Tensor I64(std::vector<int64_t> v, std::vector<int64_t> dims) {
   return Tensor::FromVector<int64_t>(v, std::move(dims), true);
 }
@@ -43,21 +37,21 @@ std::vector<float> Iota(int n, float start = 1) {
 
 TEST_F(MiscTest, TopKLargestAlongAxis1) {
   auto out =
-      RunOp(reg_, "TopK", {F(Iota(12, 0), {3, 4}), I64({3}, {1})}, {{"axis", Attr::Int(1)}}, 2);
+      RunOp(reg_, "TopK", {F32(Iota(12, 0), {3, 4}), I64({3}, {1})}, {{"axis", Attr::Int(1)}}, 2);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_TRUE(TensorsNear((*out)[0], F({3, 2, 1, 7, 6, 5, 11, 10, 9}, {3, 3})));
+  EXPECT_TRUE(TensorsNear((*out)[0], F32({3, 2, 1, 7, 6, 5, 11, 10, 9}, {3, 3})));
   EXPECT_TRUE((*out)[1].BitwiseEqual(I64({3, 2, 1, 3, 2, 1, 3, 2, 1}, {3, 3})));
 }
 
 TEST_F(MiscTest, TopKTiesGoToLowerIndex) {
-  Tensor x = F({1, 3, 3, 2, 3, 1}, {6});
+  Tensor x = F32({1, 3, 3, 2, 3, 1}, {6});
   auto big = RunOp(reg_, "TopK", {x, I64({4}, {1})}, {}, 2);
   ASSERT_TRUE(big.ok()) << big.status();
-  EXPECT_TRUE((*big)[0].BitwiseEqual(F({3, 3, 3, 2}, {4})));
+  EXPECT_TRUE((*big)[0].BitwiseEqual(F32({3, 3, 3, 2}, {4})));
   EXPECT_TRUE((*big)[1].BitwiseEqual(I64({1, 2, 4, 3}, {4})));
   auto small = RunOp(reg_, "TopK", {x, I64({3}, {1})}, {{"largest", Attr::Int(0)}}, 2);
   ASSERT_TRUE(small.ok()) << small.status();
-  EXPECT_TRUE((*small)[0].BitwiseEqual(F({1, 1, 2}, {3})));
+  EXPECT_TRUE((*small)[0].BitwiseEqual(F32({1, 1, 2}, {3})));
   EXPECT_TRUE((*small)[1].BitwiseEqual(I64({0, 5, 3}, {3})));
 }
 
@@ -114,7 +108,7 @@ TEST_F(MiscTest, TopKOpset9AttributeAndDouble) {
 }
 
 TEST_F(MiscTest, TopKRejectsBadK) {
-  Tensor x = F(Iota(4), {4});
+  Tensor x = F32(Iota(4), {4});
   EXPECT_EQ(RunOp(reg_, "TopK", {x, I64({5}, {1})}, {}, 2).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(RunOp(reg_, "TopK", {x, I64({-1}, {1})}, {}, 2).status().code(),
@@ -147,8 +141,8 @@ const std::vector<float> kNmsScores = {0.9f, 0.75f, 0.6f, 0.95f, 0.5f, 0.3f};
 // ONNX test_nonmaxsuppression_suppress_by_IOU.
 TEST_F(MiscTest, NmsSuppressByIou) {
   auto out = RunOp(reg_, "NonMaxSuppression",
-                   {F(kNmsBoxes, {1, 6, 4}), F(kNmsScores, {1, 1, 6}), I64({3}, {1}),
-                    F({0.5f}, {1}), F({0.0f}, {1})});
+                   {F32(kNmsBoxes, {1, 6, 4}), F32(kNmsScores, {1, 1, 6}), I64({3}, {1}),
+                    F32({0.5f}, {1}), F32({0.0f}, {1})});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE((*out)[0].BitwiseEqual(I64({0, 0, 3, 0, 0, 0, 0, 0, 5}, {3, 3})));
 }
@@ -158,14 +152,14 @@ TEST_F(MiscTest, NmsTwoClassesAndScoreThreshold) {
   std::vector<float> scores = kNmsScores;
   scores.insert(scores.end(), kNmsScores.begin(), kNmsScores.end());
   auto out = RunOp(reg_, "NonMaxSuppression",
-                   {F(kNmsBoxes, {1, 6, 4}), F(scores, {1, 2, 6}), I64({2}, {1}), F({0.5f}, {1}),
-                    F({0.0f}, {1})});
+                   {F32(kNmsBoxes, {1, 6, 4}), F32(scores, {1, 2, 6}), I64({2}, {1}),
+                    F32({0.5f}, {1}), F32({0.0f}, {1})});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE((*out)[0].BitwiseEqual(I64({0, 0, 3, 0, 0, 0, 0, 1, 3, 0, 1, 0}, {4, 3})));
   // Only scores > 0.4 survive: boxes 3, 0 (box 5 at 0.3 and box 4 is suppressed).
   auto thr = RunOp(reg_, "NonMaxSuppression",
-                   {F(kNmsBoxes, {1, 6, 4}), F(kNmsScores, {1, 1, 6}), I64({10}, {1}),
-                    F({0.5f}, {1}), F({0.4f}, {1})});
+                   {F32(kNmsBoxes, {1, 6, 4}), F32(kNmsScores, {1, 1, 6}), I64({10}, {1}),
+                    F32({0.5f}, {1}), F32({0.4f}, {1})});
   ASSERT_TRUE(thr.ok()) << thr.status();
   EXPECT_TRUE((*thr)[0].BitwiseEqual(I64({0, 0, 3, 0, 0, 0}, {2, 3})));
 }
@@ -174,46 +168,48 @@ TEST_F(MiscTest, NmsTwoClassesAndScoreThreshold) {
 TEST_F(MiscTest, NmsBoxFormatsAndDefaults) {
   std::vector<float> centers = {0.5f, 0.5f,  1, 1, 0.5f, 0.6f,  1, 1, 0.5f, 0.4f,   1, 1,
                                 0.5f, 10.5f, 1, 1, 0.5f, 10.6f, 1, 1, 0.5f, 100.5f, 1, 1};
-  auto out = RunOp(reg_, "NonMaxSuppression",
-                   {F(centers, {1, 6, 4}), F(kNmsScores, {1, 1, 6}), I64({3}, {1}), F({0.5f}, {1})},
-                   {{"center_point_box", Attr::Int(1)}});
+  auto out =
+      RunOp(reg_, "NonMaxSuppression",
+            {F32(centers, {1, 6, 4}), F32(kNmsScores, {1, 1, 6}), I64({3}, {1}), F32({0.5f}, {1})},
+            {{"center_point_box", Attr::Int(1)}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE((*out)[0].BitwiseEqual(I64({0, 0, 3, 0, 0, 0, 0, 0, 5}, {3, 3})));
   std::vector<float> flipped = {1, 1,  0, 0,  0, 0.1f,  1, 1.1f,  0, 0.9f, 1, -0.1f,
                                 0, 10, 1, 11, 1, 10.1f, 0, 11.1f, 1, 101,  0, 100};
   auto fl = RunOp(reg_, "NonMaxSuppression",
-                  {F(flipped, {1, 6, 4}), F(kNmsScores, {1, 1, 6}), I64({3}, {1}), F({0.5f}, {1}),
-                   F({0.0f}, {1})});
+                  {F32(flipped, {1, 6, 4}), F32(kNmsScores, {1, 1, 6}), I64({3}, {1}),
+                   F32({0.5f}, {1}), F32({0.0f}, {1})});
   ASSERT_TRUE(fl.ok()) << fl.status();
   EXPECT_TRUE((*fl)[0].BitwiseEqual(I64({0, 0, 3, 0, 0, 0, 0, 0, 5}, {3, 3})));
   std::vector<float> same(40);
   for (int i = 0; i < 10; ++i) std::copy_n(std::vector<float>{0, 0, 1, 1}.begin(), 4, &same[4 * i]);
   auto id = RunOp(reg_, "NonMaxSuppression",
-                  {F(same, {1, 10, 4}), F(std::vector<float>(10, 0.9f), {1, 1, 10}), I64({3}, {1}),
-                   F({0.5f}, {1})});
+                  {F32(same, {1, 10, 4}), F32(std::vector<float>(10, 0.9f), {1, 1, 10}),
+                   I64({3}, {1}), F32({0.5f}, {1})});
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_TRUE((*id)[0].BitwiseEqual(I64({0, 0, 0}, {1, 3})));
   // No max_output_boxes_per_class: nothing is selected.
-  auto none = RunOp(reg_, "NonMaxSuppression", {F(kNmsBoxes, {1, 6, 4}), F(kNmsScores, {1, 1, 6})});
+  auto none =
+      RunOp(reg_, "NonMaxSuppression", {F32(kNmsBoxes, {1, 6, 4}), F32(kNmsScores, {1, 1, 6})});
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ((*none)[0].dims(), (std::vector<int64_t>{0, 3}));
 }
 
 TEST_F(MiscTest, NmsRejectsBadShapes) {
   EXPECT_EQ(RunOp(reg_, "NonMaxSuppression",
-                  {F(kNmsBoxes, {1, 8, 3}), F(kNmsScores, {1, 1, 6}), I64({3}, {1})})
+                  {F32(kNmsBoxes, {1, 8, 3}), F32(kNmsScores, {1, 1, 6}), I64({3}, {1})})
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(RunOp(reg_, "NonMaxSuppression",
-                  {F(kNmsBoxes, {1, 6, 4}), F(kNmsScores, {1, 2, 3}), I64({3}, {1})})
+                  {F32(kNmsBoxes, {1, 6, 4}), F32(kNmsScores, {1, 2, 3}), I64({3}, {1})})
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
-  EXPECT_FALSE(
-      RunOp(reg_, "NonMaxSuppression",
-            {F(kNmsBoxes, {1, 6, 4}), F(kNmsScores, {1, 1, 6}), I64({3}, {1}), F({1.5f}, {1})})
-          .ok());
+  EXPECT_FALSE(RunOp(reg_, "NonMaxSuppression",
+                     {F32(kNmsBoxes, {1, 6, 4}), F32(kNmsScores, {1, 1, 6}), I64({3}, {1}),
+                      F32({1.5f}, {1})})
+                   .ok());
 }
 
 // ----------------------------------------------------------------------------- Resize
@@ -221,15 +217,16 @@ TEST_F(MiscTest, NmsRejectsBadShapes) {
 Tensor Empty() { return Tensor(); }
 
 TEST_F(MiscTest, ResizeNearestUpsampleScales) {
-  auto out = RunOp(reg_, "Resize", {F({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F({1, 1, 2, 3}, {4})});
+  auto out =
+      RunOp(reg_, "Resize", {F32({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F32({1, 1, 2, 3}, {4})});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE((*out)[0].BitwiseEqual(
-      F({1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4}, {1, 1, 4, 6})));
+      F32({1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4}, {1, 1, 4, 6})));
 }
 
 // Nearest modes on a 1-D ramp: 4 -> 7 with asymmetric coordinates, x = o * 4/7.
 TEST_F(MiscTest, ResizeNearestModes) {
-  Tensor x = F({10, 11, 12, 13}, {4});
+  Tensor x = F32({10, 11, 12, 13}, {4});
   struct Case {
     const char* mode;
     std::vector<float> want;
@@ -243,23 +240,23 @@ TEST_F(MiscTest, ResizeNearestModes) {
                      {{"nearest_mode", Attr::String(c.mode)},
                       {"coordinate_transformation_mode", Attr::String("asymmetric")}});
     ASSERT_TRUE(out.ok()) << out.status();
-    EXPECT_TRUE((*out)[0].BitwiseEqual(F(c.want, {7}))) << c.mode << (*out)[0].DebugString(7);
+    EXPECT_TRUE((*out)[0].BitwiseEqual(F32(c.want, {7}))) << c.mode << (*out)[0].DebugString(7);
   }
   // 2 -> 4 asymmetric: x = 0, .5, 1, 1.5: the .5 ties differ between the round modes.
-  Tensor y = F({1, 2}, {2});
-  auto pf = RunOp(reg_, "Resize", {y, Empty(), F({2}, {1})},
+  Tensor y = F32({1, 2}, {2});
+  auto pf = RunOp(reg_, "Resize", {y, Empty(), F32({2}, {1})},
                   {{"coordinate_transformation_mode", Attr::String("asymmetric")}});
-  auto pc = RunOp(reg_, "Resize", {y, Empty(), F({2}, {1})},
+  auto pc = RunOp(reg_, "Resize", {y, Empty(), F32({2}, {1})},
                   {{"coordinate_transformation_mode", Attr::String("asymmetric")},
                    {"nearest_mode", Attr::String("round_prefer_ceil")}});
   ASSERT_TRUE(pf.ok() && pc.ok());
-  EXPECT_TRUE((*pf)[0].BitwiseEqual(F({1, 1, 2, 2}, {4})));
-  EXPECT_TRUE((*pc)[0].BitwiseEqual(F({1, 2, 2, 2}, {4})));
+  EXPECT_TRUE((*pf)[0].BitwiseEqual(F32({1, 1, 2, 2}, {4})));
+  EXPECT_TRUE((*pc)[0].BitwiseEqual(F32({1, 2, 2, 2}, {4})));
 }
 
 TEST_F(MiscTest, ResizeNearestIntegersAndOpset10) {
   Tensor x = Tensor::FromVector<int32_t>({1, 2, 3, 4}, {2, 2}, true);
-  auto out = RunOp(reg_, "Resize", {x, F({2, 1.5f}, {2})}, {}, 1, 10);
+  auto out = RunOp(reg_, "Resize", {x, F32({2, 1.5f}, {2})}, {}, 1, 10);
   ASSERT_TRUE(out.ok()) << out.status();
   // Opset 10: asymmetric, truncating when upsampling: columns 0, 0, 1 (x = 0, .67, 1.33).
   EXPECT_TRUE((*out)[0].BitwiseEqual(
@@ -268,56 +265,58 @@ TEST_F(MiscTest, ResizeNearestIntegersAndOpset10) {
 
 // ONNX test_resize_upsample_scales_linear: 2x2 -> 4x4, half_pixel.
 TEST_F(MiscTest, ResizeLinearHalfPixel) {
-  auto out = RunOp(reg_, "Resize", {F({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F({1, 1, 2, 2}, {4})},
-                   {{"mode", Attr::String("linear")}});
+  auto out =
+      RunOp(reg_, "Resize", {F32({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F32({1, 1, 2, 2}, {4})},
+            {{"mode", Attr::String("linear")}});
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_TRUE(TensorsNear(
-      (*out)[0], F({1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4},
-                   {1, 1, 4, 4})));
+  EXPECT_TRUE(TensorsNear((*out)[0], F32({1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25,
+                                          3.5, 3, 3.25, 3.75, 4},
+                                         {1, 1, 4, 4})));
 }
 
 // ONNX test data: align_corners downsampling uses the unrounded resized length.
 TEST_F(MiscTest, ResizeLinearOnnxCases) {
-  auto ac = RunOp(reg_, "Resize", {F(Iota(8), {1, 1, 2, 4}), Empty(), F({1, 1, 0.6f, 0.6f}, {4})},
-                  {{"mode", Attr::String("linear")},
-                   {"coordinate_transformation_mode", Attr::String("align_corners")}});
+  auto ac =
+      RunOp(reg_, "Resize", {F32(Iota(8), {1, 1, 2, 4}), Empty(), F32({1, 1, 0.6f, 0.6f}, {4})},
+            {{"mode", Attr::String("linear")},
+             {"coordinate_transformation_mode", Attr::String("align_corners")}});
   ASSERT_TRUE(ac.ok()) << ac.status();
-  EXPECT_TRUE(TensorsNear((*ac)[0], F({1, 3.142857074737549f}, {1, 1, 1, 2})));
+  EXPECT_TRUE(TensorsNear((*ac)[0], F32({1, 3.142857074737549f}, {1, 1, 1, 2})));
   auto pt =
-      RunOp(reg_, "Resize", {F(Iota(16), {1, 1, 4, 4}), Empty(), Empty(), I64({1, 1, 3, 1}, {4})},
+      RunOp(reg_, "Resize", {F32(Iota(16), {1, 1, 4, 4}), Empty(), Empty(), I64({1, 1, 3, 1}, {4})},
             {{"mode", Attr::String("linear")},
              {"coordinate_transformation_mode", Attr::String("pytorch_half_pixel")}});
   ASSERT_TRUE(pt.ok()) << pt.status();
-  EXPECT_TRUE(TensorsNear((*pt)[0], F({1.6666666f, 7, 12.333333f}, {1, 1, 3, 1})));
+  EXPECT_TRUE(TensorsNear((*pt)[0], F32({1.6666666f, 7, 12.333333f}, {1, 1, 3, 1})));
   auto crop = RunOp(reg_, "Resize",
-                    {F(Iota(16), {1, 1, 4, 4}), F({0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f}, {8}),
+                    {F32(Iota(16), {1, 1, 4, 4}), F32({0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f}, {8}),
                      Empty(), I64({1, 1, 3, 3}, {4})},
                     {{"mode", Attr::String("linear")},
                      {"coordinate_transformation_mode", Attr::String("tf_crop_and_resize")},
                      {"extrapolation_value", Attr::Float(10)}});
   ASSERT_TRUE(crop.ok()) << crop.status();
-  EXPECT_TRUE(TensorsNear((*crop)[0], F({7.6f, 10, 10, 12.4f, 10, 10, 10, 10, 10}, {1, 1, 3, 3}),
+  EXPECT_TRUE(TensorsNear((*crop)[0], F32({7.6f, 10, 10, 12.4f, 10, 10, 10, 10, 10}, {1, 1, 3, 3}),
                           1e-5, 1e-5));
 }
 
 // ONNX test data for cubic: exclude_outside with A = -0.5, sizes, asymmetric upsampling.
 TEST_F(MiscTest, ResizeCubicOnnxCases) {
-  Tensor x = F(Iota(16), {1, 1, 4, 4});
-  auto ex = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 0.8f, 0.8f}, {4})},
+  Tensor x = F32(Iota(16), {1, 1, 4, 4});
+  auto ex = RunOp(reg_, "Resize", {x, Empty(), F32({1, 1, 0.8f, 0.8f}, {4})},
                   {{"mode", Attr::String("cubic")},
                    {"cubic_coeff_a", Attr::Float(-0.5f)},
                    {"exclude_outside", Attr::Int(1)}});
   ASSERT_TRUE(ex.ok()) << ex.status();
-  EXPECT_TRUE(TensorsNear((*ex)[0], F({1.3681267f, 2.6695013f, 4.0133367f, 6.573625f, 7.875f,
-                                       9.218835f, 11.948966f, 13.250341f, 14.594176f},
-                                      {1, 1, 3, 3})));
+  EXPECT_TRUE(TensorsNear((*ex)[0], F32({1.3681267f, 2.6695013f, 4.0133367f, 6.573625f, 7.875f,
+                                         9.218835f, 11.948966f, 13.250341f, 14.594176f},
+                                        {1, 1, 3, 3})));
   auto sz = RunOp(reg_, "Resize", {x, Empty(), Empty(), I64({1, 1, 3, 3}, {4})},
                   {{"mode", Attr::String("cubic")}});
   ASSERT_TRUE(sz.ok()) << sz.status();
-  EXPECT_TRUE(TensorsNear((*sz)[0], F({1.630787f, 3.0046296f, 4.3784723f, 7.126157f, 8.5, 9.873842f,
-                                       12.621528f, 13.99537f, 15.369213f},
-                                      {1, 1, 3, 3})));
-  auto as = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 2, 2}, {4})},
+  EXPECT_TRUE(TensorsNear((*sz)[0], F32({1.630787f, 3.0046296f, 4.3784723f, 7.126157f, 8.5,
+                                         9.873842f, 12.621528f, 13.99537f, 15.369213f},
+                                        {1, 1, 3, 3})));
+  auto as = RunOp(reg_, "Resize", {x, Empty(), F32({1, 1, 2, 2}, {4})},
                   {{"mode", Attr::String("cubic")},
                    {"coordinate_transformation_mode", Attr::String("asymmetric")}});
   ASSERT_TRUE(as.ok()) << as.status();
@@ -391,17 +390,17 @@ TEST_F(MiscTest, ResizeAxesAndKeepAspectRatio) {
 }
 
 TEST_F(MiscTest, ResizeRejectsBadArguments) {
-  Tensor x = F(Iota(4), {1, 1, 2, 2});
+  Tensor x = F32(Iota(4), {1, 1, 2, 2});
   auto code = [&](std::vector<Tensor> in, AttrMap attrs) {
     return RunOp(reg_, "Resize", in, attrs).status().code();
   };
-  EXPECT_EQ(code({x, Empty(), F({1, 1, 2, 2}, {4}), I64({1, 1, 4, 4}, {4})}, {}),
+  EXPECT_EQ(code({x, Empty(), F32({1, 1, 2, 2}, {4}), I64({1, 1, 4, 4}, {4})}, {}),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({x, Empty(), F({1, 2}, {2})}, {}), StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({x, Empty(), F({1, 1, 2, 2}, {4})}, {{"mode", Attr::String("area")}}),
+  EXPECT_EQ(code({x, Empty(), F32({1, 2}, {2})}, {}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({x, Empty(), F32({1, 1, 2, 2}, {4})}, {{"mode", Attr::String("area")}}),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({x, Empty(), F({1, 1, -2, 2}, {4})}, {}), StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({x, Empty(), F({1, 1, 2, 2}, {4})},
+  EXPECT_EQ(code({x, Empty(), F32({1, 1, -2, 2}, {4})}, {}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({x, Empty(), F32({1, 1, 2, 2}, {4})},
                  {{"coordinate_transformation_mode", Attr::String("tf_crop_and_resize")}}),
             StatusCode::kInvalidArgument);
 }
@@ -409,40 +408,41 @@ TEST_F(MiscTest, ResizeRejectsBadArguments) {
 // Opset 18 antialias (values as in ONNX's test_resize_downsample_scales_{linear,cubic}_antialias):
 // the kernel is stretched by 1 / scale when downscaling.
 TEST_F(MiscTest, ResizeAntialias) {
-  Tensor x = F(Iota(16), {1, 1, 4, 4});
-  auto lin = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 0.6f, 0.6f}, {4})},
+  Tensor x = F32(Iota(16), {1, 1, 4, 4});
+  auto lin = RunOp(reg_, "Resize", {x, Empty(), F32({1, 1, 0.6f, 0.6f}, {4})},
                    {{"mode", Attr::String("linear")}, {"antialias", Attr::Int(1)}});
   ASSERT_TRUE(lin.ok()) << lin.status();
-  EXPECT_TRUE(TensorsNear((*lin)[0], F({2.875f, 4.5f, 9.375f, 11.0f}, {1, 1, 2, 2})));
-  auto cub = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 0.6f, 0.6f}, {4})},
+  EXPECT_TRUE(TensorsNear((*lin)[0], F32({2.875f, 4.5f, 9.375f, 11.0f}, {1, 1, 2, 2})));
+  auto cub = RunOp(reg_, "Resize", {x, Empty(), F32({1, 1, 0.6f, 0.6f}, {4})},
                    {{"mode", Attr::String("cubic")}, {"antialias", Attr::Int(1)}});
   ASSERT_TRUE(cub.ok()) << cub.status();
   EXPECT_TRUE(
-      TensorsNear((*cub)[0], F({2.5180721f, 4.2858863f, 9.589329f, 11.357142f}, {1, 1, 2, 2})));
+      TensorsNear((*cub)[0], F32({2.5180721f, 4.2858863f, 9.589329f, 11.357142f}, {1, 1, 2, 2})));
   // Upscaling ignores antialias.
-  auto up = RunOp(reg_, "Resize", {F({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F({1, 1, 2, 2}, {4})},
-                  {{"mode", Attr::String("linear")}, {"antialias", Attr::Int(1)}});
+  auto up =
+      RunOp(reg_, "Resize", {F32({1, 2, 3, 4}, {1, 1, 2, 2}), Empty(), F32({1, 1, 2, 2}, {4})},
+            {{"mode", Attr::String("linear")}, {"antialias", Attr::Int(1)}});
   ASSERT_TRUE(up.ok()) << up.status();
-  EXPECT_TRUE(TensorsNear(
-      (*up)[0], F({1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4},
-                  {1, 1, 4, 4})));
+  EXPECT_TRUE(TensorsNear((*up)[0], F32({1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25,
+                                         3.5, 3, 3.25, 3.75, 4},
+                                        {1, 1, 4, 4})));
 }
 
 TEST_F(MiscTest, UpsampleOpset7And9) {
-  Tensor x = F({1, 2, 3, 4}, {1, 1, 2, 2});
+  Tensor x = F32({1, 2, 3, 4}, {1, 1, 2, 2});
   Tensor want =
-      F({1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4}, {1, 1, 4, 6});
-  auto v9 = RunOp(reg_, "Upsample", {x, F({1, 1, 2, 3}, {4})}, {}, 1, 9);
+      F32({1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4}, {1, 1, 4, 6});
+  auto v9 = RunOp(reg_, "Upsample", {x, F32({1, 1, 2, 3}, {4})}, {}, 1, 9);
   ASSERT_TRUE(v9.ok()) << v9.status();
   EXPECT_TRUE((*v9)[0].BitwiseEqual(want));
   auto v7 = RunOp(reg_, "Upsample", {x}, {{"scales", Attr::Floats({1, 1, 2, 3})}}, 1, 7);
   ASSERT_TRUE(v7.ok()) << v7.status();
   EXPECT_TRUE((*v7)[0].BitwiseEqual(want));
   // Linear, asymmetric: x = o / 2 on [1, 2] -> 1, 1.5, 2, 2.
-  auto lin = RunOp(reg_, "Upsample", {F({1, 2}, {1, 2}), F({1, 2}, {2})},
+  auto lin = RunOp(reg_, "Upsample", {F32({1, 2}, {1, 2}), F32({1, 2}, {2})},
                    {{"mode", Attr::String("linear")}}, 1, 9);
   ASSERT_TRUE(lin.ok()) << lin.status();
-  EXPECT_TRUE(TensorsNear((*lin)[0], F({1, 1.5f, 2, 2}, {1, 4})));
+  EXPECT_TRUE(TensorsNear((*lin)[0], F32({1, 1.5f, 2, 2}, {1, 4})));
 }
 
 TEST_F(MiscTest, ResizeInfersShape) {
@@ -451,7 +451,7 @@ TEST_F(MiscTest, ResizeInfersShape) {
   n.op_type = "Resize";
   n.inputs = {"x", "", "scales"};
   n.outputs = {"y"};
-  Tensor scales = F({1, 1, 2, 0.5f}, {4});
+  Tensor scales = F32({1, 1, 2, 0.5f}, {4});
   std::vector<ValueInfo> outs;
   ASSERT_TRUE(RunInfer(*s, n, 13,
                        {{DataType::kFloat32, Shape({1, -1, 3, 8})}, {}, {DataType::kFloat32, {4}}},
@@ -500,12 +500,12 @@ void ExpectNhwcMatchesNchw(const OpRegistry& reg, const LayoutCase& c, DataType 
     std::vector<float> r = AxisValuesToNhwc(starts);
     const std::vector<float> e = AxisValuesToNhwc(ends);
     r.insert(r.end(), e.begin(), e.end());
-    roi_nchw = F(c.roi, {2 * rank});
-    roi_nhwc = F(r, {2 * rank});
+    roi_nchw = F32(c.roi, {2 * rank});
+    roi_nhwc = F32(r, {2 * rank});
   }
   if (!c.scales.empty()) {
-    scales_nchw = F(c.scales, {rank});
-    scales_nhwc = F(AxisValuesToNhwc(c.scales), {rank});
+    scales_nchw = F32(c.scales, {rank});
+    scales_nhwc = F32(AxisValuesToNhwc(c.scales), {rank});
   } else {
     sizes_nchw = I64(c.sizes, {rank});
     sizes_nhwc = I64(AxisValuesToNhwc(c.sizes), {rank});
@@ -599,23 +599,23 @@ TEST_F(MiscTest, ResizeNhwcAxes) {
 // Hand-checked NHWC: 1x2x2x2 (two channels) -> 1x4x4x2 half_pixel linear; channel 0 is the ONNX
 // test_resize_upsample_scales_linear image, channel 1 is 10x it.
 TEST_F(MiscTest, ResizeNhwcLinearHandChecked) {
-  Tensor x = F({1, 10, 2, 20, 3, 30, 4, 40}, {1, 2, 2, 2});
-  auto out = RunOp(reg_, "Resize", {x, Empty(), F({1, 2, 2, 1}, {4})},
+  Tensor x = F32({1, 10, 2, 20, 3, 30, 4, 40}, {1, 2, 2, 2});
+  auto out = RunOp(reg_, "Resize", {x, Empty(), F32({1, 2, 2, 1}, {4})},
                    {{"mode", Attr::String("linear")}, {"data_format", Attr::String("NHWC")}});
   ASSERT_TRUE(out.ok()) << out.status();
   const std::vector<float> c0 = {1,   1.25, 1.75, 2,   1.5, 1.75, 2.25, 2.5,
                                  2.5, 2.75, 3.25, 3.5, 3,   3.25, 3.75, 4};
   std::vector<float> want;
   for (float v : c0) want.insert(want.end(), {v, 10 * v});
-  EXPECT_TRUE(TensorsNear((*out)[0], F(want, {1, 4, 4, 2})));
+  EXPECT_TRUE(TensorsNear((*out)[0], F32(want, {1, 4, 4, 2})));
 }
 
 TEST_F(MiscTest, UpsampleNhwc) {
   Tensor x = RandomTensor(DataType::kFloat32, {1, 2, 3, 4}, 11);
   for (const char* mode : {"nearest", "linear"}) {
     auto want =
-        RunOp(reg_, "Upsample", {x, F({1, 1, 2, 3}, {4})}, {{"mode", Attr::String(mode)}}, 1, 9);
-    auto got = RunOp(reg_, "Upsample", {ToNhwc(x), F({1, 2, 3, 1}, {4})},
+        RunOp(reg_, "Upsample", {x, F32({1, 1, 2, 3}, {4})}, {{"mode", Attr::String(mode)}}, 1, 9);
+    auto got = RunOp(reg_, "Upsample", {ToNhwc(x), F32({1, 2, 3, 1}, {4})},
                      {{"mode", Attr::String(mode)}, {"data_format", Attr::String("NHWC")}}, 1, 9);
     ASSERT_TRUE(want.ok() && got.ok()) << mode;
     EXPECT_TRUE((*got)[0].BitwiseEqual(ToNhwc((*want)[0]))) << mode;
@@ -623,13 +623,13 @@ TEST_F(MiscTest, UpsampleNhwc) {
 }
 
 TEST_F(MiscTest, ResizeRejectsBadDataFormat) {
-  Tensor x = F({1, 2, 3, 4}, {1, 1, 2, 2});
+  Tensor x = F32({1, 2, 3, 4}, {1, 1, 2, 2});
   for (const char* f : {"NWHC", "nhwc", "", "NCDHW"}) {
-    auto r = RunOp(reg_, "Resize", {x, Empty(), F({1, 1, 2, 2}, {4})},
+    auto r = RunOp(reg_, "Resize", {x, Empty(), F32({1, 1, 2, 2}, {4})},
                    {{"data_format", Attr::String(f)}});
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << f;
-    auto u = RunOp(reg_, "Upsample", {x, F({1, 1, 2, 2}, {4})}, {{"data_format", Attr::String(f)}},
-                   1, 9);
+    auto u = RunOp(reg_, "Upsample", {x, F32({1, 1, 2, 2}, {4})},
+                   {{"data_format", Attr::String(f)}}, 1, 9);
     EXPECT_EQ(u.status().code(), StatusCode::kInvalidArgument) << f;
   }
   const OpSchema* s = reg_.Find("", "Resize");

@@ -15,26 +15,10 @@ namespace {
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
-using testing::ToNchw;
 using testing::ToNhwc;
+using testing::Unravel;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterConvOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
-
-std::vector<int64_t> Unravel(int64_t i, const std::vector<int64_t>& dims) {
-  std::vector<int64_t> idx(dims.size());
-  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
-    idx[d] = i % dims[d];
-    i /= dims[d];
-  }
-  return idx;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterConvOps>(); }
 
 int64_t Prod(const std::vector<int64_t>& d) {
   return std::accumulate(d.begin(), d.end(), int64_t{1}, std::multiplies<int64_t>());

@@ -10,29 +10,17 @@
 namespace kiln {
 namespace {
 
+using testing::F32;
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 using testing::ToNhwc;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterNormOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
-
-Tensor F32(std::vector<float> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<float>(v, std::move(dims), true);
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterNormOps>(); }
 
 Tensor Run1(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
             int64_t opset = 18) {
-  auto out = RunOp(Reg(), op, in, std::move(attrs), 1, opset);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? (*out)[0] : Tensor();
+  return testing::RunFirst(Reg(), op, in, std::move(attrs), opset);
 }
 
 // Normalizes groups of `count` consecutive elements (stride 1) of x: (x - mean) / sqrt(var + eps)

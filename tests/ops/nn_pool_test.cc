@@ -16,29 +16,14 @@ using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 using testing::ToNhwc;
+using testing::Unravel;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterPoolOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterPoolOps>(); }
 
 Tensor Iota(std::vector<int64_t> dims, float start = 1.0f) {
   Tensor t = Tensor::Empty(DataType::kFloat32, dims);
   std::iota(t.mutable_data<float>(), t.mutable_data<float>() + t.num_elements(), start);
   return t;
-}
-
-std::vector<int64_t> Unravel(int64_t i, const std::vector<int64_t>& dims) {
-  std::vector<int64_t> idx(dims.size());
-  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
-    idx[d] = i % dims[d];
-    i /= dims[d];
-  }
-  return idx;
 }
 
 enum class Kind { kMax, kAvg, kAvgPad, kL2 };

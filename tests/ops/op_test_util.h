@@ -1,9 +1,11 @@
-// Helpers for op tests: run one op through its reference kernel, make random inputs, compare.
+// Helpers for op tests: a registry or fixture per op family, run one op through its reference
+// kernel (or its shape inference), build small inputs, make random inputs, compare.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,6 +38,96 @@ inline StatusOr<std::vector<Tensor>> RunOp(const OpRegistry& registry, const std
   std::vector<Tensor> outputs;
   KILN_RETURN_IF_ERROR(RunKernel(*schema, node, opset, args, &outputs));
   return outputs;
+}
+
+// Runs `op` (one output) and returns that output; fails the test and returns an undefined
+// tensor on error.
+inline Tensor RunFirst(const OpRegistry& registry, const std::string& op,
+                       const std::vector<Tensor>& inputs, AttrMap attrs = {}, int64_t opset = 18) {
+  auto out = RunOp(registry, op, inputs, std::move(attrs), 1, opset);
+  EXPECT_TRUE(out.ok()) << op << ": " << out.status();
+  return out.ok() ? (*out)[0] : Tensor();
+}
+
+// Shape inference for one `op` node on the given input infos; `constants` are the inputs known
+// at inference time (missing or nullptr: unknown). Returns the `num_outputs` output infos.
+inline std::vector<ValueInfo> InferOp(const OpRegistry& registry, const std::string& op,
+                                      const std::vector<ValueInfo>& inputs,
+                                      std::vector<const Tensor*> constants = {}, AttrMap attrs = {},
+                                      int num_outputs = 1, int64_t opset = 18) {
+  std::vector<ValueInfo> outputs(num_outputs);
+  const OpSchema* schema = registry.Find("", op);
+  EXPECT_NE(schema, nullptr) << "op " << op << " is not registered";
+  if (schema == nullptr) return outputs;
+  Node node;
+  node.name = "n";
+  node.op_type = op;
+  node.attrs = std::move(attrs);
+  for (size_t i = 0; i < inputs.size(); ++i) node.inputs.push_back("i" + std::to_string(i));
+  for (int i = 0; i < num_outputs; ++i) {
+    node.outputs.push_back(num_outputs == 1 ? "o" : "o" + std::to_string(i));
+  }
+  constants.resize(inputs.size(), nullptr);
+  Status st = RunInfer(*schema, node, opset, inputs, constants, &outputs);
+  EXPECT_TRUE(st.ok()) << st;
+  return outputs;
+}
+
+// The registry holding one op family's ops (`Register` is its Register*Ops), built once.
+template <void (*Register)(OpRegistry&)>
+const OpRegistry& FamilyRegistry() {
+  static const OpRegistry* registry = [] {
+    auto* r = new OpRegistry();
+    Register(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+// A fixture whose tests run the ops of one family: Run returns output 0 (failing the test on
+// error), RunStatus the status.
+template <void (*Register)(OpRegistry&)>
+class OpFamilyTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Register(reg_); }
+  Tensor Run(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
+             int64_t opset = 18) {
+    return RunFirst(reg_, op, in, std::move(attrs), opset);
+  }
+  Status RunStatus(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
+                   int64_t opset = 18) {
+    return RunOp(reg_, op, in, std::move(attrs), 1, opset).status();
+  }
+  OpRegistry reg_;
+};
+
+// A tensor of `dims` holding `v` (row-major); without dims, 1-D.
+template <typename T>
+Tensor V(std::vector<T> v, std::vector<int64_t> dims) {
+  return Tensor::FromVector<T>(v, std::move(dims), true);
+}
+template <typename T>
+Tensor V(std::vector<T> v) {
+  return Tensor::FromVector<T>(v);
+}
+inline Tensor F32(std::vector<float> v, std::vector<int64_t> dims) {
+  return V<float>(std::move(v), std::move(dims));
+}
+
+// The elements of `t` (dtype T) as a vector.
+template <typename T>
+std::vector<T> Values(const Tensor& t) {
+  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
+}
+
+// The multi-index of flat (row-major) element `i` of a tensor of `dims`.
+inline std::vector<int64_t> Unravel(int64_t i, const std::vector<int64_t>& dims) {
+  std::vector<int64_t> idx(dims.size());
+  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
+    idx[d] = i % dims[d];
+    i /= dims[d];
+  }
+  return idx;
 }
 
 // Uniform random values in [lo, hi) (integers: rounded), never all equal.

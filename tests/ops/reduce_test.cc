@@ -13,29 +13,18 @@
 namespace kiln {
 namespace {
 
+using testing::F32;
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterReduceOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterReduceOps>(); }
 
-Tensor F32(std::vector<float> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<float>(v, std::move(dims), true);
-}
 Tensor I64(std::vector<int64_t> v) { return Tensor::FromVector<int64_t>(v); }
 
 Tensor Run1(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
             int64_t opset = 18) {
-  auto out = RunOp(Reg(), op, in, std::move(attrs), 1, opset);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? (*out)[0] : Tensor();
+  return testing::RunFirst(Reg(), op, in, std::move(attrs), opset);
 }
 
 // Naive reduction: groups every input element by its output position, then applies `f`.

@@ -11,19 +11,13 @@
 namespace kiln {
 namespace {
 
+using testing::F32;
 using testing::RandomTensor;
 using testing::RunOp;
 using testing::TensorsNear;
 
-class RnnTest : public ::testing::Test {
- protected:
-  void SetUp() override { RegisterRnnOps(reg_); }
-  OpRegistry reg_;
-};
+using RnnTest = testing::OpFamilyTest<RegisterRnnOps>;
 
-Tensor F(std::vector<float> v, std::vector<int64_t> dims) {
-  return Tensor::FromVector<float>(v, std::move(dims), true);
-}
 double Sig(double x) { return 1 / (1 + std::exp(-x)); }
 
 enum class Kind { kLstm, kGru, kRnn };
@@ -133,38 +127,40 @@ Tensor D(const std::vector<double>& v, std::vector<int64_t> dims) {
 
 // ONNX test_lstm_defaults: Y_h only.
 TEST_F(RnnTest, LstmOnnxDefaults) {
-  auto out = RunOp(reg_, "LSTM",
-                   {F({1, 2, 3, 4, 5, 6}, {1, 3, 2}), F(std::vector<float>(24, 0.1f), {1, 12, 2}),
-                    F(std::vector<float>(36, 0.1f), {1, 12, 3})},
-                   {{"hidden_size", Attr::Int(3)}}, 2);
+  auto out =
+      RunOp(reg_, "LSTM",
+            {F32({1, 2, 3, 4, 5, 6}, {1, 3, 2}), F32(std::vector<float>(24, 0.1f), {1, 12, 2}),
+             F32(std::vector<float>(36, 0.1f), {1, 12, 3})},
+            {{"hidden_size", Attr::Int(3)}}, 2);
   ASSERT_TRUE(out.ok()) << out.status();
   const float a = 0.09524120390415192f, b = 0.2560644745826721f, c = 0.4032377600669861f;
-  EXPECT_TRUE(TensorsNear((*out)[1], F({a, a, a, b, b, b, c, c, c}, {1, 3, 3})));
-  EXPECT_TRUE(TensorsNear((*out)[0], F({a, a, a, b, b, b, c, c, c}, {1, 1, 3, 3})));
+  EXPECT_TRUE(TensorsNear((*out)[1], F32({a, a, a, b, b, b, c, c, c}, {1, 3, 3})));
+  EXPECT_TRUE(TensorsNear((*out)[0], F32({a, a, a, b, b, b, c, c, c}, {1, 1, 3, 3})));
 }
 
 // ONNX test_lstm_with_peepholes.
 TEST_F(RnnTest, LstmOnnxPeepholes) {
-  Tensor zeros = F(std::vector<float>(6, 0), {1, 2, 3});
+  Tensor zeros = F32(std::vector<float>(6, 0), {1, 2, 3});
   auto out = RunOp(
       reg_, "LSTM",
-      {F({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 4}), F(std::vector<float>(48, 0.1f), {1, 12, 4}),
-       F(std::vector<float>(36, 0.1f), {1, 12, 3}), F(std::vector<float>(24, 0), {1, 24}),
-       Tensor::FromVector<int32_t>({1, 1}), zeros, zeros, F(std::vector<float>(9, 0.1f), {1, 9})},
+      {F32({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 4}), F32(std::vector<float>(48, 0.1f), {1, 12, 4}),
+       F32(std::vector<float>(36, 0.1f), {1, 12, 3}), F32(std::vector<float>(24, 0), {1, 24}),
+       Tensor::FromVector<int32_t>({1, 1}), zeros, zeros, F32(std::vector<float>(9, 0.1f), {1, 9})},
       {{"hidden_size", Attr::Int(3)}}, 2);
   ASSERT_TRUE(out.ok()) << out.status();
   const float a = 0.37506911158561707f, b = 0.6801308989524841f;
-  EXPECT_TRUE(TensorsNear((*out)[1], F({a, a, a, b, b, b}, {1, 2, 3})));
+  EXPECT_TRUE(TensorsNear((*out)[1], F32({a, a, a, b, b, b}, {1, 2, 3})));
 }
 
 // One LSTM step by hand: input 1, hidden 1, R = 0, biases 0.05 (W side only).
 TEST_F(RnnTest, LstmSingleStepByHand) {
   // W rows in gate order i, o, f, c.
-  auto out = RunOp(reg_, "LSTM",
-                   {F({2}, {1, 1, 1}), F({0.1f, 0.2f, 0.3f, 0.4f}, {1, 4, 1}),
-                    F({0, 0, 0, 0}, {1, 4, 1}), F({0.05f, 0.05f, 0.05f, 0.05f, 0, 0, 0, 0}, {1, 8}),
-                    Tensor(), Tensor(), F({0.5f}, {1, 1, 1})},
-                   {{"hidden_size", Attr::Int(1)}}, 3);
+  auto out =
+      RunOp(reg_, "LSTM",
+            {F32({2}, {1, 1, 1}), F32({0.1f, 0.2f, 0.3f, 0.4f}, {1, 4, 1}),
+             F32({0, 0, 0, 0}, {1, 4, 1}), F32({0.05f, 0.05f, 0.05f, 0.05f, 0, 0, 0, 0}, {1, 8}),
+             Tensor(), Tensor(), F32({0.5f}, {1, 1, 1})},
+            {{"hidden_size", Attr::Int(1)}}, 3);
   ASSERT_TRUE(out.ok()) << out.status();
   const double i = Sig(0.25), o = Sig(0.45), f = Sig(0.65), g = std::tanh(0.85);
   const double c = f * 0.5 + i * g;
@@ -175,16 +171,16 @@ TEST_F(RnnTest, LstmSingleStepByHand) {
 // ONNX test_simple_rnn_batchwise (layout 1): Y and Y_h.
 TEST_F(RnnTest, RnnOnnxBatchwise) {
   auto out = RunOp(reg_, "RNN",
-                   {F({1, 2, 3, 4, 5, 6}, {3, 1, 2}), F(std::vector<float>(8, 0.5f), {1, 4, 2}),
-                    F(std::vector<float>(16, 0.5f), {1, 4, 4})},
+                   {F32({1, 2, 3, 4, 5, 6}, {3, 1, 2}), F32(std::vector<float>(8, 0.5f), {1, 4, 2}),
+                    F32(std::vector<float>(16, 0.5f), {1, 4, 4})},
                    {{"hidden_size", Attr::Int(4)}, {"layout", Attr::Int(1)}}, 2);
   ASSERT_TRUE(out.ok()) << out.status();
   std::vector<float> want;
   for (float v : {0.9051482081413269f, 0.9981778860092163f, 0.9999666213989258f}) {
     want.insert(want.end(), 4, v);
   }
-  EXPECT_TRUE(TensorsNear((*out)[0], F(want, {3, 1, 1, 4})));
-  EXPECT_TRUE(TensorsNear((*out)[1], F(want, {3, 1, 4})));
+  EXPECT_TRUE(TensorsNear((*out)[0], F32(want, {3, 1, 1, 4})));
+  EXPECT_TRUE(TensorsNear((*out)[1], F32(want, {3, 1, 4})));
 }
 
 // Random inputs in double, all optional inputs, bidirectional, short sequences, vs Naive.
@@ -300,8 +296,8 @@ TEST_F(RnnTest, LstmActivationsClipInputForget) {
   NaiveResult want = Naive(c, Values(x), Values(w), Values(r), {}, {}, {}, {}, {});
   std::vector<float> yh(want.y_h.begin(), want.y_h.end());
   std::vector<float> yc(want.y_c.begin(), want.y_c.end());
-  EXPECT_TRUE(TensorsNear((*out)[1], F(yh, {1, 2, 5}), 1e-5, 1e-6));
-  EXPECT_TRUE(TensorsNear((*out)[2], F(yc, {1, 2, 5}), 1e-5, 1e-6));
+  EXPECT_TRUE(TensorsNear((*out)[1], F32(yh, {1, 2, 5}), 1e-5, 1e-6));
+  EXPECT_TRUE(TensorsNear((*out)[2], F32(yc, {1, 2, 5}), 1e-5, 1e-6));
 }
 
 TEST_F(RnnTest, GruOtherActivations) {

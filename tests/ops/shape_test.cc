@@ -11,15 +11,9 @@ namespace kiln {
 namespace {
 
 using Dims = std::vector<int64_t>;
+using testing::Values;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterShapeOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterShapeOps>(); }
 
 StatusOr<std::vector<Tensor>> Exec(const std::string& op, const std::vector<Tensor>& in,
                                    AttrMap attrs = {}, int64_t opset = 18) {
@@ -29,17 +23,10 @@ StatusOr<std::vector<Tensor>> Exec(const std::string& op, const std::vector<Tens
 // Runs op and returns output 0, failing the test on error.
 Tensor Run1(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
             int64_t opset = 18) {
-  auto out = Exec(op, in, std::move(attrs), opset);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? (*out)[0] : Tensor();
+  return testing::RunFirst(Reg(), op, in, std::move(attrs), opset);
 }
 
 Tensor I64(std::vector<int64_t> v) { return Tensor::FromVector<int64_t>(v); }
-
-template <typename T>
-std::vector<T> Values(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
 
 std::vector<float> Iota(int64_t n) {
   std::vector<float> v(n);
@@ -56,18 +43,7 @@ Tensor IotaTensor(Dims dims) {
 // Shape inference for one node with the given input infos and constants.
 std::vector<ValueInfo> Infer(const std::string& op, std::vector<ValueInfo> inputs,
                              std::vector<const Tensor*> constants, AttrMap attrs = {}) {
-  const OpSchema* schema = Reg().Find("", op);
-  Node node;
-  node.name = "n";
-  node.op_type = op;
-  node.attrs = std::move(attrs);
-  for (size_t i = 0; i < inputs.size(); ++i) node.inputs.push_back("i" + std::to_string(i));
-  node.outputs = {"o"};
-  constants.resize(inputs.size(), nullptr);
-  std::vector<ValueInfo> outputs(1);
-  Status st = RunInfer(*schema, node, 18, inputs, constants, &outputs);
-  EXPECT_TRUE(st.ok()) << st;
-  return outputs;
+  return testing::InferOp(Reg(), op, inputs, std::move(constants), std::move(attrs));
 }
 
 // ----------------------------------------------------------------------------- Reshape

@@ -11,15 +11,9 @@ namespace {
 using Dims = std::vector<int64_t>;
 using F = std::vector<float>;
 using S = std::vector<std::string>;
+using testing::Values;
 
-const OpRegistry& Reg() {
-  static const OpRegistry* r = [] {
-    auto* reg = new OpRegistry();
-    RegisterTensorOps(*reg);
-    return reg;
-  }();
-  return *r;
-}
+const OpRegistry& Reg() { return testing::FamilyRegistry<RegisterTensorOps>(); }
 
 StatusOr<std::vector<Tensor>> Exec(const std::string& op, const std::vector<Tensor>& in,
                                    AttrMap attrs = {}, int num_outputs = 1, int64_t opset = 18) {
@@ -29,9 +23,7 @@ StatusOr<std::vector<Tensor>> Exec(const std::string& op, const std::vector<Tens
 // Runs op and returns output 0, failing the test on error.
 Tensor Run1(const std::string& op, const std::vector<Tensor>& in, AttrMap attrs = {},
             int64_t opset = 18) {
-  auto out = Exec(op, in, std::move(attrs), 1, opset);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? (*out)[0] : Tensor();
+  return testing::RunFirst(Reg(), op, in, std::move(attrs), opset);
 }
 
 Tensor I64(std::vector<int64_t> v, Dims dims = {}) {
@@ -47,26 +39,10 @@ Tensor Iota(Dims dims) {
   return Fl(v, dims);
 }
 
-template <typename T>
-std::vector<T> Values(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
-
 std::vector<ValueInfo> Infer(const std::string& op, std::vector<ValueInfo> inputs,
                              std::vector<const Tensor*> constants, AttrMap attrs = {},
                              int num_outputs = 1) {
-  const OpSchema* schema = Reg().Find("", op);
-  Node node;
-  node.name = "n";
-  node.op_type = op;
-  node.attrs = std::move(attrs);
-  for (size_t i = 0; i < inputs.size(); ++i) node.inputs.push_back("i" + std::to_string(i));
-  for (int i = 0; i < num_outputs; ++i) node.outputs.push_back("o" + std::to_string(i));
-  constants.resize(inputs.size(), nullptr);
-  std::vector<ValueInfo> outputs(num_outputs);
-  Status st = RunInfer(*schema, node, 18, inputs, constants, &outputs);
-  EXPECT_TRUE(st.ok()) << st;
-  return outputs;
+  return testing::InferOp(Reg(), op, inputs, std::move(constants), std::move(attrs), num_outputs);
 }
 
 // ----------------------------------------------------------------------------- Concat

@@ -7,6 +7,8 @@
 namespace kiln {
 namespace {
 
+using testing::Values;
+
 StatusOr<std::vector<Tensor>> RunKiln(const std::string& op, const std::vector<Tensor>& inputs,
                                       AttrMap attrs = {}) {
   static const OpRegistry* reg = [] {
@@ -31,11 +33,6 @@ StatusOr<std::vector<Tensor>> RunKiln(const std::string& op, const std::vector<T
   std::vector<Tensor> outputs;
   KILN_RETURN_IF_ERROR(RunKernel(*schema, node, 18, args, &outputs));
   return outputs;
-}
-
-template <typename T>
-std::vector<T> Values(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
 }
 
 Tensor Iota(std::vector<int64_t> dims) {

@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/strings.h"
 #include "io/npy/npy.h"
 
 namespace kiln::cli {
@@ -208,26 +209,6 @@ std::string SummarizeTensor(const Tensor& t, int max_values) {
   return os.str();
 }
 
-std::string JsonEscape(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string JsonEscape(const std::string& s) { return ::kiln::JsonEscape(s); }
 
 }  // namespace kiln::cli
