@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ir/graph_test_util.h"
 #include "io/tf/graphdef_export.h"
 #include "io/tf/graphdef_import.h"
 #include "io/tf/tf_tensor.h"
@@ -45,28 +46,7 @@ tfpb::NodeDef* AddPlaceholder(tfpb::GraphDef* gd, const std::string& name, tfpb:
   return n;
 }
 
-void ExpectSameGraph(const Graph& a, const Graph& b) {
-  EXPECT_EQ(a.inputs, b.inputs);
-  EXPECT_EQ(a.outputs, b.outputs);
-  ASSERT_EQ(a.nodes.size(), b.nodes.size());
-  for (size_t i = 0; i < a.nodes.size(); ++i) {
-    const Node& x = a.nodes[i];
-    const Node& y = b.nodes[i];
-    EXPECT_EQ(x.name, y.name);
-    EXPECT_EQ(x.op_type, y.op_type) << x.name;
-    EXPECT_EQ(x.domain, y.domain) << x.name;
-    EXPECT_EQ(x.inputs, y.inputs) << x.name;
-    EXPECT_EQ(x.outputs, y.outputs) << x.name;
-    EXPECT_TRUE(x.attrs == y.attrs) << x.name;
-  }
-  ASSERT_EQ(a.initializers.size(), b.initializers.size());
-  for (const auto& [name, t] : a.initializers) {
-    auto it = b.initializers.find(name);
-    ASSERT_NE(it, b.initializers.end()) << name;
-    EXPECT_TRUE(t.BitwiseEqual(it->second)) << name;
-  }
-  EXPECT_EQ(a.metadata, b.metadata);
-}
+using testing::ExpectSameGraph;
 
 TEST(GraphDefRoundTrip, WriteFileIsAtomicAndReadable) {
   tfpb::GraphDef gd;
