@@ -16,5 +16,5 @@ ninja -C build
 
 echo "== robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON >/dev/null
-ninja -C build-asan test_io test_runtime test_cli kiln_cli
+ninja -C build-asan test_io test_runtime test_cli test_convert kiln_cli
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -L robustness)
