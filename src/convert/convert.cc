@@ -328,9 +328,10 @@ void PruneMovedValues(Graph& graph, const std::set<std::string>& candidates) {
 
 // ConversionParams::input_shapes onto the graph's declared input shapes.
 Status ApplyInputShapes(const ConversionParams& p, Graph& graph) {
-  for (const auto& [name, dims] : p.input_shapes) {
+  for (const auto& [asked, dims] : p.input_shapes) {
+    const std::string name = graph.ResolveName(asked);
     if (!graph.IsGraphInput(name)) {
-      return InvalidArgument("input_shapes: '" + name + "' is not an input of the model");
+      return InvalidArgument("input_shapes: '" + asked + "' is not an input of the model");
     }
     ValueInfo& vi = graph.value_info[name];
     for (size_t d = 0; d < dims.size(); ++d) {

@@ -202,6 +202,25 @@ Status Graph::SortTopologically() {
   return Status::OK();
 }
 
+std::string Graph::ResolveName(const std::string& asked) const {
+  auto names_value = [this](const std::string& v) {
+    if (IsGraphInput(v) || IsInitializer(v) || value_info.count(v)) return true;
+    for (const auto& node : nodes) {
+      for (const auto& out : node.outputs) {
+        if (out == v) return true;
+      }
+    }
+    return false;
+  };
+  if (names_value(asked)) return asked;
+  if (names_value(asked + ":0")) return asked + ":0";
+  for (const char* kind : {"signature.input.", "signature.output."}) {
+    auto it = metadata.find(kind + asked);
+    if (it != metadata.end()) return it->second;
+  }
+  return asked;
+}
+
 std::string Graph::UniqueName(const std::string& prefix) const {
   std::set<std::string> used;
   for (const auto& node : nodes) {

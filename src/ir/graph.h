@@ -111,6 +111,11 @@ class Graph {
   StatusOr<std::vector<int>> TopologicalOrder() const;
   // Reorders `nodes` into TopologicalOrder().
   Status SortTopologically();
+  // The value a user means by `asked`: itself when it names a value, else "asked:0" when that
+  // does (TensorFlow users write "node" for "node:0"), else the tensor a SavedModel signature
+  // key maps to (metadata "signature.input.<key>" / "signature.output.<key>"); otherwise
+  // `asked` unchanged (callers report it as unknown).
+  std::string ResolveName(const std::string& asked) const;
   // A name not yet used by any node or value, built from `prefix`.
   std::string UniqueName(const std::string& prefix) const;
   // A readable text dump: inputs, initializers (type only), nodes in order, outputs.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <set>
 
-#include "io/tf/saved_model.h"
 #include "ir/graph.h"
 #include "ops/base/op_schema.h"
 #include "ops/base/verify.h"
@@ -23,11 +22,6 @@ struct Session::Impl {
 namespace {
 
 std::string Where(const Graph& g) { return g.source_path.empty() ? g.name : g.source_path; }
-
-// TensorFlow names tensors "node:0"; users often write just "node". Both are accepted.
-bool SameTensorName(const std::string& value, const std::string& asked) {
-  return value == asked || value == asked + ":0";
-}
 
 std::string NameList(const std::vector<TensorInfo>& infos) {
   std::string s;
@@ -88,16 +82,11 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   std::vector<std::pair<int, Tensor>> slot_feeds;
   std::set<std::string> fed;
   for (const auto& [asked, tensor] : feeds) {
-    // A SavedModel's inputs answer to their signature keys as well as their tensor names.
-    const std::string name = ResolveSignatureName(g, asked);
+    const std::string name = g.ResolveName(asked);
     auto it = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
                            [&](const TensorInfo& i) { return i.name == name; });
     if (it == impl_->inputs.end()) {
-      it = std::find_if(impl_->inputs.begin(), impl_->inputs.end(),
-                        [&](const TensorInfo& i) { return SameTensorName(i.name, name); });
-    }
-    if (it == impl_->inputs.end()) {
-      return NotFound(Where(g) + ": '" + name + "' is not an input of the model; inputs are " +
+      return NotFound(Where(g) + ": '" + asked + "' is not an input of the model; inputs are " +
                       NameList(impl_->inputs));
     }
     if (!fed.insert(it->name).second) {
@@ -126,9 +115,7 @@ StatusOr<std::vector<Tensor>> Session::Run(const Feeds& feeds,
   std::vector<int> fetch_slots;
   const std::vector<std::string>& names = fetches.empty() ? g.outputs : fetches;
   for (const auto& name : names) {
-    int s = impl_->executor->SlotOf(name);
-    if (s < 0) s = impl_->executor->SlotOf(name + ":0");
-    if (s < 0) s = impl_->executor->SlotOf(ResolveSignatureName(g, name));
+    int s = impl_->executor->SlotOf(g.ResolveName(name));
     if (s < 0) return NotFound(Where(g) + ": cannot fetch '" + name + "': no such value");
     fetch_slots.push_back(s);
   }

@@ -70,3 +70,28 @@ TEST(Attr, EqualityAndText) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(Graph, ResolveNameAcceptsTfShortNamesAndSignatureKeys) {
+  Graph g;
+  g.inputs = {"serving_default_x:0"};
+  Node n;
+  n.name = "call";
+  n.op_type = "Relu";
+  n.inputs = {"serving_default_x:0"};
+  n.outputs = {"call:0"};
+  g.nodes.push_back(n);
+  g.outputs = {"call:0"};
+  g.metadata["signature.input.x"] = "serving_default_x:0";
+  g.metadata["signature.output.y"] = "call:0";
+  EXPECT_EQ(g.ResolveName("call:0"), "call:0");
+  EXPECT_EQ(g.ResolveName("call"), "call:0");
+  EXPECT_EQ(g.ResolveName("x"), "serving_default_x:0");
+  EXPECT_EQ(g.ResolveName("y"), "call:0");
+  EXPECT_EQ(g.ResolveName("nope"), "nope");
+}
+
+}  // namespace
+}  // namespace kiln

@@ -109,14 +109,12 @@ Tensor RandomTensor(DataType dtype, const std::vector<int64_t>& dims, uint32_t s
 
 StatusOr<Feeds> MakeFeeds(const std::vector<TensorInfo>& inputs,
                           const std::vector<std::string>& input_specs,
-                          const std::vector<std::string>& shape_specs, uint32_t seed) {
-  // Inputs are matched by name; a TensorFlow "node:0" input also answers to "node".
-  auto find_input = [&](const std::string& name) -> const TensorInfo* {
+                          const std::vector<std::string>& shape_specs, uint32_t seed,
+                          const std::function<std::string(const std::string&)>& resolve) {
+  auto find_input = [&](const std::string& asked) -> const TensorInfo* {
+    const std::string name = resolve ? resolve(asked) : asked;
     for (const auto& i : inputs) {
       if (i.name == name) return &i;
-    }
-    for (const auto& i : inputs) {
-      if (i.name == name + ":0") return &i;
     }
     return nullptr;
   };

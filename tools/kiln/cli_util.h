@@ -1,6 +1,7 @@
 // Shared pieces of the `kiln` CLI: argument parsing, feeds, printing, JSON.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,9 +37,12 @@ std::vector<std::string> SplitList(const std::string& text, char sep = ',');
 
 // Builds feeds: --input NAME=FILE.npy for given ones, random non-constant values (seeded) for
 // the rest; unknown dimensions come from --shape NAME=d0,d1,... or default to 1.
+// `resolve` maps a user's name to the model's (Graph::ResolveName: "node" -> "node:0",
+// SavedModel signature keys); names are matched as given when it is empty.
 StatusOr<Feeds> MakeFeeds(const std::vector<TensorInfo>& inputs,
                           const std::vector<std::string>& input_specs,
-                          const std::vector<std::string>& shape_specs, uint32_t seed);
+                          const std::vector<std::string>& shape_specs, uint32_t seed,
+                          const std::function<std::string(const std::string&)>& resolve = {});
 
 // A random tensor with values that are never all equal: floats in [-1, 1), integers in
 // [0, 10), bools 50/50.

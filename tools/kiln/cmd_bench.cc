@@ -358,7 +358,9 @@ int BenchCommand(int argc, char** argv) {
 
   auto shape_specs = BatchShapeSpecs(session->inputs(), args, batch, o.batch_given);
   if (!shape_specs.ok()) return Fail(shape_specs.status());
-  auto feeds = MakeFeeds(session->inputs(), args.GetAll("input"), *shape_specs, o.seed);
+  const Graph& graph = session->graph();
+  auto feeds = MakeFeeds(session->inputs(), args.GetAll("input"), *shape_specs, o.seed,
+                         [&graph](const std::string& n) { return graph.ResolveName(n); });
   if (!feeds.ok()) return Fail(feeds.status());
   if (!feeds->empty() && !feeds->front().second.dims().empty()) {
     batch = feeds->front().second.dims()[0];

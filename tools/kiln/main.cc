@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "core/logging.h"
 #include "io/npy/npy.h"
+#include "ir/graph.h"
 #include "kiln/session.h"
 #include "ops/base/op_schema.h"
 
@@ -120,7 +121,9 @@ int RunCommand(int argc, char** argv) {
   if (!session.ok()) return Fail(session.status());
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  auto feeds = MakeFeeds((*session)->inputs(), args.GetAll("input"), args.GetAll("shape"), seed);
+  const Graph& graph = (*session)->graph();
+  auto feeds = MakeFeeds((*session)->inputs(), args.GetAll("input"), args.GetAll("shape"), seed,
+                         [&graph](const std::string& n) { return graph.ResolveName(n); });
   if (!feeds.ok()) return Fail(feeds.status());
   std::vector<std::string> fetches;
   if (auto o = args.Get("outputs")) fetches = SplitList(*o);

@@ -131,11 +131,7 @@ StatusOr<Graph> LoadSavedModel(const std::string& dir, const SavedModelOptions& 
 }
 
 std::string ResolveSignatureName(const Graph& graph, const std::string& name) {
-  for (const char* kind : {"signature.input.", "signature.output."}) {
-    auto it = graph.metadata.find(kind + name);
-    if (it != graph.metadata.end()) return it->second;
-  }
-  return name;
+  return graph.ResolveName(name);
 }
 
 }  // namespace kiln
