@@ -69,6 +69,7 @@ class CpuBackendImpl : public Backend {
                                           const BuildConfig& config) const override {
     KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::LowerSegment(segment, config));
     cpu::FuseProgram(&p);
+    KILN_RETURN_IF_ERROR(cpu::CheckFused(p));
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<cpu::CpuEngine> e,
                           cpu::CpuEngine::Create(std::move(p), config));
     return std::unique_ptr<Engine>(std::move(e));
@@ -77,6 +78,9 @@ class CpuBackendImpl : public Backend {
   StatusOr<std::unique_ptr<Engine>> Deserialize(std::string_view payload, const Graph& segment,
                                                 const BuildConfig& config) const override {
     KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload));
+    if (Status s = cpu::CheckFused(p); !s.ok()) {
+      return DataLoss("CPU engine payload: " + s.message());
+    }
     if (p.inputs.size() != segment.inputs.size() || p.outputs.size() != segment.outputs.size()) {
       return DataLoss("CPU engine payload has " + std::to_string(p.inputs.size()) + " inputs and " +
                       std::to_string(p.outputs.size()) + " outputs; the segment has " +

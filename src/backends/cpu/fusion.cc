@@ -14,7 +14,12 @@
 //                     (PaddleOCR's x * clip(x + 3, 0, 6) / 6, and x * HardSigmoid(x) with alpha
 //                     1/6, beta 1/2): one eltwise_hardswish on x, so that the producer of x
 //                     (usually a Conv+BN) then takes it as a post-op. Exact up to rounding.
-//  5. FusePostOps     Conv / ConvTranspose / MatMul / Binary whose only consumer is an eltwise
+//  5. FuseGelu      x * G(x) [* k], with G the eltwise chain linear(1/sqrt(2), 0), Erf, linear(p, q)
+//                     and x optionally scaled first (x * s, an eltwise layer used only there),
+//                     whose product is x * 0.5 * (1 + erf(x / sqrt(2))) (PyTorch's / TF's exact
+//                     GELU): one eltwise_gelu_erf on x, then a post-op of x's producer. Erf
+//                     exists only as a marker (lowering.h kAlgErfMarker) for this pass.
+//  6. FusePostOps     Conv / ConvTranspose / MatMul / Binary whose only consumer is an eltwise
 //                     layer (its chain appended as eltwise post-ops), or, for the first three, a
 //                     binary layer: a same-shape non-constant Add operand becomes a sum post-op
 //                     (the residual, summed in place when it dies there), any other operand that
@@ -25,7 +30,7 @@
 //                     Never fused: a chain that
 //                     repeats an eltwise algorithm with other parameters (InjectorSafe: a
 //                     oneDNN 2.6 jit bug).
-//  6. MergeSiblings   Convs (group 1, same kernel / strides / pads / dilations / layout) or
+//  7. MergeSiblings   Convs (group 1, same kernel / strides / pads / dilations / layout) or
 //                     MatMuls (constant 2-D B) reading the same tensor with the same eltwise
 //                     post-ops: one primitive over the concatenated weights, each sibling's
 //                     output a channel (column) range of the merged result (layers_conv.cc
@@ -364,7 +369,106 @@ bool FuseHardSwish(Program* p) {
   return changed;
 }
 
-// ----------------------------------------------------------------------------- 5. post-ops
+// ----------------------------------------------------------------------------- 5. GELU
+
+bool IsErf(const PostOp& po) { return po.kind == PostOp::kEltwise && po.alg == kAlgErfMarker; }
+
+// The gate chain linear(a, 0), Erf, linear(p, q) with k * x * G(x) == gelu_erf(x).
+bool GeluGate(const std::vector<PostOp>& g, float k) {
+  if (g.size() != 3 || !IsElt(g[0], A::eltwise_linear) || g[0].beta != 0 || !IsErf(g[1]) ||
+      !IsElt(g[2], A::eltwise_linear)) {
+    return false;
+  }
+  return Near(g[0].alpha, static_cast<float>(M_SQRT1_2)) && Near(k * g[2].alpha, 0.5f) &&
+         Near(k * g[2].beta, 0.5f);
+}
+
+bool FuseGelu(Program* p) {
+  bool changed = false;
+  Uses u = Analyze(*p);
+  for (size_t i = 0; i < p->layers.size(); ++i) {
+    Layer& mul = p->layers[i];
+    if (mul.dead || mul.kind != LayerKind::kBinary ||
+        mul.Int("alg") != static_cast<int64_t>(A::binary_mul) || !mul.post_ops.empty()) {
+      continue;
+    }
+    // One operand is G(x) used only here, the other x or x * s (a layer used only here).
+    int gi = -1, xi = -1, x = -1;
+    float s = 1;
+    for (int side = 0; side < 2 && gi < 0; ++side) {
+      const int g = mul.inputs[side], other = mul.inputs[1 - side];
+      const int pi = u.producer[g];
+      if (pi < 0 || SoleConsumer(u, g) != static_cast<int>(i)) continue;
+      const Layer& gl = p->layers[pi];
+      if (gl.kind != LayerKind::kEltwise || gl.post_ops.size() != 3 || !IsErf(gl.post_ops[1])) {
+        continue;
+      }
+      if (gl.inputs[0] == other) {
+        gi = pi;
+        x = other;
+        continue;
+      }
+      const int oi = u.producer[other];
+      if (oi < 0 || SoleConsumer(u, other) != static_cast<int>(i)) continue;
+      const Layer& ol = p->layers[oi];
+      if (ol.kind == LayerKind::kEltwise && ol.inputs[0] == gl.inputs[0] &&
+          ol.post_ops.size() == 1 && IsElt(ol.post_ops[0], A::eltwise_linear) &&
+          ol.post_ops[0].beta == 0) {
+        gi = pi;
+        xi = oi;
+        x = gl.inputs[0];
+        s = ol.post_ops[0].alpha;
+      }
+    }
+    if (gi < 0) continue;
+    // An optional scale after the product: the product's sole consumer starting with linear(s).
+    const int si = SoleConsumer(u, mul.outputs[0]);
+    Layer* scale = si >= 0 && p->layers[si].kind == LayerKind::kEltwise &&
+                           IsElt(p->layers[si].post_ops[0], A::eltwise_linear) &&
+                           p->layers[si].post_ops[0].beta == 0
+                       ? &p->layers[si]
+                       : nullptr;
+    Layer& gate = p->layers[gi];
+    bool with_scale = false;
+    if (scale != nullptr && GeluGate(gate.post_ops, s * scale->post_ops[0].alpha)) {
+      with_scale = true;
+    } else if (!GeluGate(gate.post_ops, s)) {
+      continue;
+    }
+    Layer ge;
+    ge.kind = LayerKind::kEltwise;
+    ge.inputs = {x};
+    ge.post_ops = {Elt(A::eltwise_gelu_erf)};
+    ge.nodes = gate.nodes;
+    std::string op = gate.op;
+    if (xi >= 0) {
+      Layer& xl = p->layers[xi];
+      ge.nodes.insert(ge.nodes.end(), xl.nodes.begin(), xl.nodes.end());
+      op += "+" + xl.op;
+      xl.dead = true;
+    }
+    ge.nodes.insert(ge.nodes.end(), mul.nodes.begin(), mul.nodes.end());
+    op += "+" + mul.op;
+    Layer* last = &mul;
+    if (with_scale) {
+      ge.nodes.insert(ge.nodes.end(), scale->nodes.begin(), scale->nodes.end());
+      op += "+" + scale->op;
+      ge.post_ops.insert(ge.post_ops.end(), scale->post_ops.begin() + 1, scale->post_ops.end());
+      last = scale;
+      mul.dead = true;
+    }
+    ge.op = "Gelu(" + op + ")";
+    ge.outputs = last->outputs;
+    gate.dead = true;
+    *last = std::move(ge);
+    Log(*last);
+    changed = true;
+    u = Analyze(*p);
+  }
+  return changed;
+}
+
+// ----------------------------------------------------------------------------- 6. post-ops
 
 bool Buildable(const Program& p, const Layer& l) {
   Program probe;
@@ -487,7 +591,7 @@ bool FusePostOps(Program* p) {
   return changed;
 }
 
-// ----------------------------------------------------------------------------- 6. siblings
+// ----------------------------------------------------------------------------- 7. siblings
 
 // Parameters siblings must share to be merged (empty: not mergeable).
 std::string MergeKey(const Program& p, const Layer& l) {
@@ -601,10 +705,25 @@ void FuseProgram(Program* p) {
   }
   while (FuseHardSwish(p)) {
   }
+  while (FuseGelu(p)) {
+  }
   while (FusePostOps(p)) {
   }
   MergeSiblings(p);
   p->Compact();
+}
+
+Status CheckFused(const Program& p) {
+  for (const Layer& l : p.layers) {
+    if (l.dead) continue;
+    for (const PostOp& po : l.post_ops) {
+      if (IsErf(po)) {
+        return LayerError(l, Unimplemented("Erf outside an exact GELU x * 0.5 * (1 + Erf(x / "
+                                           "sqrt(2))) (oneDNN 2.6 has no erf eltwise)"));
+      }
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace kiln::cpu

@@ -12,6 +12,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "backends/cpu/layers.h"
 #include "ops/base/kernel_context.h"
@@ -387,6 +388,10 @@ Status LowerEltwise(const OpCtx& c) {
     p.push_back(Elt(A::eltwise_log));
   } else if (op == "Sqrt") {
     p.push_back(Elt(A::eltwise_sqrt));
+  } else if (op == "Erf") {  // only inside a GELU pattern (SupportErf, fusion.cc FuseGelu)
+    PostOp erf;
+    erf.alg = kAlgErfMarker;
+    p.push_back(erf);
   } else if (op == "Abs") {
     p.push_back(Elt(A::eltwise_abs));
   } else if (op == "Neg") {
@@ -918,6 +923,7 @@ const std::map<std::string, LowerFn>& LowerTable() {
       {"Exp", LowerEltwise},
       {"Log", LowerEltwise},
       {"Sqrt", LowerEltwise},
+      {"Erf", LowerEltwise},
       {"Abs", LowerEltwise},
       {"Neg", LowerEltwise},
       {"Reciprocal", LowerEltwise},
@@ -1038,8 +1044,103 @@ StatusOr<Program> LowerSegment(const Graph& segment, const BuildConfig& config) 
   return p;
 }
 
+namespace {
+
+// Erf is taken only inside a complete exact-GELU pattern. Supports sees one node, so the Erf's
+// neighbourhood in `graph` (the op scaling its input, the Add / Sub / Mul / Div ops following it
+// through single consumers, and the scalar Mul / Div of x feeding those) is lowered and fused
+// exactly as Build does it; the Erf must end up inside an eltwise_gelu_erf. A segment that
+// still cuts the pattern apart fails in Build (CheckFused) and stays native.
+Status SupportErf(const Node& erf, const Graph& g, const BuildConfig& config) {
+  const std::string why =
+      "Erf is only supported inside an exact GELU x * 0.5 * (1 + Erf(x / sqrt(2)))";
+  const auto producer = g.ProducerIndex();
+  std::map<std::string, std::vector<int>> consumers;
+  int self = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].name == erf.name) self = static_cast<int>(i);
+    for (const std::string& v : g.nodes[i].inputs) {
+      if (!v.empty()) consumers[v].push_back(static_cast<int>(i));
+    }
+  }
+  auto is_output = [&](const std::string& v) {
+    return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+  };
+  auto prod = [&](const std::string& v) {
+    auto it = producer.find(v);
+    return it == producer.end() ? -1 : it->second;
+  };
+  if (self < 0 || erf.inputs.empty() || erf.outputs.empty()) return Unimplemented(why);
+  const int pre = prod(erf.inputs[0]);
+  if (pre < 0 || (g.nodes[pre].op_type != "Div" && g.nodes[pre].op_type != "Mul")) {
+    return Unimplemented(why + " (its input is not x / sqrt(2))");
+  }
+  std::set<int> take = {pre, self};
+  std::set<std::string> xs;  // candidates for x: pre's non-constant inputs
+  for (const std::string& v : g.nodes[pre].inputs) {
+    if (!v.empty() && !g.IsInitializer(v)) xs.insert(v);
+  }
+  static const std::set<std::string> kFollow = {"Add", "Sub", "Mul", "Div"};
+  int cur = self;
+  for (int step = 0; step < 4; ++step) {
+    const std::string& out = g.nodes[cur].outputs[0];
+    const auto it = consumers.find(out);
+    if (it == consumers.end() || it->second.size() != 1 || is_output(out)) break;
+    const int next = it->second[0];
+    if (!kFollow.count(g.nodes[next].op_type)) break;
+    take.insert(next);
+    for (const std::string& v : g.nodes[next].inputs) {  // x * 0.5 feeding the product
+      const int q = prod(v);
+      if (v == out || q < 0 || take.count(q)) continue;
+      const Node& qn = g.nodes[q];
+      if ((qn.op_type == "Mul" || qn.op_type == "Div") &&
+          std::any_of(qn.inputs.begin(), qn.inputs.end(),
+                      [&](const std::string& in) { return xs.count(in) > 0; })) {
+        take.insert(q);
+      }
+    }
+    cur = next;
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<int> order, g.TopologicalOrder());
+  Lowerer L(g, config, /*validate=*/true);
+  for (int i : order) {
+    if (!take.count(i)) continue;
+    const Status s = LowerNode(L, g.nodes[i]);
+    if (!s.ok()) return Unimplemented(why + " (" + g.nodes[i].Describe() + ": " + s.message() + ")");
+  }
+  // Values read outside the neighbourhood stay program outputs (fusion must keep them).
+  for (int i : take) {
+    for (const std::string& v : g.nodes[i].outputs) {
+      if (v.empty()) continue;
+      bool outside = is_output(v);
+      for (int c : consumers[v]) outside = outside || !take.count(c);
+      if (!outside) continue;
+      Node fake;
+      fake.name = "output";
+      fake.inputs = {v};
+      KILN_ASSIGN_OR_RETURN(int id, L.In(fake, 0));
+      L.prog().outputs.push_back(id);
+    }
+  }
+  const bool known = L.all_known();
+  Program p = std::move(L.prog());
+  FuseProgram(&p);
+  if (!CheckFused(p).ok()) return Unimplemented(why);
+  if (!known) return Status::OK();
+  BuildConfig probe = config;
+  probe.max_workspace_size_bytes = std::numeric_limits<int64_t>::max();
+  Status s = ProbeProgram(p, probe);
+  if (!s.ok()) return Unimplemented(s.message());
+  return Status::OK();
+}
+
+}  // namespace
+
 Status LowerNodeForSupport(const Node& node, const Graph& graph, const BuildConfig& config) {
   KILN_RETURN_IF_ERROR(CheckPrecision(config));
+  if (node.op_type == "Erf" && (node.domain.empty() || node.domain == "ai.onnx")) {
+    return SupportErf(node, graph, config);
+  }
   Lowerer L(graph, config, /*validate=*/true);
   KILN_RETURN_IF_ERROR(LowerNode(L, node));
   for (const TensorDef& t : L.prog().tensors) {

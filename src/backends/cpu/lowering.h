@@ -111,6 +111,13 @@ StatusOr<Program> LowerSegment(const Graph& segment, const BuildConfig& config);
 // Validation mode for one node: OK or the reason (op, dtype, shape, attribute value).
 Status LowerNodeForSupport(const Node& node, const Graph& graph, const BuildConfig& config);
 
+// Erf has no oneDNN 2.6 eltwise algorithm: it lowers to an eltwise post-op with this marker
+// alg, which only the GELU fusion (fusion.cc) consumes (x * 0.5 * (1 + Erf(x / sqrt(2))) ->
+// eltwise_gelu_erf). ShapeOf accepts it so the pre-fusion program shapes; CheckFused rejects a
+// program still holding one (Build fails, the converter keeps that segment native).
+constexpr int32_t kAlgErfMarker = -2;
+Status CheckFused(const Program& p);
+
 // Engine-internal fusion passes (fusion.cc), in order. `verify` checks a candidate layer can be
 // built by oneDNN (primitive creation) before a fusion is committed.
 void FuseProgram(Program* p);

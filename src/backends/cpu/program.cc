@@ -130,7 +130,7 @@ bool ValidEltwiseAlg(int32_t a) {
                                   A::eltwise_gelu_tanh, A::eltwise_log,      A::eltwise_clip_v2,
                                   A::eltwise_pow,       A::eltwise_gelu_erf, A::eltwise_mish,
                                   A::eltwise_hardswish, A::eltwise_swish};
-  return kOk.count(static_cast<A>(a)) > 0;
+  return a == kAlgErfMarker || kOk.count(static_cast<A>(a)) > 0;
 }
 
 bool ValidBinaryAlg(int32_t a) {
