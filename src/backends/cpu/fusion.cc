@@ -14,7 +14,8 @@
 //                     (PaddleOCR's x * clip(x + 3, 0, 6) / 6, and x * HardSigmoid(x) with alpha
 //                     1/6, beta 1/2): one eltwise_hardswish on x, so that the producer of x
 //                     (usually a Conv+BN) then takes it as a post-op. Exact up to rounding.
-//  5. FuseGelu      x * G(x) [* k], with G the eltwise chain linear(1/sqrt(2), 0), Erf, linear(p, q)
+//  5. FuseGelu      x * G(x) [* k], with G the eltwise chain linear(1/sqrt(2), 0), Erf, linear(p,
+//  q)
 //                     and x optionally scaled first (x * s, an eltwise layer used only there),
 //                     whose product is x * 0.5 * (1 + erf(x / sqrt(2))) (PyTorch's / TF's exact
 //                     GELU): one eltwise_gelu_erf on x, then a post-op of x's producer. Erf
@@ -307,6 +308,44 @@ float HardSigmoidScale(const std::vector<PostOp>& g, float post) {
   return k;
 }
 
+// The product's optional trailing scale: its sole consumer when that starts with linear(s, 0).
+Layer* TrailingScale(Program* p, const Uses& u, const Layer& mul) {
+  const int si = SoleConsumer(u, mul.outputs[0]);
+  if (si < 0) return nullptr;
+  Layer& l = p->layers[si];
+  return l.kind == LayerKind::kEltwise && IsElt(l.post_ops[0], A::eltwise_linear) &&
+                 l.post_ops[0].beta == 0
+             ? &l
+             : nullptr;
+}
+
+// Replaces gate [+ extra] + mul [+ scale] with one eltwise layer computing `alg` on x, written
+// where the last of them was; the scale's further post-ops are kept. Named "Name(op+op+...)".
+void ReplaceWithEltwise(Layer& gate, Layer* extra, Layer& mul, Layer* scale, int x, A alg,
+                        const char* name) {
+  Layer fused;
+  fused.kind = LayerKind::kEltwise;
+  fused.inputs = {x};
+  fused.post_ops = {Elt(alg)};
+  std::string op;
+  for (Layer* l : {&gate, extra, &mul, scale}) {
+    if (l == nullptr) continue;
+    fused.nodes.insert(fused.nodes.end(), l->nodes.begin(), l->nodes.end());
+    op += (op.empty() ? "" : "+") + l->op;
+  }
+  if (scale != nullptr) {
+    fused.post_ops.insert(fused.post_ops.end(), scale->post_ops.begin() + 1, scale->post_ops.end());
+    mul.dead = true;
+  }
+  if (extra != nullptr) extra->dead = true;
+  Layer* last = scale != nullptr ? scale : &mul;
+  fused.op = std::string(name) + "(" + op + ")";
+  fused.outputs = last->outputs;
+  gate.dead = true;
+  *last = std::move(fused);
+  Log(*last);
+}
+
 bool FuseHardSwish(Program* p) {
   bool changed = false;
   Uses u = Analyze(*p);
@@ -329,13 +368,7 @@ bool FuseHardSwish(Program* p) {
       }
     }
     if (gi < 0) continue;
-    // An optional scale after the product: the product's sole consumer starting with linear(s).
-    const int si = SoleConsumer(u, mul.outputs[0]);
-    Layer* scale = si >= 0 && p->layers[si].kind == LayerKind::kEltwise &&
-                           IsElt(p->layers[si].post_ops[0], A::eltwise_linear) &&
-                           p->layers[si].post_ops[0].beta == 0
-                       ? &p->layers[si]
-                       : nullptr;
+    Layer* scale = TrailingScale(p, u, mul);
     Layer& gate = p->layers[gi];
     bool with_scale = false;
     if (scale != nullptr && HardSigmoidScale(gate.post_ops, scale->post_ops[0].alpha) > 0) {
@@ -343,26 +376,8 @@ bool FuseHardSwish(Program* p) {
     } else if (HardSigmoidScale(gate.post_ops, 1.f) <= 0) {
       continue;
     }
-    Layer hs;
-    hs.kind = LayerKind::kEltwise;
-    hs.inputs = {x};
-    hs.post_ops = {Elt(A::eltwise_hardswish)};
-    hs.nodes = gate.nodes;
-    hs.nodes.insert(hs.nodes.end(), mul.nodes.begin(), mul.nodes.end());
-    std::string op = gate.op + "+" + mul.op;
-    Layer* last = &mul;
-    if (with_scale) {
-      hs.nodes.insert(hs.nodes.end(), scale->nodes.begin(), scale->nodes.end());
-      op += "+" + scale->op;
-      hs.post_ops.insert(hs.post_ops.end(), scale->post_ops.begin() + 1, scale->post_ops.end());
-      last = scale;
-      mul.dead = true;
-    }
-    hs.op = "HardSwish(" + op + ")";
-    hs.outputs = last->outputs;
-    gate.dead = true;
-    *last = std::move(hs);
-    Log(*last);
+    ReplaceWithEltwise(gate, nullptr, mul, with_scale ? scale : nullptr, x, A::eltwise_hardswish,
+                       "HardSwish");
     changed = true;
     u = Analyze(*p);
   }
@@ -421,13 +436,7 @@ bool FuseGelu(Program* p) {
       }
     }
     if (gi < 0) continue;
-    // An optional scale after the product: the product's sole consumer starting with linear(s).
-    const int si = SoleConsumer(u, mul.outputs[0]);
-    Layer* scale = si >= 0 && p->layers[si].kind == LayerKind::kEltwise &&
-                           IsElt(p->layers[si].post_ops[0], A::eltwise_linear) &&
-                           p->layers[si].post_ops[0].beta == 0
-                       ? &p->layers[si]
-                       : nullptr;
+    Layer* scale = TrailingScale(p, u, mul);
     Layer& gate = p->layers[gi];
     bool with_scale = false;
     if (scale != nullptr && GeluGate(gate.post_ops, s * scale->post_ops[0].alpha)) {
@@ -435,33 +444,8 @@ bool FuseGelu(Program* p) {
     } else if (!GeluGate(gate.post_ops, s)) {
       continue;
     }
-    Layer ge;
-    ge.kind = LayerKind::kEltwise;
-    ge.inputs = {x};
-    ge.post_ops = {Elt(A::eltwise_gelu_erf)};
-    ge.nodes = gate.nodes;
-    std::string op = gate.op;
-    if (xi >= 0) {
-      Layer& xl = p->layers[xi];
-      ge.nodes.insert(ge.nodes.end(), xl.nodes.begin(), xl.nodes.end());
-      op += "+" + xl.op;
-      xl.dead = true;
-    }
-    ge.nodes.insert(ge.nodes.end(), mul.nodes.begin(), mul.nodes.end());
-    op += "+" + mul.op;
-    Layer* last = &mul;
-    if (with_scale) {
-      ge.nodes.insert(ge.nodes.end(), scale->nodes.begin(), scale->nodes.end());
-      op += "+" + scale->op;
-      ge.post_ops.insert(ge.post_ops.end(), scale->post_ops.begin() + 1, scale->post_ops.end());
-      last = scale;
-      mul.dead = true;
-    }
-    ge.op = "Gelu(" + op + ")";
-    ge.outputs = last->outputs;
-    gate.dead = true;
-    *last = std::move(ge);
-    Log(*last);
+    ReplaceWithEltwise(gate, xi >= 0 ? &p->layers[xi] : nullptr, mul, with_scale ? scale : nullptr,
+                       x, A::eltwise_gelu_erf, "Gelu");
     changed = true;
     u = Analyze(*p);
   }
