@@ -162,6 +162,19 @@ class Tensor {
   static Tensor Wrap(DataType dtype, std::vector<int64_t> dims, void* data,
                      std::shared_ptr<void> owner);
 
+  // ONNX's non-tensor values travel through the runtime as Tensors too, so feeds, executor
+  // slots, kernels and fetches keep one value type. A sequence (seq(tensor)) holds its items;
+  // an empty optional ("none") holds nothing. Both report their element type as dtype() and
+  // have no elements of their own (dims [0]). Only kernels whose schema declares
+  // NonTensorValues() are given one (RunKernel rejects it elsewhere).
+  static Tensor Sequence(DataType elem_type, std::vector<Tensor> items);
+  static Tensor NoneOptional(DataType elem_type);
+  bool is_tensor() const { return kind_ == Kind::kTensor; }
+  bool is_sequence() const { return kind_ == Kind::kSequence; }
+  bool is_none() const { return kind_ == Kind::kNone; }
+  // The items of a sequence; empty for anything else.
+  const std::vector<Tensor>& sequence() const;
+
   bool defined() const { return dtype_ != DataType::kUndefined; }
   DataType dtype() const { return dtype_; }
   const std::vector<int64_t>& dims() const { return dims_; }
@@ -190,12 +203,15 @@ class Tensor {
   bool BitwiseEqual(const Tensor& other) const;
   // Element i converted to double (numeric and bool dtypes).
   double GetAsDouble(int64_t i) const;
-  // "float32[2,3]".
+  // "float32[2,3]"; "seq(float32)[3 items]" for a sequence, "optional(float32)=none".
   std::string TypeString() const;
   // A short human-readable preview of the values.
   std::string DebugString(int max_values = 8) const;
 
  private:
+  enum class Kind : uint8_t { kTensor, kSequence, kNone };
+  Kind kind_ = Kind::kTensor;
+  std::shared_ptr<const std::vector<Tensor>> items_;  // a sequence's items
   DataType dtype_ = DataType::kUndefined;
   std::vector<int64_t> dims_;
   int64_t num_elements_ = 0;

@@ -298,6 +298,28 @@ Tensor Tensor::Wrap(DataType dtype, std::vector<int64_t> dims, void* data,
   return t;
 }
 
+Tensor Tensor::Sequence(DataType elem_type, std::vector<Tensor> items) {
+  Tensor t;
+  t.kind_ = Kind::kSequence;
+  t.dtype_ = elem_type;
+  t.dims_ = {0};
+  t.items_ = std::make_shared<const std::vector<Tensor>>(std::move(items));
+  return t;
+}
+
+Tensor Tensor::NoneOptional(DataType elem_type) {
+  Tensor t;
+  t.kind_ = Kind::kNone;
+  t.dtype_ = elem_type;
+  t.dims_ = {0};
+  return t;
+}
+
+const std::vector<Tensor>& Tensor::sequence() const {
+  static const std::vector<Tensor> kEmpty;
+  return items_ ? *items_ : kEmpty;
+}
+
 StatusOr<Tensor> Tensor::Reshaped(std::vector<int64_t> dims) const {
   KILN_ASSIGN_OR_RETURN(int64_t n, CheckedNumElements(dims));
   if (n != num_elements_) {
@@ -310,6 +332,12 @@ StatusOr<Tensor> Tensor::Reshaped(std::vector<int64_t> dims) const {
 
 Tensor Tensor::Clone() const {
   if (!defined()) return Tensor();
+  if (is_none()) return *this;
+  if (is_sequence()) {
+    std::vector<Tensor> items;
+    for (const Tensor& item : sequence()) items.push_back(item.Clone());
+    return Sequence(dtype_, std::move(items));
+  }
   Tensor t = Empty(dtype_, dims_);
   if (dtype_ == DataType::kString) {
     for (int64_t i = 0; i < num_elements_; ++i) {
@@ -322,7 +350,14 @@ Tensor Tensor::Clone() const {
 }
 
 bool Tensor::BitwiseEqual(const Tensor& o) const {
-  if (dtype_ != o.dtype_ || dims_ != o.dims_) return false;
+  if (kind_ != o.kind_ || dtype_ != o.dtype_ || dims_ != o.dims_) return false;
+  if (is_sequence()) {
+    if (sequence().size() != o.sequence().size()) return false;
+    for (size_t k = 0; k < sequence().size(); ++k) {
+      if (!sequence()[k].BitwiseEqual(o.sequence()[k])) return false;
+    }
+    return true;
+  }
   if (dtype_ == DataType::kString) {
     for (int64_t i = 0; i < num_elements_; ++i) {
       if (data<std::string>()[i] != o.data<std::string>()[i]) return false;
@@ -352,6 +387,11 @@ double Tensor::GetAsDouble(int64_t i) const {
 }
 
 std::string Tensor::TypeString() const {
+  if (is_sequence()) {
+    return "seq(" + std::string(DataTypeName(dtype_)) + ")[" + std::to_string(sequence().size()) +
+           " items]";
+  }
+  if (is_none()) return "optional(" + std::string(DataTypeName(dtype_)) + ")=none";
   return std::string(DataTypeName(dtype_)) + DimsToString(dims_);
 }
 

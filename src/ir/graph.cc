@@ -150,6 +150,41 @@ std::unordered_map<std::string, int> Graph::ProducerIndex() const {
   return producer;
 }
 
+namespace {
+
+// Adds to `reads` what `g` reads from outside itself (see OuterScopeReads).
+void CollectOuterReads(const Graph& g, std::set<std::string>* reads) {
+  std::set<std::string> defined(g.inputs.begin(), g.inputs.end());
+  for (const auto& [name, t] : g.initializers) defined.insert(name);
+  for (const Node& n : g.nodes) {
+    for (const auto& out : n.outputs) {
+      if (!out.empty()) defined.insert(out);
+    }
+  }
+  auto read = [&](const std::string& v) {
+    if (!v.empty() && !defined.count(v)) reads->insert(v);
+  };
+  for (const Node& n : g.nodes) {
+    for (const auto& in : n.inputs) read(in);
+    std::set<std::string> nested;
+    for (const auto& [key, attr] : n.attrs) {
+      if (attr.type == AttrType::kGraph && attr.g) CollectOuterReads(*attr.g, &nested);
+    }
+    for (const auto& v : nested) read(v);
+  }
+  for (const auto& out : g.outputs) read(out);
+}
+
+}  // namespace
+
+std::vector<std::string> OuterScopeReads(const Node& node) {
+  std::set<std::string> reads;
+  for (const auto& [key, attr] : node.attrs) {
+    if (attr.type == AttrType::kGraph && attr.g) CollectOuterReads(*attr.g, &reads);
+  }
+  return std::vector<std::string>(reads.begin(), reads.end());
+}
+
 StatusOr<std::vector<int>> Graph::TopologicalOrder() const {
   const int n = static_cast<int>(nodes.size());
   auto producer = ProducerIndex();
@@ -161,6 +196,10 @@ StatusOr<std::vector<int>> Graph::TopologicalOrder() const {
       if (in.empty()) continue;
       auto it = producer.find(in);
       if (it != producer.end()) deps.insert(it->second);
+    }
+    for (const auto& in : OuterScopeReads(nodes[k])) {  // a subgraph's reads order it too
+      auto it = producer.find(in);
+      if (it != producer.end() && it->second != k) deps.insert(it->second);
     }
     pending[k] = static_cast<int>(deps.size());
     for (int d : deps) users[d].push_back(k);

@@ -75,6 +75,12 @@ struct Node {
   std::string Describe() const;
 };
 
+// The values `node`'s subgraphs (If branches, Loop/Scan bodies, nested ones too) read from
+// the enclosing scopes: names read inside (node inputs, subgraph outputs) that none of the
+// subgraph's inputs, initializers or nodes define. Sorted; empty for a node without graph
+// attributes. The executor feeds these to control-flow kernels after the node's own inputs.
+std::vector<std::string> OuterScopeReads(const Node& node);
+
 struct ValueInfo {
   DataType dtype = DataType::kUndefined;
   Shape shape;  // unknown rank by default

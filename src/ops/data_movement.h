@@ -159,4 +159,54 @@ inline void* ElementAt(DataType t, void* base, int64_t index) {
   return static_cast<char*>(base) + index * static_cast<int64_t>(ElementBytes(t));
 }
 
+// Elements [begin, begin + count) along `axis` of `t` (any dtype) as a new tensor; the caller
+// checks 0 <= begin <= begin + count <= t.dim(axis).
+inline StatusOr<Tensor> SliceAlongAxis(const Tensor& t, int axis, int64_t begin, int64_t count) {
+  Dims dims = t.dims();
+  const int64_t len = dims[axis];
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < axis; ++k) outer *= dims[k];
+  for (size_t k = axis + 1; k < dims.size(); ++k) inner *= dims[k];
+  dims[axis] = count;
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::Create(t.dtype(), dims));
+  for (int64_t o = 0; o < outer; ++o) {
+    CopyElements(t.dtype(), ElementAt(t.dtype(), t.raw_data(), (o * len + begin) * inner),
+                 ElementAt(t.dtype(), out.raw_mutable_data(), o * count * inner), count * inner);
+  }
+  return out;
+}
+
+// `items` concatenated along `axis`: one dtype and rank, equal dims but along `axis`
+// (InvalidArgument naming `who` otherwise). `items` must not be empty.
+inline StatusOr<Tensor> ConcatAlongAxis(const std::vector<Tensor>& items, int axis,
+                                        const std::string& who) {
+  const Tensor& first = items.front();
+  Dims dims = first.dims();
+  int64_t total = 0;
+  for (const Tensor& t : items) {
+    bool same = t.is_tensor() && t.dtype() == first.dtype() && t.rank() == first.rank();
+    for (int d = 0; same && d < first.rank(); ++d) same = d == axis || t.dim(d) == first.dim(d);
+    if (!same) {
+      return InvalidArgument(who + ": cannot concatenate " + first.TypeString() + " and " +
+                             t.TypeString() + " along axis " + Str(axis));
+    }
+    total += t.dim(axis);
+  }
+  dims[axis] = total;
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::Create(first.dtype(), dims));
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < axis; ++k) outer *= dims[k];
+  for (size_t k = axis + 1; k < dims.size(); ++k) inner *= dims[k];
+  int64_t offset = 0;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Tensor& t : items) {
+      const int64_t block = t.dim(axis) * inner;
+      CopyElements(first.dtype(), ElementAt(first.dtype(), t.raw_data(), o * block),
+                   ElementAt(first.dtype(), out.raw_mutable_data(), offset), block);
+      offset += block;
+    }
+  }
+  return out;
+}
+
 }  // namespace kiln::data_movement

@@ -497,9 +497,11 @@ void RegisterDataOps(OpRegistry& r) {
                         return Status::OK();
                       }));
   MustRegister(r, OpSchema("Identity")
-                      .Doc("Output = input (any type; shares the input's storage).")
+                      .Doc("Output = input (any type, sequences and optionals too; shares the "
+                           "input's storage).")
                       .Inputs(1, 1)
                       .Outputs(1, 1)
+                      .NonTensorValues()
                       .Infer(InferSameAsInput0)
                       .Kernel([](KernelContext& ctx) {
                         ctx.SetOutput(0, ctx.input(0));

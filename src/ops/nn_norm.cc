@@ -1,4 +1,4 @@
-// Op family: nn_norm — BatchNormalization (inference), InstanceNormalization,
+// Op family: nn_norm — BatchNormalization (training_mode too), InstanceNormalization,
 // LayerNormalization, GroupNormalization, MeanVarianceNormalization, LRN.
 //
 // Statistics (mean, variance) are accumulated in double with a two-pass variance; the
@@ -70,22 +70,21 @@ Status RequireRank(const KernelContext& ctx, const Tensor& x, int min_rank) {
 
 // ----------------------------------------------------------------------------- BatchNorm
 
-// Inference only: y = scale * (x - mean) / sqrt(var + eps) + B per channel. With `spatial`=0
-// (opsets 7-8) the parameters have shape dims[1:] and apply per element of a sample.
+// y = scale * (x - mean) / sqrt(var + eps) + B per channel. With `spatial`=0 (opsets 7-8) the
+// parameters have shape dims[1:] and apply per element of a sample. training_mode=1 normalizes
+// with the batch's mean and (population) variance and outputs the updated running statistics
+// (input * momentum + batch * (1 - momentum)), as ONNX's reference does.
 Status BatchNormKernel(KernelContext& ctx) {
-  if (ctx.GetInt("training_mode") != 0) {
-    return ctx.UnimplementedError(
-        "training_mode=1 (batch statistics and running-stat updates) is not supported; only "
-        "inference-mode BatchNormalization is implemented");
-  }
+  const bool training = ctx.GetInt("training_mode") != 0;
   if (OutputRequested(ctx, 3) || OutputRequested(ctx, 4)) {
     return ctx.UnimplementedError(
-        "saved_mean/saved_var outputs exist only in training mode, which is not supported");
+        "saved_mean/saved_var outputs (opset <= 9 training) are not supported");
   }
   const Tensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(RequireRank(ctx, x, 2));
   KILN_ASSIGN_OR_RETURN(const bool nhwc, ChannelsLast(ctx));
   const bool spatial = ctx.GetInt("spatial") != 0;
+  if (training && !spatial) return ctx.UnimplementedError("training_mode=1 with spatial=0");
   if (nhwc && !spatial && x.rank() > 2) {
     return ctx.UnimplementedError("spatial=0 (opset < 9) with data_format NHWC");
   }
@@ -100,9 +99,45 @@ Status BatchNormKernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(auto var, ReadParam(ctx, 4, "input_var", channels));
   const double eps = ctx.GetFloat("epsilon");
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), x.dims()));
-  // In inference mode the running statistics pass through unchanged.
-  if (OutputRequested(ctx, 1)) ctx.SetOutput(1, ctx.input(3));
-  if (OutputRequested(ctx, 2)) ctx.SetOutput(2, ctx.input(4));
+  if (training) {
+    const std::vector<double> xs = ReadDoubles(x);
+    const double count = static_cast<double>(n * inner);
+    std::vector<double> bmean(channels, 0.0), bvar(channels, 0.0);
+    for (int64_t s = 0; s < n; ++s) {
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t i = 0; i < inner; ++i) bmean[c] += xs[(s * channels + c) * inner + i];
+      }
+    }
+    for (auto& m : bmean) m /= count;
+    for (int64_t s = 0; s < n; ++s) {
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const double d = xs[(s * channels + c) * inner + i] - bmean[c];
+          bvar[c] += d * d;
+        }
+      }
+    }
+    for (auto& v : bvar) v /= count;
+    const double momentum = ctx.GetFloat("momentum");
+    for (int o = 1; o <= 2; ++o) {
+      if (!OutputRequested(ctx, o)) continue;
+      const std::vector<double>& running = o == 1 ? mean : var;
+      const std::vector<double>& batch = o == 1 ? bmean : bvar;
+      std::vector<double> updated(channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        updated[c] = running[c] * momentum + batch[c] * (1 - momentum);
+      }
+      Tensor t = Tensor::FromVector<double>(updated, ctx.input(2 + o).dims(), /*dims_given=*/true);
+      KILN_ASSIGN_OR_RETURN(Tensor converted, ConvertTensor(t, ctx.input(2 + o).dtype()));
+      ctx.SetOutput(o, std::move(converted));
+    }
+    mean = std::move(bmean);
+    var = std::move(bvar);
+  } else {
+    // In inference mode the running statistics pass through unchanged.
+    if (OutputRequested(ctx, 1)) ctx.SetOutput(1, ctx.input(3));
+    if (OutputRequested(ctx, 2)) ctx.SetOutput(2, ctx.input(4));
+  }
   return DispatchFloat(x.dtype(), [&]<typename T>() -> Status {
     const T* p = x.data<T>();
     T* q = y->mutable_data<T>();
@@ -423,8 +458,8 @@ Status InferLayoutSameAsInput0(InferContext& ctx) {
 
 void RegisterNormOps(OpRegistry& r) {
   MustRegister(r, OpSchema("BatchNormalization")
-                      .Doc("Inference-mode batch normalization with running statistics. "
-                           "training_mode=1 is rejected as Unimplemented.")
+                      .Doc("Batch normalization with running statistics; training_mode=1 uses "
+                           "the batch statistics and outputs the updated running mean/var.")
                       .Inputs(5, 5)
                       .Outputs(1, 5)
                       .AttrDefault("data_format", "NCHW")  // kiln: "NHWC" = channels-last

@@ -1,5 +1,5 @@
 // Op family: nn_pool — MaxPool (with Indices), AveragePool, LpPool, GlobalAveragePool,
-// GlobalMaxPool, GlobalLpPool over any number of spatial axes.
+// GlobalMaxPool, GlobalLpPool over any number of spatial axes; RoiAlign (NCHW).
 //
 // A pool precomputes, per spatial axis and output index, the input indices its window covers
 // (padding and dilation applied), then walks the windows of every (n, c) plane.
@@ -383,9 +383,153 @@ OpSchema& PoolAttrs(OpSchema& s) {
       .Infer(InferPool);
 }
 
+// ------------------------------------------------------------------------------ RoiAlign
+
+// ONNX RoiAlign (10, 16) as ONNX Runtime computes it: each output bin averages (or, mode=max,
+// takes the largest weighted corner of) bilinear samples on a grid of sampling_ratio (or
+// ceil(roi size / output size)) points per bin. coordinate_transformation_mode half_pixel
+// shifts the ROI by -0.5 pixel; output_half_pixel (opset 10's behaviour) does not and makes
+// ROIs at least 1 pixel.
+Status RoiAlignKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& rois = ctx.input(1);
+  const Tensor& batch_idx = ctx.input(2);
+  if (x.rank() != 4) return ctx.Error("X must be [N, C, H, W], got " + x.TypeString());
+  if (rois.rank() != 2 || rois.dim(1) != 4) return ctx.Error("rois must be [num_rois, 4]");
+  const int64_t num_rois = rois.dim(0);
+  if (batch_idx.num_elements() != num_rois) {
+    return ctx.Error("batch_indices must have one entry per ROI");
+  }
+  const int64_t n = x.dim(0), channels = x.dim(1), height = x.dim(2), width = x.dim(3);
+  const int64_t oh = ctx.GetInt("output_height"), ow = ctx.GetInt("output_width");
+  const int64_t sampling = ctx.GetInt("sampling_ratio");
+  if (oh <= 0 || ow <= 0 || sampling < 0) {
+    return ctx.Error("output_height/output_width must be positive, sampling_ratio >= 0");
+  }
+  const double scale = ctx.GetFloat("spatial_scale");
+  const std::string mode = ctx.GetString("mode");
+  if (mode != "avg" && mode != "max") return ctx.Error("mode must be avg or max");
+  std::string ctm = ctx.HasAttr("coordinate_transformation_mode")
+                        ? ctx.GetString("coordinate_transformation_mode")
+                        : (ctx.opset() >= 16 ? "half_pixel" : "output_half_pixel");
+  if (ctm != "half_pixel" && ctm != "output_half_pixel") {
+    return ctx.Error("coordinate_transformation_mode must be half_pixel or output_half_pixel");
+  }
+  const bool half_pixel = ctm == "half_pixel";
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> batches, ReadInt64s(batch_idx));
+  const std::vector<double> r = ReadDoubles(rois);
+  const std::vector<double> xs = ReadDoubles(x);
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), {num_rois, channels, oh, ow}));
+  std::vector<double> out(static_cast<size_t>(num_rois * channels * oh * ow));
+  const double offset = half_pixel ? 0.5 : 0.0;
+  for (int64_t k = 0; k < num_rois; ++k) {
+    const int64_t b = batches[k];
+    if (b < 0 || b >= n) return ctx.Error("batch index " + std::to_string(b) + " out of range");
+    for (int j = 0; j < 4; ++j) {
+      if (!std::isfinite(r[k * 4 + j] * scale)) {
+        return ctx.Error("ROI " + std::to_string(k) + " has a non-finite coordinate");
+      }
+    }
+    const double x0 = r[k * 4] * scale - offset, y0 = r[k * 4 + 1] * scale - offset;
+    const double x1 = r[k * 4 + 2] * scale - offset, y1 = r[k * 4 + 3] * scale - offset;
+    double roi_w = x1 - x0, roi_h = y1 - y0;
+    if (!half_pixel) {
+      roi_w = std::max(roi_w, 1.0);
+      roi_h = std::max(roi_h, 1.0);
+    }
+    const double bin_h = roi_h / static_cast<double>(oh), bin_w = roi_w / static_cast<double>(ow);
+    // Adaptive sampling takes ceil(bin size) points per bin; a bin of more than 4096 pixels
+    // per side (a corrupt ROI) is refused rather than sampled for minutes.
+    const double adaptive_h = std::ceil(roi_h / oh), adaptive_w = std::ceil(roi_w / ow);
+    if (sampling == 0 && (adaptive_h > 4096 || adaptive_w > 4096)) {
+      return ctx.Error("ROI " + std::to_string(k) + " is too large for adaptive sampling");
+    }
+    const int64_t grid_h = sampling > 0 ? sampling : static_cast<int64_t>(std::max(adaptive_h, 0.0));
+    const int64_t grid_w = sampling > 0 ? sampling : static_cast<int64_t>(std::max(adaptive_w, 0.0));
+    const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
+    for (int64_t c = 0; c < channels; ++c) {
+      const double* plane = xs.data() + (b * channels + c) * height * width;
+      for (int64_t ph = 0; ph < oh; ++ph) {
+        for (int64_t pw = 0; pw < ow; ++pw) {
+          double acc = 0;
+          bool first = true;
+          for (int64_t iy = 0; iy < grid_h; ++iy) {
+            double yy = y0 + ph * bin_h + (iy + 0.5) * bin_h / static_cast<double>(grid_h);
+            for (int64_t ix = 0; ix < grid_w; ++ix) {
+              double xx = x0 + pw * bin_w + (ix + 0.5) * bin_w / static_cast<double>(grid_w);
+              double v = 0;
+              if (!(yy < -1.0 || yy > height || xx < -1.0 || xx > width)) {
+                double sy = std::max(yy, 0.0), sx = std::max(xx, 0.0);
+                int64_t ylo = static_cast<int64_t>(sy), xlo = static_cast<int64_t>(sx), yhi, xhi;
+                if (ylo >= height - 1) {
+                  yhi = ylo = height - 1;
+                  sy = static_cast<double>(ylo);
+                } else {
+                  yhi = ylo + 1;
+                }
+                if (xlo >= width - 1) {
+                  xhi = xlo = width - 1;
+                  sx = static_cast<double>(xlo);
+                } else {
+                  xhi = xlo + 1;
+                }
+                const double ly = sy - ylo, lx = sx - xlo, hy = 1 - ly, hx = 1 - lx;
+                const double c1 = hy * hx * plane[ylo * width + xlo];
+                const double c2 = hy * lx * plane[ylo * width + xhi];
+                const double c3 = ly * hx * plane[yhi * width + xlo];
+                const double c4 = ly * lx * plane[yhi * width + xhi];
+                v = mode == "avg" ? c1 + c2 + c3 + c4 : std::max({c1, c2, c3, c4});
+              }
+              if (mode == "avg") {
+                acc += v;
+              } else {
+                acc = first ? v : std::max(acc, v);
+              }
+              first = false;
+            }
+          }
+          out[((k * channels + c) * oh + ph) * ow + pw] = mode == "avg" ? acc / count : acc;
+        }
+      }
+    }
+  }
+  return DispatchFloat(x.dtype(), [&]<typename T>() {
+    T* q = y->mutable_data<T>();
+    for (size_t i = 0; i < out.size(); ++i) q[i] = static_cast<T>(out[i]);
+    return Status::OK();
+  });
+}
+
 }  // namespace
 
 void RegisterPoolOps(OpRegistry& r) {
+  MustRegister(r, OpSchema("RoiAlign")
+                      .Doc("Bilinear ROI pooling of NCHW X over rois [R, 4] (x1, y1, x2, y2) "
+                           "with batch_indices [R]; avg or max; half_pixel / output_half_pixel.")
+                      .Inputs(3, 3)
+                      .InputTypes(0, FloatTypes())
+                      .InputTypes(1, FloatTypes())
+                      .InputTypes(2, IndexTypes())
+                      .AttrNoDefault("coordinate_transformation_mode", AttrType::kString)
+                      .AttrDefault("mode", "avg")
+                      .AttrDefault("output_height", int64_t{1})
+                      .AttrDefault("output_width", int64_t{1})
+                      .AttrDefault("sampling_ratio", int64_t{0})
+                      .AttrDefault("spatial_scale", 1.0f)
+                      .PromoteHalfToFloat()
+                      .Infer([](InferContext& ctx) {
+                        const Shape& xs = ctx.input_shape(0);
+                        const Shape& rs = ctx.input_shape(1);
+                        const int64_t rois = rs.rank_known() && rs.rank() == 2 ? rs.dim(0)
+                                                                               : Shape::kUnknownDim;
+                        const int64_t c = xs.rank_known() && xs.rank() == 4 ? xs.dim(1)
+                                                                            : Shape::kUnknownDim;
+                        ctx.SetOutput(0, ctx.input_dtype(0),
+                                      Shape({rois, c, ctx.GetInt("output_height"),
+                                             ctx.GetInt("output_width")}));
+                        return Status::OK();
+                      })
+                      .Kernel(RoiAlignKernel));
   const TypeList kFloat = FloatTypes();
   TypeList max_types = kFloat;
   max_types.push_back(DataType::kInt8);

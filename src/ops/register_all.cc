@@ -4,6 +4,7 @@
 
 #include "core/logging.h"
 #include "ops/base/op_schema.h"
+#include "ops/base/subgraph_kernel.h"
 
 namespace kiln {
 
@@ -23,6 +24,10 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterRnnOps(r);
   RegisterTfCompatOps(r);
   RegisterExtraOps(r);
+  RegisterSequenceOps(r);
+  RegisterLossOps(r);
+  RegisterTextOps(r);
+  RegisterControlFlowOps(r);
 }
 
 namespace {

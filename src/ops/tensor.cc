@@ -1,12 +1,15 @@
 // Op family: tensor — ops that select, combine or rearrange elements.
 //
 // Concat Split Slice Gather GatherElements GatherND ScatterElements (and the deprecated Scatter)
-// ScatterND Pad Compress Trilu ReverseSequence OneHot NonZero. Kernels that only move data work
+// ScatterND Pad Compress Trilu ReverseSequence OneHot NonZero Unique. Kernels that only move data work
 // for every dtype, strings included (element moves go through data_movement / CopyElements).
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <numeric>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/base/dispatch.h"
@@ -965,9 +968,125 @@ Status NonZeroKernel(KernelContext& ctx) {
   return Status::OK();
 }
 
+// ------------------------------------------------------------------------------ Unique
+
+// A strict weak order on items of T: floating NaNs sort last and equal each other, so a NaN in
+// the input cannot break the map or the sort.
+template <typename T>
+struct ItemLess {
+  static bool Less(const T& a, const T& b) {
+    if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Float16> ||
+                  std::is_same_v<T, BFloat16>) {
+      const double x = static_cast<double>(a), y = static_cast<double>(b);
+      const bool nx = x != x, ny = y != y;
+      if (nx || ny) return !nx && ny;
+      return x < y;
+    } else {
+      return a < b;
+    }
+  }
+  bool operator()(const std::vector<T>& a, const std::vector<T>& b) const {
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), Less);
+  }
+};
+
+// Unique elements (no axis) or slices along `axis`: Y in ascending order (sorted=1) or in
+// order of first occurrence, plus first-occurrence indices, inverse indices and counts.
+template <typename T>
+Status UniqueImpl(KernelContext& ctx, const Tensor& x, bool has_axis, int axis, bool sorted) {
+  const Dims& dims = x.dims();
+  const int64_t len = has_axis ? dims[axis] : x.num_elements();
+  const int64_t outer = has_axis ? Product(dims, 0, axis) : 1;
+  const int64_t inner = has_axis ? Product(dims, axis + 1, dims.size()) : 1;
+  const T* p = x.data<T>();
+  std::vector<std::vector<T>> items(len);
+  for (int64_t k = 0; k < len; ++k) {
+    items[k].reserve(outer * inner);
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) items[k].push_back(p[(o * len + k) * inner + i]);
+    }
+  }
+  std::map<std::vector<T>, int64_t, ItemLess<T>> id_of;  // item -> id, first-occurrence order
+  std::vector<int64_t> first;               // id -> first index
+  std::vector<int64_t> inverse(len);
+  for (int64_t k = 0; k < len; ++k) {
+    auto [it, inserted] = id_of.emplace(items[k], static_cast<int64_t>(first.size()));
+    if (inserted) first.push_back(k);
+    inverse[k] = it->second;
+  }
+  const int64_t u = static_cast<int64_t>(first.size());
+  std::vector<int64_t> order(u);  // output position -> id
+  std::iota(order.begin(), order.end(), 0);
+  if (sorted) {
+    std::sort(order.begin(), order.end(),
+              [&](int64_t a, int64_t b) { return ItemLess<T>()(items[first[a]], items[first[b]]); });
+  }
+  std::vector<int64_t> position(u);
+  for (int64_t j = 0; j < u; ++j) position[order[j]] = j;
+  Dims ydims = has_axis ? dims : Dims{u};
+  if (has_axis) ydims[axis] = u;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, x.dtype(), ydims));
+  T* q = y->mutable_data<T>();
+  for (int64_t j = 0; j < u; ++j) {
+    const std::vector<T>& item = items[first[order[j]]];
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) q[(o * u + j) * inner + i] = item[o * inner + i];
+    }
+  }
+  std::vector<int64_t> indices(u), inv(len), counts(u, 0);
+  for (int64_t j = 0; j < u; ++j) indices[j] = first[order[j]];
+  for (int64_t k = 0; k < len; ++k) {
+    inv[k] = position[inverse[k]];
+    ++counts[inv[k]];
+  }
+  const std::vector<int64_t>* extra[] = {&indices, &inv, &counts};
+  for (int o = 1; o < 4 && o < ctx.num_outputs(); ++o) {
+    ctx.SetOutput(o, Tensor::FromVector<int64_t>(*extra[o - 1]));
+  }
+  return Status::OK();
+}
+
+Status UniqueKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const bool has_axis = ctx.HasAttr("axis");
+  int axis = 0;
+  if (has_axis) {
+    if (x.rank() == 0) return ctx.Error("axis given for a scalar input");
+    KILN_ASSIGN_OR_RETURN(axis, NormalizeAxis(ctx.GetInt("axis"), x.rank(), ctx.node()));
+  }
+  const bool sorted = ctx.GetInt("sorted") != 0;
+  return DispatchAll(x.dtype(), [&]<typename T>() {
+    return UniqueImpl<T>(ctx, x, has_axis, axis, sorted);
+  });
+}
+
 }  // namespace
 
 void RegisterTensorOps(OpRegistry& r) {
+  MustRegister(r, OpSchema("Unique")
+                      .Doc("Unique elements (or slices along axis), sorted or in order of first "
+                           "occurrence; optional indices, inverse_indices and counts (int64).")
+                      .Inputs(1, 1)
+                      .Outputs(1, 4)
+                      .AttrNoDefault("axis", AttrType::kInt)
+                      .AttrDefault("sorted", int64_t{1})
+                      .Infer([](InferContext& ctx) {
+                        const Shape& s = ctx.input_shape(0);
+                        Shape y({Shape::kUnknownDim});
+                        if (ctx.HasAttr("axis") && s.rank_known()) {
+                          auto axis = NormalizeAxis(ctx.GetInt("axis"), s.rank(), ctx.node());
+                          if (!axis.ok()) return axis.status();
+                          std::vector<int64_t> d = s.dims();
+                          d[*axis] = Shape::kUnknownDim;
+                          y = Shape(d);
+                        }
+                        ctx.SetOutput(0, ctx.input_dtype(0), y);
+                        for (int o = 1; o < 4; ++o) {
+                          ctx.SetOutput(o, DataType::kInt64, Shape({Shape::kUnknownDim}));
+                        }
+                        return Status::OK();
+                      })
+                      .Kernel(UniqueKernel));
   MustRegister(r, OpSchema("Concat")
                       .Doc("Joins the inputs along `axis`.")
                       .Inputs(1, OpSchema::kVariadic)

@@ -6,7 +6,7 @@
 // Evaluates them with the op table's reference kernel (RunKernel) and turns their outputs into
 // initializers of the same names, with no provenance (they come from no user node).
 // Guarantees: never folds a random op (kFoldDenylist), a stateful kernel, a node with a
-// subgraph, an initializer that is also a graph input (its value can be fed), a node producing
+// subgraph, an op taking or making sequences/optionals (NonTensorValues), an initializer that is also a graph input (its value can be fed), a node producing
 // a graph output or a ctx.keep value, or an output above kMaxFoldedBytes (the graph must not
 // grow by a materialized Expand/Tile); a kernel error leaves the node for the runtime to
 // report. Runs after identity removal (identities would hide constant inputs) and before dead-
@@ -109,6 +109,8 @@ class ConstantFoldingPass : public GraphPass {
     }
     const OpSchema* schema = registry.Find(node.domain, node.op_type);
     if (schema == nullptr || !schema->kernel() || !schema->CheckNode(node).ok()) return false;
+    // Sequence / optional values have no initializer form (ONNX initializers are tensors).
+    if (schema->non_tensor_values()) return false;
 
     const bool default_domain = node.domain.empty() || node.domain == "ai.onnx";
     if (default_domain && node.op_type == "Shape" && node.inputs.size() == 1 &&

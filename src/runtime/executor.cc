@@ -32,6 +32,9 @@ StatusOr<Executor> Executor::Compile(const Graph& graph, const OpRegistry& regis
       step.kernel = std::shared_ptr<const OpKernel>(std::move(kernel).value());
     }
     for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
+    // Control-flow nodes also read what their subgraphs take from this scope; those values
+    // follow the node's own inputs (see OuterScopeReads), so liveness covers them.
+    for (const auto& in : OuterScopeReads(node)) step.inputs.push_back(slot(in));
     for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
     ex.steps_.push_back(std::move(step));
   }
@@ -96,8 +99,13 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Ten
     args.clear();
     for (int i : step.inputs) {
       if (i >= 0 && !values[i].defined()) {
-        return Internal(step.node->Describe() + ": input '" + step.node->inputs[args.size()] +
-                        "' has no value");
+        std::string name = args.size() < step.node->inputs.size()
+                               ? step.node->inputs[args.size()]
+                               : "(outer-scope value)";
+        for (const auto& [n, s] : slots_) {
+          if (s == i) name = n;
+        }
+        return Internal(step.node->Describe() + ": input '" + name + "' has no value");
       }
       args.push_back(i >= 0 ? &values[i] : nullptr);
     }

@@ -102,5 +102,35 @@ TEST(Schema, HalfPromotionRunsKernelInFloat) {
   EXPECT_NE(bad.status().message().find("int32"), std::string::npos);
 }
 
+TEST(Schema, OnlyNonTensorOpsSeeSequencesAndOptionals) {
+  OpRegistry reg;
+  auto pass_through = [](KernelContext& ctx) -> Status {
+    ctx.SetOutput(0, ctx.input(0));
+    return Status::OK();
+  };
+  MustRegister(reg, OpSchema("TensorsOnly").Inputs(1, 1).Kernel(pass_through));
+  MustRegister(reg, OpSchema("AnyValue").Inputs(1, 1).NonTensorValues().Kernel(pass_through));
+  Tensor item = testing::RandomTensor(DataType::kFloat32, {2, 3}, 3);
+  Tensor seq = Tensor::Sequence(DataType::kFloat32, {item, item});
+  Tensor none = Tensor::NoneOptional(DataType::kFloat32);
+  for (const Tensor& v : {seq, none}) {
+    auto bad = testing::RunOp(reg, "TensorsOnly", {v});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find("takes tensors"), std::string::npos) << bad.status();
+    auto ok = testing::RunOp(reg, "AnyValue", {v});
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_TRUE((*ok)[0].BitwiseEqual(v));
+  }
+  // A sequence looks like an empty tensor to code that does not ask, and clones deeply.
+  EXPECT_TRUE(seq.is_sequence());
+  EXPECT_EQ(seq.num_elements(), 0);
+  EXPECT_EQ(seq.TypeString(), "seq(float32)[2 items]");
+  Tensor copy = seq.Clone();
+  EXPECT_TRUE(copy.BitwiseEqual(seq));
+  EXPECT_NE(copy.sequence()[0].raw_data(), item.raw_data());
+  EXPECT_FALSE(seq.BitwiseEqual(item));
+}
+
 }  // namespace
 }  // namespace kiln

@@ -104,8 +104,9 @@ TEST(BatchNorm, NonSpatial) {
 TEST(BatchNorm, Errors) {
   Tensor x = RandomTensor(DataType::kFloat32, {2, 3, 2}, 11);
   Tensor p3 = F32({1, 2, 3}, {3});
+  // Training mode is implemented for the spatial form only (spatial=0 is opset <= 8).
   auto r = RunOp(Reg(), "BatchNormalization", {x, p3, p3, p3, p3},
-                 {{"training_mode", Attr::Int(1)}}, 1, 15);
+                 {{"training_mode", Attr::Int(1)}, {"spatial", Attr::Int(0)}}, 1, 15);
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(r.status().message().find("training_mode"), std::string::npos);
   r = RunOp(Reg(), "BatchNormalization", {x, F32({1, 2}, {2}), p3, p3, p3});
@@ -379,6 +380,46 @@ TEST(ChannelsLast, ErrorsAndShapes) {
                      .ok())
         << op;
   }
+}
+
+TEST(BatchNorm, TrainingModeUsesBatchStatisticsAndUpdatesRunningStats) {
+  Tensor x = RandomTensor(DataType::kFloat32, {3, 2, 4}, 31);
+  Tensor s = RandomTensor(DataType::kFloat32, {2}, 32), b = RandomTensor(DataType::kFloat32, {2}, 33);
+  Tensor m = RandomTensor(DataType::kFloat32, {2}, 34);
+  Tensor v = RandomTensor(DataType::kFloat32, {2}, 35, 0.5, 2);
+  const float momentum = 0.7f, eps = 1e-3f;
+  AttrMap attrs = {{"training_mode", Attr::Int(1)}, {"momentum", Attr::Float(momentum)},
+                   {"epsilon", Attr::Float(eps)}};
+  auto out = RunOp(Reg(), "BatchNormalization", {x, s, b, m, v}, attrs, 3, 15);
+  ASSERT_TRUE(out.ok()) << out.status();
+  Tensor want_y = Tensor::Empty(DataType::kFloat32, x.dims());
+  for (int c = 0; c < 2; ++c) {
+    double mean = 0, var = 0;
+    for (int n = 0; n < 3; ++n) {
+      for (int i = 0; i < 4; ++i) mean += x.data<float>()[(n * 2 + c) * 4 + i];
+    }
+    mean /= 12;
+    for (int n = 0; n < 3; ++n) {
+      for (int i = 0; i < 4; ++i) {
+        const double d = x.data<float>()[(n * 2 + c) * 4 + i] - mean;
+        var += d * d;
+      }
+    }
+    var /= 12;
+    for (int n = 0; n < 3; ++n) {
+      for (int i = 0; i < 4; ++i) {
+        const int e = (n * 2 + c) * 4 + i;
+        want_y.mutable_data<float>()[e] = static_cast<float>(
+            (x.data<float>()[e] - mean) / std::sqrt(var + eps) * s.data<float>()[c] +
+            b.data<float>()[c]);
+      }
+    }
+    EXPECT_NEAR((*out)[1].data<float>()[c], m.data<float>()[c] * momentum + mean * (1 - momentum),
+                1e-5);
+    EXPECT_NEAR((*out)[2].data<float>()[c], v.data<float>()[c] * momentum + var * (1 - momentum),
+                1e-5);
+  }
+  EXPECT_TRUE(TensorsNear((*out)[0], want_y, 1e-4, 1e-5));
 }
 
 }  // namespace

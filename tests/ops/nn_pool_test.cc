@@ -370,5 +370,45 @@ TEST(Pool, ChannelsLastErrorsAndShapeInference) {
                    .ok());
 }
 
+TEST(RoiAlign, AveragesBilinearSamples) {
+  // With sampling_ratio 1 and a 1x1 output, the value is one bilinear sample at the ROI centre.
+  Tensor x = RandomTensor(DataType::kFloat32, {2, 3, 5, 6}, 51);
+  Tensor rois = Tensor::FromVector<float>({0.5f, 1.0f, 3.5f, 3.0f, 1.0f, 0.5f, 4.0f, 2.5f}, {2, 4}, true);
+  Tensor batch = Tensor::FromVector<int64_t>({1, 0});
+  for (const char* mode : {"half_pixel", "output_half_pixel"}) {
+    AttrMap attrs = {{"sampling_ratio", Attr::Int(1)},
+                     {"coordinate_transformation_mode", Attr::String(mode)}};
+    auto out = RunOp(Reg(), "RoiAlign", {x, rois, batch}, attrs, 1, 16);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ((*out)[0].dims(), (std::vector<int64_t>{2, 3, 1, 1}));
+    const double off = std::string(mode) == "half_pixel" ? 0.5 : 0.0;
+    for (int r = 0; r < 2; ++r) {
+      const float* roi = rois.data<float>() + r * 4;
+      const double cx = (roi[0] + roi[2]) / 2 - off, cy = (roi[1] + roi[3]) / 2 - off;
+      const int x0 = static_cast<int>(cx), y0 = static_cast<int>(cy);
+      const double lx = cx - x0, ly = cy - y0;
+      for (int c = 0; c < 3; ++c) {
+        const float* p = x.data<float>() + ((batch.data<int64_t>()[r] * 3 + c) * 5) * 6;
+        const double want = (1 - ly) * (1 - lx) * p[y0 * 6 + x0] + (1 - ly) * lx * p[y0 * 6 + x0 + 1] +
+                            ly * (1 - lx) * p[(y0 + 1) * 6 + x0] + ly * lx * p[(y0 + 1) * 6 + x0 + 1];
+        EXPECT_NEAR((*out)[0].data<float>()[r * 3 + c], want, 1e-5) << mode;
+      }
+    }
+  }
+  // A 2x2 output with the default sampling is the mean of its four bins' samples: check that
+  // the mean over bins stays within the input's range and shapes follow the attributes.
+  auto out = RunOp(Reg(), "RoiAlign", {x, rois, batch},
+                   {{"output_height", Attr::Int(2)}, {"output_width", Attr::Int(3)}}, 1, 16);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0].dims(), (std::vector<int64_t>{2, 3, 2, 3}));
+  EXPECT_FALSE(RunOp(Reg(), "RoiAlign", {x, rois, Tensor::FromVector<int64_t>({0, 2})}, {}, 1, 16).ok());
+  EXPECT_FALSE(RunOp(Reg(), "RoiAlign", {x, rois, Tensor::FromVector<int64_t>({0})}, {}, 1, 16).ok());
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor bad = Tensor::FromVector<float>({0, 0, inf, 1, 0, 0, 1e9f, 1}, {2, 4}, true);
+  EXPECT_FALSE(RunOp(Reg(), "RoiAlign", {x, bad, batch}, {}, 1, 16).ok());
+  Tensor huge = Tensor::FromVector<float>({0, 0, 1e9f, 1, 0, 0, 1, 1}, {2, 4}, true);
+  EXPECT_FALSE(RunOp(Reg(), "RoiAlign", {x, huge, batch}, {}, 1, 16).ok());
+}
+
 }  // namespace
 }  // namespace kiln

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "ops/base/kernel_context.h"
@@ -408,6 +411,50 @@ TEST(NonZero, Example) {
   y = Run1("NonZero", {Fl({0, 2, 0, -1}, {4})});
   EXPECT_EQ(Values<int64_t>(y), (Dims{1, 3}));
   EXPECT_EQ(Run1("NonZero", {Fl({}, {0, 3})}).dims(), (Dims{2, 0}));
+}
+
+TEST(Unique, SortedUnsortedAndAlongAnAxis) {
+  // Random small integers so that values repeat.
+  Tensor x = testing::RandomTensor(DataType::kInt64, {12}, 41, 0, 5);
+  auto out = Exec("Unique", {x}, {}, 4);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const std::vector<int64_t> xs = Values<int64_t>(x);
+  std::vector<int64_t> want = xs;
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  EXPECT_EQ(Values<int64_t>((*out)[0]), want);
+  const auto y = Values<int64_t>((*out)[0]), idx = Values<int64_t>((*out)[1]);
+  const auto inv = Values<int64_t>((*out)[2]), cnt = Values<int64_t>((*out)[3]);
+  for (size_t j = 0; j < y.size(); ++j) {
+    EXPECT_EQ(xs[idx[j]], y[j]);  // first occurrence
+    EXPECT_EQ(std::find(xs.begin(), xs.end(), y[j]) - xs.begin(), idx[j]);
+    EXPECT_EQ(std::count(xs.begin(), xs.end(), y[j]), cnt[j]);
+  }
+  for (size_t k = 0; k < xs.size(); ++k) EXPECT_EQ(y[inv[k]], xs[k]);
+  // sorted=0 keeps the order of first occurrence.
+  auto unsorted = Exec("Unique", {x}, {{"sorted", Attr::Int(0)}}, 1);
+  ASSERT_TRUE(unsorted.ok()) << unsorted.status();
+  std::vector<int64_t> first;
+  for (int64_t v : xs) {
+    if (std::find(first.begin(), first.end(), v) == first.end()) first.push_back(v);
+  }
+  EXPECT_EQ(Values<int64_t>((*unsorted)[0]), first);
+  // Along axis 0 of [4, 2] rows, two rows equal.
+  Tensor rows = Tensor::FromVector<float>({1, 2, 0, 5, 1, 2, -1, 3}, {4, 2}, true);
+  auto by_row = Exec("Unique", {rows}, {{"axis", Attr::Int(0)}}, 3);
+  ASSERT_TRUE(by_row.ok()) << by_row.status();
+  EXPECT_EQ(Values<float>((*by_row)[0]), (F{-1, 3, 0, 5, 1, 2}));
+  EXPECT_EQ(Values<int64_t>((*by_row)[2]), (std::vector<int64_t>{2, 1, 2, 0}));
+  EXPECT_FALSE(Exec("Unique", {rows}, {{"axis", Attr::Int(2)}}, 1).ok());
+  // NaNs (which compare unequal to everything) sort last and cannot break the ordering.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto with_nan = Exec("Unique", {Tensor::FromVector<float>({2, nan, -1, nan, 2})}, {}, 1);
+  ASSERT_TRUE(with_nan.ok()) << with_nan.status();
+  const auto u = Values<float>((*with_nan)[0]);
+  ASSERT_EQ(u.size(), 3u);
+  EXPECT_EQ(u[0], -1);
+  EXPECT_EQ(u[1], 2);
+  EXPECT_TRUE(std::isnan(u[2]));
 }
 
 }  // namespace

@@ -225,9 +225,71 @@ Status FunctionToProto(const std::string& key, const Graph& fn, const Graph& mod
   return Status::OK();
 }
 
-}  // namespace
+StatusOr<std::string> Serialize(const onnxpb::ModelProto& model) {
+  std::string bytes;
+  // Deterministic serialization: map fields (none today) in key order, same bytes every time.
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    if (!model.SerializeToCodedStream(&out)) {
+      return ResourceExhausted("the model is too large for one ONNX protobuf (2 GiB); write "
+                               "large tensors as external data (OnnxWriteOptions)");
+    }
+  }
+  return bytes;
+}
 
-StatusOr<std::string> ExportOnnx(const Graph& graph) {
+// Writes `bytes` to `target` through a temporary file in the same directory, renamed into place.
+Status WriteAtomically(const std::string& bytes, const std::filesystem::path& target) {
+  namespace fs = std::filesystem;
+  fs::path tmp = target;
+  tmp += ".tmp" + std::to_string(static_cast<long long>(::getpid()));
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return NotFound("cannot open '" + tmp.string() + "' for writing");
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.close();
+    if (!f) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      return DataLoss("error writing '" + tmp.string() + "'");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return FailedPrecondition("cannot rename the temporary file to '" + target.string() +
+                              "': " + ec.message());
+  }
+  return Status::OK();
+}
+
+// Moves the raw data of every top-level initializer of at least `threshold` bytes into
+// `side` (offsets aligned to 64 bytes) and points the TensorProto at it.
+void ExternalizeInitializers(onnxpb::GraphProto* g, int64_t threshold, const std::string& location,
+                             std::string* side) {
+  for (auto& t : *g->mutable_initializer()) {
+    if (!t.has_raw_data() || static_cast<int64_t>(t.raw_data().size()) < threshold) continue;
+    side->resize((side->size() + 63) / 64 * 64, '\0');
+    const size_t offset = side->size();
+    side->append(t.raw_data());
+    const size_t length = t.raw_data().size();
+    t.clear_raw_data();
+    t.set_data_location(onnxpb::TensorProto::EXTERNAL);
+    auto add = [&t](const std::string& key, const std::string& value) {
+      auto* kv = t.add_external_data();
+      kv->set_key(key);
+      kv->set_value(value);
+    };
+    add("location", location);
+    add("offset", std::to_string(offset));
+    add("length", std::to_string(length));
+  }
+}
+
+StatusOr<onnxpb::ModelProto> BuildModel(const Graph& graph) {
   onnxpb::ModelProto model;
   model.set_ir_version(IrVersionFor(graph));
   auto meta = [&graph](const std::string& key) -> const std::string* {
@@ -254,44 +316,45 @@ StatusOr<std::string> ExportOnnx(const Graph& graph) {
     if (fn == nullptr) return InvalidArgument("function '" + key + "' is null");
     KILN_RETURN_IF_ERROR(FunctionToProto(key, *fn, graph, model.add_functions()));
   }
-  std::string bytes;
-  // Deterministic serialization: map fields (none today) in key order, same bytes every time.
-  {
-    google::protobuf::io::StringOutputStream raw(&bytes);
-    google::protobuf::io::CodedOutputStream out(&raw);
-    out.SetSerializationDeterministic(true);
-    if (!model.SerializeToCodedStream(&out)) {
-      return ResourceExhausted("the model is too large for one ONNX protobuf (2 GiB)");
-    }
-  }
-  return bytes;
+  return model;
+}
+
+}  // namespace
+
+StatusOr<std::string> ExportOnnx(const Graph& graph) {
+  KILN_ASSIGN_OR_RETURN(onnxpb::ModelProto model, BuildModel(graph));
+  return Serialize(model);
 }
 
 Status WriteOnnxFile(const Graph& graph, const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(std::string bytes, ExportOnnx(graph));
+  return WriteOnnxFile(graph, path, OnnxWriteOptions{});
+}
+
+Status WriteOnnxFile(const Graph& graph, const std::string& path,
+                     const OnnxWriteOptions& options) {
   namespace fs = std::filesystem;
+  KILN_ASSIGN_OR_RETURN(onnxpb::ModelProto model, BuildModel(graph));
   const fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp" + std::to_string(static_cast<long long>(::getpid()));
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return NotFound("cannot open '" + tmp.string() + "' for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return DataLoss("error writing '" + tmp.string() + "'");
+  if (options.external_data_threshold > 0) {
+    std::string location = options.external_data_file.empty()
+                               ? target.filename().string() + ".data"
+                               : options.external_data_file;
+    const fs::path loc(location);
+    if (location.empty() || loc.has_parent_path() || loc.is_absolute() || location == "." ||
+        location == "..") {
+      return InvalidArgument("external data file '" + location +
+                             "' must be a plain file name (it is written next to the model)");
+    }
+    std::string side;
+    ExternalizeInitializers(model.mutable_graph(), options.external_data_threshold, location,
+                            &side);
+    if (!side.empty()) {
+      // The data first: a model that names a side file is only renamed into place after it.
+      KILN_RETURN_IF_ERROR(WriteAtomically(side, target.parent_path() / loc));
     }
   }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return FailedPrecondition("cannot rename the temporary file to '" + path +
-                              "': " + ec.message());
-  }
-  return Status::OK();
+  KILN_ASSIGN_OR_RETURN(std::string bytes, Serialize(model));
+  return WriteAtomically(bytes, target);
 }
 
 }  // namespace kiln

@@ -25,4 +25,15 @@ StatusOr<std::string> ExportOnnx(const Graph& graph);
 // into place, so a reader never sees a half-written model.
 Status WriteOnnxFile(const Graph& graph, const std::string& path);
 
+struct OnnxWriteOptions {
+  // Initializers of at least this many bytes are written to a side file as ONNX external data
+  // (data_location EXTERNAL, location/offset/length; offsets 64-byte aligned). 0 = never.
+  int64_t external_data_threshold = 0;
+  // The side file: a plain file name in the model's directory; default "<model file>.data".
+  std::string external_data_file;
+};
+// The same with options; the side file is also written through a temporary file and renamed
+// into place, before the model that refers to it.
+Status WriteOnnxFile(const Graph& graph, const std::string& path, const OnnxWriteOptions& options);
+
 }  // namespace kiln

@@ -110,13 +110,33 @@ StatusOr<ValueInfo> ValueInfoFromProto(const onnxpb::ValueInfoProto& v, bool req
     if (require_type) return InvalidArgument("graph input " + Quote(v.name()) + " has no type");
     return info;
   }
-  if (!v.type().has_tensor_type()) {
-    const char* kind = v.type().has_sequence_type()   ? "a sequence"
-                       : v.type().has_optional_type() ? "an optional"
-                       : v.type().has_map_type()      ? "a map"
-                                                      : "a sparse tensor";
+  // seq(tensor(T)), optional(tensor(T)) and optional(seq(tensor(T))) are recorded by their
+  // element type T with an unknown shape: the runtime carries them as sequence / optional
+  // values (Tensor::Sequence, Tensor::NoneOptional) and only ops that take them see them.
+  const onnxpb::TypeProto* type = &v.type();
+  for (int depth = 0; depth < 4; ++depth) {
+    if (type->has_sequence_type() && type->sequence_type().has_elem_type()) {
+      type = &type->sequence_type().elem_type();
+    } else if (type->has_optional_type() && type->optional_type().has_elem_type()) {
+      type = &type->optional_type().elem_type();
+    } else {
+      break;
+    }
+  }
+  if (type != &v.type() && type->has_tensor_type()) {
+    const auto& et = type->tensor_type();
+    if (et.has_elem_type() && IsValidDataType(et.elem_type())) {
+      info.dtype = static_cast<DataType>(et.elem_type());
+    }
+    return info;
+  }
+  if (!type->has_tensor_type()) {
+    const char* kind = type->has_sequence_type()   ? "a sequence of non-tensors"
+                       : type->has_optional_type() ? "an optional of non-tensors"
+                       : type->has_map_type()      ? "a map"
+                                                   : "a sparse tensor";
     return Unimplemented("value " + Quote(v.name()) + " is " + kind +
-                         "; kiln supports tensor values only");
+                         "; kiln supports tensors, sequences of tensors and optionals");
   }
   const auto& tt = v.type().tensor_type();
   if (tt.has_elem_type()) {
@@ -299,6 +319,27 @@ StatusOr<Graph> FunctionFromProto(const onnxpb::FunctionProto& f, const std::str
   return graph;
 }
 
+// Opsets below 7 are read only when every op of the model is one whose definition did not
+// change between that opset and opset 7 (apart from the legacy `consumed_inputs` attribute,
+// dropped at import). Ops whose semantics did change (broadcasting before 7, BatchNormalization,
+// Dropout, Concat's default axis, Pad, Upsample, ...) keep the model unsupported.
+bool IsLegacyCompatible(const onnxpb::GraphProto& g) {
+  static const std::set<std::string> kUnchanged = {
+      "Abs", "ArgMax", "ArgMin", "Ceil", "Elu", "Exp", "Flatten", "Floor",
+      "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "HardSigmoid", "Hardmax", "Identity",
+      "InstanceNormalization", "LeakyRelu", "Log", "LogSoftmax", "Neg", "Not", "Reciprocal",
+      "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+      "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu", "Selu", "Shape",
+      "Sigmoid", "Size", "Softmax", "Softplus", "Softsign", "Sqrt", "Tanh", "Transpose"};
+  if (g.node_size() == 0) return false;
+  for (const auto& n : g.node()) {
+    if (!(n.domain().empty() || n.domain() == "ai.onnx") || !kUnchanged.count(n.op_type())) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 StatusOr<AttrMap> AttrsFromNodeProto(const onnxpb::NodeProto& n, const std::string& base_dir,
@@ -461,12 +502,23 @@ StatusOr<Graph> ImportOnnxModel(const onnxpb::ModelProto& model, const std::stri
   }
   if (model.opset_import_size() == 0) opsets[""] = 1;  // ONNX: no import means opset 1
   auto it = opsets.find("");
+  bool legacy = false;
+  if (it != opsets.end() && it->second < kMinOnnxOpset && IsLegacyCompatible(model.graph())) {
+    // Every op is defined as in opset 7; read the model as opset 7.
+    KILN_LOG(INFO) << what << ": ONNX opset " << it->second << " read as opset " << kMinOnnxOpset
+                   << " (its ops did not change)";
+    it->second = kMinOnnxOpset;
+    legacy = true;
+  }
   if (it != opsets.end() && (it->second < kMinOnnxOpset || it->second > kMaxOnnxOpset)) {
     return Unimplemented(what + ": ONNX opset " + std::to_string(it->second) +
                          " is not supported (kiln reads opsets " + std::to_string(kMinOnnxOpset) +
                          " to " + std::to_string(kMaxOnnxOpset) + ")");
   }
   KILN_ASSIGN_OR_RETURN(Graph graph, GraphFromProto(model.graph(), what, base_dir, opsets, false));
+  if (legacy) {
+    for (Node& node : graph.nodes) node.attrs.erase("consumed_inputs");  // opset < 6 only
+  }
   int other_functions = 0;
   for (const auto& f : model.functions()) {
     if (f.domain() != kOnnxFunctionDomain) {

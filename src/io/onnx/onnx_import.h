@@ -48,6 +48,9 @@ StatusOr<AttrMap> AttrsFromNodeProto(const onnxpb::NodeProto& proto, const std::
                                      const std::string& node);
 // A serialized TensorProto file (as in ONNX's test data: input_0.pb).
 StatusOr<Tensor> ReadTensorProtoFile(const std::string& path);
+// Nesting limit kiln sets on protobuf text-format parsers (TextFormat::Parser has none by
+// default, so a deeply nested .pbtxt would overflow the stack).
+inline constexpr int kTextProtoRecursionLimit = 64;
 // Parses any protobuf message with kiln's size and recursion limits.
 bool ParseProtoWithLimits(std::string_view bytes, void* message /* google::protobuf::Message* */);
 

@@ -86,6 +86,9 @@ class OpSchema {
   // DequantizeLinear) is float16/bfloat16, the runtime converts the half inputs to float32,
   // runs the kernel and converts its float32 outputs back to that type.
   OpSchema& PromoteHalfToFloat(int type_input = 0);
+  // The kernel takes and makes sequence / optional values (Tensor::is_sequence, is_none:
+  // Sequence* ops, Optional*, Identity). Other kernels never see one: RunKernel rejects it.
+  OpSchema& NonTensorValues();
 
   // --- reading ---
   const std::string& name() const { return name_; }
@@ -104,6 +107,7 @@ class OpSchema {
   const KernelFactory& kernel_factory() const { return kernel_factory_; }
   bool promote_half_to_float() const { return promote_half_; }
   int promote_type_input() const { return promote_type_input_; }
+  bool non_tensor_values() const { return non_tensor_values_; }
 
   // Checks a node against this schema: arity, attribute names and types, required attributes.
   Status CheckNode(const Node& node) const;
@@ -120,6 +124,7 @@ class OpSchema {
   KernelFactory kernel_factory_;
   bool promote_half_ = false;
   int promote_type_input_ = 0;
+  bool non_tensor_values_ = false;
 };
 
 class OpRegistry {
@@ -164,5 +169,8 @@ void RegisterQuantOps(OpRegistry& r);        // QuantizeLinear DequantizeLinear
 void RegisterRnnOps(OpRegistry& r);          // LSTM GRU
 void RegisterTfCompatOps(OpRegistry& r);     // kiln-domain ops for TF semantics ONNX lacks
 void RegisterExtraOps(OpRegistry& r);        // Dropout GridSample windows DFT Det MaxUnpool ...
+void RegisterSequenceOps(OpRegistry& r);     // Sequence*, SplitToSequence, Optional* (non-tensors)
+void RegisterLossOps(OpRegistry& r);         // SoftmaxCrossEntropyLoss NegativeLogLikelihoodLoss
+void RegisterTextOps(OpRegistry& r);         // StringNormalizer TfIdfVectorizer
 
 }  // namespace kiln

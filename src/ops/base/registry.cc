@@ -105,6 +105,11 @@ OpSchema& OpSchema::PromoteHalfToFloat(int type_input) {
   return *this;
 }
 
+OpSchema& OpSchema::NonTensorValues() {
+  non_tensor_values_ = true;
+  return *this;
+}
+
 const AttrSpec* OpSchema::FindAttr(const std::string& name) const {
   for (const auto& a : attrs_) {
     if (a.name == name) return &a;
@@ -277,7 +282,15 @@ Status RunKernel(const OpSchema& schema, const Node& node, int64_t opset,
   }
   std::vector<DataType> dtypes;
   dtypes.reserve(inputs.size());
-  for (const Tensor* t : inputs) dtypes.push_back(t ? t->dtype() : DataType::kUndefined);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor* t = inputs[i];
+    if (t != nullptr && !t->is_tensor() && !schema.non_tensor_values()) {
+      return InvalidArgument(node.Describe() + ": input " + std::to_string(i) + " is a " +
+                             (t->is_sequence() ? "sequence" : "empty optional") + " (" +
+                             t->TypeString() + "); the op takes tensors");
+    }
+    dtypes.push_back(t ? t->dtype() : DataType::kUndefined);
+  }
   KILN_RETURN_IF_ERROR(schema.CheckInputTypes(node, dtypes));
   outputs->assign(node.outputs.size(), Tensor());
 
