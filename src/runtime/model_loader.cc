@@ -56,14 +56,21 @@ const char* ModelFormatName(ModelFormat f) {
   return "unknown";
 }
 
-StatusOr<Graph> LoadModelGraph(const std::string& path) {
+StatusOr<Graph> LoadModelGraph(const std::string& path) { return LoadModelGraph(path, {}); }
+
+StatusOr<Graph> LoadModelGraph(const std::string& path, const LoadOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return NotFound("model file '" + path + "' does not exist");
   switch (DetectModelFormat(path)) {
     case ModelFormat::kOnnx: return ImportOnnxFile(path);
     case ModelFormat::kTfGraphDef: return ImportGraphDefFile(path);
     case ModelFormat::kTfJs: return ImportTfjsModel(path);
-    case ModelFormat::kSavedModel: return LoadSavedModel(SavedModelDirOf(path));
+    case ModelFormat::kSavedModel: {
+      SavedModelOptions sm;
+      sm.tags = {options.saved_model_tags.begin(), options.saved_model_tags.end()};
+      sm.signature_key = options.saved_model_signature_key;
+      return LoadSavedModel(SavedModelDirOf(path), sm);
+    }
     case ModelFormat::kUnknown: break;
   }
   return InvalidArgument("'" + path +

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ir/graph.h"
+#include "kiln/session.h"
 #include "kiln/status.h"
 
 namespace kiln {
@@ -17,5 +18,7 @@ const char* ModelFormatName(ModelFormat f);
 
 // Loads the model into the IR. Does not require that kiln can run every op.
 StatusOr<Graph> LoadModelGraph(const std::string& path);
+// The same; a SavedModel is read with `options`' tags and signature.
+StatusOr<Graph> LoadModelGraph(const std::string& path, const LoadOptions& options);
 
 }  // namespace kiln

@@ -56,4 +56,7 @@ std::string SummarizeTensor(const Tensor& t, int max_values = 6);
 
 std::string JsonEscape(const std::string& s);
 
+// --tags a,b / --signature KEY (SavedModel directories) as LoadOptions (cmd_freeze.cc).
+LoadOptions LoadOptionsFromArgs(const Args& args);
+
 }  // namespace kiln::cli

@@ -10,12 +10,31 @@
 // Provenance marks a node as untouched: a pass that changes a node must drop its provenance.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "ir/graph.h"
 #include "kiln/status.h"
+#include "tensorflow.pb.h"
 
 namespace kiln {
+
+// Converted graphs (kiln.EngineOp nodes, io/tf/engine_op_graphdef.h): an EngineOp becomes a
+// KilnEngineOp NodeDef named like the IR node; every NodeDef that read one of its outputs
+// ("relu:0") reads "<engine>:k" instead, and an EngineOp output that is a graph output gets an
+// Identity (IdentityN for several outputs of one node) named like the original node, so the
+// graph's output tensor names do not change. A recorded NodeDef whose data input no longer
+// exists (an Identity the clean-up removed, a constant folded away) reads what its IR node
+// reads now; folded constants become Const NodeDefs. Every data input of the result names a
+// NodeDef of the result, else "cannot export".
+struct GraphDefExportOptions {
+  // Plans as files: each EngineOp's serialized_engine is left empty, its attr engine_asset
+  // names "kiln-engine.<node>.plan", and the plan goes to `engine_assets` (file -> bytes).
+  bool engines_as_assets = false;
+};
+StatusOr<tfpb::GraphDef> ExportGraphDefProto(const Graph& graph,
+                                             const GraphDefExportOptions& options,
+                                             std::map<std::string, std::string>* engine_assets);
 
 // The serialized GraphDef: binary, or protobuf text format when `text`.
 StatusOr<std::string> ExportGraphDef(const Graph& graph, bool text);

@@ -1,11 +1,18 @@
 #include "io/tf/saved_model.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/text_format.h>
+
 #include <filesystem>
 #include <fstream>
 
+#include "io/onnx/onnx_import.h"  // ParseProtoWithLimits
 #include "io/tf/freeze.h"
 #include "io/tf/graphdef_import.h"
+#include "io/tf/saved_model_writer.h"
 #include "io/tf/tensor_bundle.h"
+#include "io/tf/tf_tensor.h"
 #include "tensorflow.pb.h"
 
 namespace kiln {
@@ -37,7 +44,7 @@ StatusOr<Graph> LoadSavedModel(const std::string& dir, const SavedModelOptions& 
   if (!f) return NotFound("not a SavedModel directory: cannot open " + pb_path);
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   tfpb::SavedModel sm;
-  if (bytes.empty() || !sm.ParseFromString(bytes)) {
+  if (bytes.empty() || !ParseProtoWithLimits(bytes, &sm)) {
     return InvalidArgument(pb_path + ": not a valid SavedModel protobuf (truncated?)");
   }
   const tfpb::MetaGraphDef* meta = nullptr;
@@ -93,7 +100,10 @@ StatusOr<Graph> LoadSavedModel(const std::string& dir, const SavedModelOptions& 
     if (!b.ok()) return b.status();
     bundle = std::move(*b);
   }
-  auto frozen = FreezeGraphDef(meta->graph_def(), bundle ? &*bundle : nullptr, outputs, keep);
+  // A SavedModel kiln wrote: engine plans come from assets/ (saved_model_writer.h).
+  tfpb::GraphDef graph_def = meta->graph_def();
+  KILN_RETURN_IF_ERROR(AttachEngineAssets(dir, *meta, &graph_def));
+  auto frozen = FreezeGraphDef(graph_def, bundle ? &*bundle : nullptr, outputs, keep);
   if (!frozen.ok()) return frozen.status().WithContext(sig_what);
   std::map<std::string, std::string> declared_shapes;
   if (options.relax_input_shapes) {
@@ -127,7 +137,41 @@ StatusOr<Graph> LoadSavedModel(const std::string& dir, const SavedModelOptions& 
   for (const auto& [k, s] : declared_shapes) g.metadata["signature.input_shape." + k] = s;
   g.metadata["signature.key"] = options.signature_key;
   g.metadata["saved_model.tags"] = JoinTags(options.tags);
+  {  // kept for the SavedModel writer (saved_model_writer.h)
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream stream(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      sig.SerializeToCodedStream(&coded);
+    }
+    g.metadata["tf.signature_def"] = std::move(bytes);
+  }
+  if (meta->has_meta_info_def()) {
+    std::string info;
+    {
+      google::protobuf::io::StringOutputStream stream(&info);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      meta->meta_info_def().SerializeToCodedStream(&coded);
+    }
+    g.metadata["tf.meta_info_def"] = std::move(info);
+  }
   return g;
+}
+
+void RestoreDeclaredInputShapes(Graph& graph, const std::set<std::string>& except) {
+  std::set<std::string> skip;
+  for (const auto& e : except) skip.insert(graph.ResolveName(e));
+  const std::string prefix = "signature.input_shape.";
+  for (const auto& [k, text] : graph.metadata) {
+    if (k.rfind(prefix, 0) != 0) continue;
+    const std::string tensor = graph.ResolveName(k.substr(prefix.size()));
+    if (skip.count(tensor) || !graph.IsGraphInput(tensor)) continue;
+    tfpb::TensorShapeProto proto;
+    if (!google::protobuf::TextFormat::ParseFromString(text, &proto)) continue;
+    graph.value_info[tensor].shape = ShapeFromTf(proto);
+  }
 }
 
 std::string ResolveSignatureName(const Graph& graph, const std::string& name) {

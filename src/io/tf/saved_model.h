@@ -33,6 +33,12 @@ bool IsSavedModelDir(const std::string& dir);
 
 StatusOr<Graph> LoadSavedModel(const std::string& dir, const SavedModelOptions& options = {});
 
+// Puts back the signature's declared input shapes ("signature.input_shape.<key>", recorded by
+// relax_input_shapes) as the inputs' value_info shapes, except for inputs named in `except`
+// (by signature key or tensor name). The converter uses this: engines are built for the
+// declared shapes unless the caller declares others.
+void RestoreDeclaredInputShapes(Graph& graph, const std::set<std::string>& except);
+
 // Signature key -> tensor name through the metadata above ("x" -> "serving_default_x:0");
 // any other name is returned unchanged. Input keys are looked up first.
 std::string ResolveSignatureName(const Graph& graph, const std::string& name);
