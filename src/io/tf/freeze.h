@@ -12,6 +12,7 @@
 //      NodeDefs holding the checkpoint values.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,25 @@ StatusOr<std::string> ResolveCheckpointPrefix(const std::string& prefix_or_dir);
 StatusOr<Graph> FreezeMetaGraph(const std::string& meta_path,
                                 const std::string& checkpoint_prefix_or_dir,
                                 const std::vector<std::string>& outputs);
+
+// `kiln freeze` / TF's convert_variables_to_constants as one call: FreezeMetaGraph, then the
+// frozen graph is written to `output_path` as a GraphDef (.pbtxt / .txt: text, else binary)
+// through a temporary file in the same directory, renamed into place. Nothing is written on
+// error.
+Status FreezeMetaGraphToFile(const std::string& meta_path,
+                             const std::string& checkpoint_prefix_or_dir,
+                             const std::vector<std::string>& outputs,
+                             const std::string& output_path);
+
+// Step 1 alone: every StatefulPartitionedCall / PartitionedCall / library-function-as-op node
+// inlined (recursively, depth-limited); other nodes (If, While, Case, ...) are kept as they are.
+StatusOr<tfpb::GraphDef> InlineCalls(const tfpb::GraphDef& graph);
+
+// The flat output index of FunctionDef tensor "node:arg:idx" when `node` runs op `op`
+// (ops with several output args: Switch, Merge, TopKV2, FusedBatchNorm*, Unique*, library
+// functions); `funcs` maps library function names to their definitions.
+int FlatOutputIndex(const std::string& op, const std::string& arg, int idx,
+                    const std::map<std::string, const tfpb::FunctionDef*>& funcs);
 
 // "node" -> "node:0"; "node:K" unchanged.
 std::string CanonicalTensorName(const std::string& name);

@@ -12,6 +12,9 @@
 #include <unordered_map>
 
 #include "io/onnx/onnx_import.h"
+#include "io/tf/engine_op_graphdef.h"
+#include "io/tf/freeze.h"
+#include "io/tf/tf1_control_flow.h"
 #include "io/tf/handlers/handler.h"
 #include "io/tf/tf_tensor.h"
 #include "ops/base/dispatch.h"
@@ -48,6 +51,10 @@ std::string SerializeDeterministic(const google::protobuf::Message& msg) {
   return out;
 }
 
+// A NodeDef input "<kOuterMarker>node:K" inside a control-flow subgraph reads value "node:K"
+// of an enclosing graph ('$' cannot occur in TF node names).
+constexpr const char* kOuterMarker = "$outer$";
+
 struct ParsedInput {
   std::string node;
   int index = 0;
@@ -82,6 +89,7 @@ class Importer {
  public:
   Importer(const tfpb::GraphDef& gd, const TfImportOptions& opts) : gd_(gd), opts_(opts) {
     where_ = opts.source.empty() ? std::string("GraphDef") : opts.source;
+    for (const auto& f : gd.library().function()) funcs_[f.signature().name()] = &f;
   }
 
   StatusOr<Graph> Run();
@@ -99,11 +107,18 @@ class Importer {
   bool OutputUsed(const std::string& value) const { return used_.count(value) > 0; }
   void NoteInitializer(const std::string& name) { added_initializers_.push_back(name); }
   const std::string& where() const { return where_; }
+  const std::map<std::string, const tfpb::FunctionDef*>& funcs() const { return funcs_; }
+  StatusOr<std::shared_ptr<Graph>> ImportSubgraph(const std::string& what,
+                                                  const std::string& prefix,
+                                                  const std::vector<TfNodeContext::SubgraphArg>& args,
+                                                  std::vector<tfpb::NodeDef> nodes,
+                                                  const std::vector<std::string>& rets);
 
  private:
   Status ImportNode(const tfpb::NodeDef& def, const std::vector<std::string>& inputs);
   Status AddUnmapped(const tfpb::NodeDef& def, const std::vector<std::string>& inputs,
                      const std::shared_ptr<const Provenance>& prov, const std::string& reason);
+  Status ImportEngineOp(const tfpb::NodeDef& def, const std::vector<std::string>& inputs);
 
   const tfpb::GraphDef& gd_;
   TfImportOptions opts_;
@@ -116,6 +131,10 @@ class Importer {
   std::map<std::string, int> ranks_;
   std::vector<std::string> added_initializers_;
   std::map<std::string, std::vector<std::string>> node_outputs_;  // NodeDef -> its "name:K" values
+  std::map<std::string, const tfpb::FunctionDef*> funcs_;  // the library by name
+  // Enclosing-scope values a control-flow subgraph reads (inputs kOuterMarker + value).
+  std::map<std::string, DataType> outer_dtypes_;
+  std::map<std::string, int> outer_ranks_;
 };
 
 // ---------------------------------------------------------------------------- TfNodeContext
@@ -262,6 +281,54 @@ std::string TfNodeContext::Int64Vector(int i) {
   return out;
 }
 
+StatusOr<const tfpb::FunctionDef*> TfNodeContext::FunctionAttr(const std::string& a,
+                                                                int list_index) const {
+  const auto* v = FindAttr(*def_, a);
+  std::string fname;
+  if (v != nullptr && list_index < 0 && v->value_case() == tfpb::AttrValue::kFunc) {
+    fname = v->func().name();
+  } else if (v != nullptr && list_index >= 0 && v->value_case() == tfpb::AttrValue::kList &&
+             list_index < v->list().func_size()) {
+    fname = v->list().func(list_index).name();
+  } else {
+    return Error("has no function attribute " + Quote(a) +
+                 (list_index >= 0 ? "[" + std::to_string(list_index) + "]" : std::string()));
+  }
+  auto it = importer_->funcs().find(fname);
+  if (it == importer_->funcs().end()) {
+    return Error("attribute " + Quote(a) + " names function " + Quote(fname) +
+                 ", which the function library does not contain");
+  }
+  return it->second;
+}
+
+const std::map<std::string, const tfpb::FunctionDef*>& TfNodeContext::Functions() const {
+  return importer_->funcs();
+}
+
+std::string TfNodeContext::UniquePrefix(const std::string& hint) {
+  return importer_->UniqueNodeName(name() + "/" + hint) + "/";
+}
+
+StatusOr<std::shared_ptr<Graph>> TfNodeContext::ImportSubgraph(
+    const std::string& prefix, const std::vector<SubgraphArg>& args,
+    std::vector<tfpb::NodeDef> nodes, const std::vector<std::string>& rets) {
+  return importer_->ImportSubgraph(DescribeDef(*def_), prefix, args, std::move(nodes), rets);
+}
+
+void TfNodeContext::Splice(const Graph& g) {
+  Graph& outer = importer_->graph();
+  for (const Node& n : g.nodes) outer.nodes.push_back(n);
+  for (const auto& [k, t] : g.initializers) {
+    outer.initializers[k] = t;
+    importer_->NoteInitializer(k);
+  }
+  for (const auto& [k, vi] : g.value_info) {
+    outer.value_info.emplace(k, vi);
+    if (vi.dtype != DataType::kUndefined) importer_->dtypes()[k] = vi.dtype;
+  }
+}
+
 Status TfNodeContext::Error(const std::string& message) const {
   return InvalidArgument(DescribeDef(*def_) + ": " + message);
 }
@@ -290,12 +357,82 @@ const TfHandlerRegistry& TfHandlerRegistry::Global() {
     RegisterTfMathHandlers(*r);
     RegisterTfNnHandlers(*r);
     RegisterTfMiscHandlers(*r);
+    RegisterTfControlFlowHandlers(*r);
+    RegisterTfTensorArrayHandlers(*r);
     return r;
   }();
   return *registry;
 }
 
 // ---------------------------------------------------------------------------- Importer
+
+constexpr int kMaxFunctionDepth = 32;
+
+StatusOr<std::shared_ptr<Graph>> Importer::ImportSubgraph(
+    const std::string& what, const std::string& prefix,
+    const std::vector<TfNodeContext::SubgraphArg>& args, std::vector<tfpb::NodeDef> nodes,
+    const std::vector<std::string>& rets) {
+  if (opts_.depth >= kMaxFunctionDepth) {
+    return InvalidArgument(where_ + ": " + what + ": control-flow functions nested more than " +
+                           std::to_string(kMaxFunctionDepth) + " deep (a recursive function?)");
+  }
+  tfpb::GraphDef sub;
+  *sub.mutable_versions() = gd_.versions();
+  *sub.mutable_library() = gd_.library();
+  std::vector<std::string> inputs;
+  for (const auto& a : args) {
+    tfpb::NodeDef* n = sub.add_node();
+    n->set_name(a.name);
+    if (a.outer.empty()) {
+      if (a.dtype == tfpb::DT_INVALID) {
+        return InvalidArgument(where_ + ": " + what + ": function argument " + Quote(a.name) +
+                               " has no known type");
+      }
+      n->set_op("Placeholder");
+      (*n->mutable_attr())["dtype"].set_type(a.dtype);
+      inputs.push_back(a.name + ":0");
+    } else {
+      // Read from the enclosing scope; resolved by the outer graph at run time.
+      n->set_op("Identity");
+      n->add_input(kOuterMarker + a.outer);
+    }
+  }
+  for (auto& n : nodes) *sub.add_node() = std::move(n);
+  std::vector<std::string> outputs;
+  for (size_t k = 0; k < rets.size(); ++k) {
+    tfpb::NodeDef* n = sub.add_node();
+    n->set_name(prefix + "ret_" + std::to_string(k));
+    n->set_op("Identity");
+    n->add_input(rets[k]);
+    outputs.push_back(n->name() + ":0");
+  }
+  TfImportOptions opts = opts_;
+  opts.depth = opts_.depth + 1;
+  opts.source = where_ + ": " + what + " body " + Quote(prefix);
+  StatusOr<tfpb::GraphDef> flat = InlineCalls(sub);
+  if (!flat.ok()) return flat.status().WithContext(where_ + ": " + what);
+  Importer nested(*flat, opts);
+  for (const auto& a : args) {
+    if (!a.outer.empty()) {
+      auto dt = dtypes_.find(a.outer);
+      if (dt != dtypes_.end()) nested.outer_dtypes_[a.outer] = dt->second;
+      auto rk = ranks_.find(a.outer);
+      if (rk != ranks_.end()) nested.outer_ranks_[a.outer] = rk->second;
+    }
+  }
+  for (const auto& [k, v] : outer_dtypes_) nested.outer_dtypes_.emplace(k, v);
+  for (const auto& [k, v] : outer_ranks_) nested.outer_ranks_.emplace(k, v);
+  KILN_ASSIGN_OR_RETURN(Graph g, nested.Run());
+  for (const auto& o : outputs) {
+    auto dt = nested.dtypes_.find(o);
+    if (dt != nested.dtypes_.end()) g.value_info[o].dtype = dt->second;
+  }
+  g.inputs = inputs;
+  g.outputs = outputs;
+  g.metadata.clear();
+  g.name = prefix;
+  return std::make_shared<Graph>(std::move(g));
+}
 
 Status Importer::AddUnmapped(const tfpb::NodeDef& def, const std::vector<std::string>& inputs,
                              const std::shared_ptr<const Provenance>& prov,
@@ -311,6 +448,28 @@ Status Importer::AddUnmapped(const tfpb::NodeDef& def, const std::vector<std::st
   if (!reason.empty()) node.attrs["_kiln_unmapped_reason"] = Attr::String(reason);
   node.provenance = prov;
   graph_.nodes.push_back(std::move(node));
+  return Status::OK();
+}
+
+// A converted graph's KilnEngineOp (io/tf/engine_op_graphdef.h): a kiln.EngineOp node, its
+// native segment into Graph::functions.
+Status Importer::ImportEngineOp(const tfpb::NodeDef& def, const std::vector<std::string>& inputs) {
+  KILN_ASSIGN_OR_RETURN(ImportedEngineOp e, EngineOpFromNodeDef(def, inputs, where_));
+  auto [it, inserted] = graph_.functions.emplace(e.segment_key, e.segment);
+  if (!inserted) {
+    return InvalidArgument(where_ + ": " + DescribeDef(def) + ": segment_func " +
+                           Quote(e.segment_key) + " is used by another engine node too");
+  }
+  auto used = max_used_.find(def.name());
+  if (used != max_used_.end() && used->second >= static_cast<int>(e.node.outputs.size())) {
+    return InvalidArgument(where_ + ": " + DescribeDef(def) + " has " +
+                           std::to_string(e.node.outputs.size()) + " outputs, but another node "
+                           "reads output " + std::to_string(used->second));
+  }
+  for (size_t k = 0; k < e.node.outputs.size(); ++k) dtypes_[e.node.outputs[k]] = e.output_types[k];
+  node_outputs_[def.name()] = e.node.outputs;
+  graph_.opset_imports["kiln"] = 1;
+  graph_.nodes.push_back(std::move(e.node));
   return Status::OK();
 }
 
@@ -358,6 +517,7 @@ Status Importer::ImportNode(const tfpb::NodeDef& def, const std::vector<std::str
     return Status::OK();
   }
 
+  if (def.op() == kTfEngineOpType) return ImportEngineOp(def, inputs);
   const TfHandler* handler = TfHandlerRegistry::Global().Find(def.op());
   if (handler == nullptr) return AddUnmapped(def, inputs, prov, "");
   const size_t nodes_before = graph_.nodes.size();
@@ -413,6 +573,8 @@ StatusOr<Graph> Importer::Run() {
     }
     node_names_.insert(def.name());
   }
+  for (const auto& [k, v] : outer_dtypes_) dtypes_.emplace(k, v);
+  for (const auto& [k, v] : outer_ranks_) ranks_.emplace(k, v);
   // Parse inputs; build the dependency graph.
   std::vector<std::vector<std::string>> data_inputs(n);
   std::vector<std::vector<int>> consumers(n);
@@ -421,6 +583,10 @@ StatusOr<Graph> Importer::Run() {
   for (int i = 0; i < n; ++i) {
     const auto& def = gd_.node(i);
     for (int k = 0; k < def.input_size(); ++k) {
+      if (def.input(k).rfind(kOuterMarker, 0) == 0) {  // an enclosing scope's value
+        data_inputs[i].push_back(def.input(k).substr(std::string(kOuterMarker).size()));
+        continue;
+      }
       ParsedInput in;
       if (!ParseInput(def.input(k), &in)) {
         return InvalidArgument(where_ + ": " + DescribeDef(def) + " has a malformed input " +
@@ -495,6 +661,36 @@ StatusOr<Graph> Importer::Run() {
 }  // namespace tfimport
 
 StatusOr<Graph> ImportGraphDef(const tfpb::GraphDef& graph_def, const TfImportOptions& options) {
+  // TF1 while frames become While nodes over new library functions first.
+  if (HasTf1ControlFlow(graph_def)) {
+    KILN_ASSIGN_OR_RETURN(
+        tfpb::GraphDef lowered,
+        LowerTf1ControlFlow(graph_def, options.source.empty() ? "GraphDef" : options.source));
+    return ImportGraphDef(lowered, options);
+  }
+  // Function calls (StatefulPartitionedCall, PartitionedCall, a library function used as an op)
+  // are inlined first; functional control flow (If, While, Case) keeps its functions, which the
+  // control-flow handlers import as subgraphs.
+  bool calls = false;
+  if (graph_def.library().function_size() > 0) {
+    std::set<std::string> fnames;
+    for (const auto& f : graph_def.library().function()) fnames.insert(f.signature().name());
+    for (const auto& n : graph_def.node()) {
+      if (n.op() == "StatefulPartitionedCall" || n.op() == "PartitionedCall" ||
+          fnames.count(n.op())) {
+        calls = true;
+        break;
+      }
+    }
+  }
+  if (calls) {
+    auto flat = InlineCalls(graph_def);
+    if (!flat.ok()) {
+      return flat.status().WithContext(options.source.empty() ? "GraphDef" : options.source);
+    }
+    tfimport::Importer importer(*flat, options);
+    return importer.Run();
+  }
   tfimport::Importer importer(graph_def, options);
   return importer.Run();
 }
@@ -515,6 +711,7 @@ Status ParseGraphDef(const std::string& bytes, bool text, const std::string& wha
       }
     } collector;
     parser.RecordErrorsTo(&collector);
+    parser.SetRecursionLimit(kTextProtoRecursionLimit);  // the text parser has none by default
     if (!parser.ParseFromString(bytes, graph_def)) {
       return InvalidArgument(what + ": not a valid text GraphDef (" + collector.first + ")");
     }

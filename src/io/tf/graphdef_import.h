@@ -34,6 +34,7 @@ class GraphDef;
 struct TfImportOptions {
   std::string source;         // file name for errors
   std::string format = "tf";  // "tf" or "tfjs" (provenance format)
+  int depth = 0;              // nesting of control-flow function bodies (limited)
 };
 
 StatusOr<Graph> ImportGraphDef(const tfpb::GraphDef& graph_def, const TfImportOptions& options);

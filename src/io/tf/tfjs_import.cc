@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -403,9 +404,41 @@ Status ApplySignature(const Json& sig, Graph* graph, const std::string& what) {
   return Status::OK();
 }
 
+// Deepest nesting of JSON arrays/objects in `text` (strings skipped), found without recursion:
+// nlohmann's dump() and protobuf's JSON parser recurse per level.
+size_t JsonNestingDepth(const std::string& text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// A GraphDef in JSON nests about 8 levels (node, attr, value, tensor, shape, dim).
+constexpr size_t kMaxJsonDepth = 64;
+
 StatusOr<Graph> ImportTfjsModelImpl(const std::string& path) {
   const std::string what = Quote(path);
   KILN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  if (JsonNestingDepth(text) > kMaxJsonDepth) {
+    return InvalidArgument(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                           " levels");
+  }
   Json model;
   try {
     model = Json::parse(text);
@@ -445,6 +478,20 @@ StatusOr<Graph> ImportTfjsModelImpl(const std::string& path) {
     if (!st.ok()) {
       return InvalidArgument(what +
                              ": 'modelTopology' is not a GraphDef: " + std::string(st.message()));
+    }
+  }
+
+  // TF.js has no float64: its converter stores DT_DOUBLE constants as float32 weights and its
+  // kernels compute float64 ops in float32. Run them the same way.
+  for (tfpb::NodeDef& n : *graph_def.mutable_node()) {
+    for (auto& [k, v] : *n.mutable_attr()) {
+      if (v.value_case() == tfpb::AttrValue::kType && v.type() == tfpb::DT_DOUBLE) {
+        v.set_type(tfpb::DT_FLOAT);
+      } else if (v.value_case() == tfpb::AttrValue::kList) {
+        for (int i = 0; i < v.list().type_size(); ++i) {
+          if (v.list().type(i) == tfpb::DT_DOUBLE) v.mutable_list()->set_type(i, tfpb::DT_FLOAT);
+        }
+      }
     }
   }
 

@@ -83,6 +83,32 @@ class TfNodeContext {
   // Input i's value as int64s when it is constant.
   std::optional<std::vector<int64_t>> ConstInts(int i) const;
 
+  // ---- control flow (handlers/control_flow.cc) ----
+  // The library function named by func attribute `a` (list attributes: `list_index`), or an
+  // error naming the node and the function.
+  StatusOr<const tfpb::FunctionDef*> FunctionAttr(const std::string& a, int list_index = -1) const;
+  // The GraphDef's function library by name.
+  const std::map<std::string, const tfpb::FunctionDef*>& Functions() const;
+  // A fresh node-name prefix "<node>/<hint>" reserved in the graph's name set.
+  std::string UniquePrefix(const std::string& hint);
+  // Imports `nodes` (a GraphDef fragment over the same function library, names already unique)
+  // as an IR subgraph. Each `args` entry is a Placeholder (name, dtype): with `outer` empty it
+  // is a subgraph input (in order); else it is an Identity reading the enclosing-scope value
+  // `outer`. The subgraph's outputs are the tensor refs `rets`, each through an Identity named
+  // "<prefix>ret_k". Errors name this node.
+  struct SubgraphArg {
+    std::string name;
+    tfpb::DataType dtype = tfpb::DT_INVALID;
+    std::string outer;
+  };
+  StatusOr<std::shared_ptr<Graph>> ImportSubgraph(const std::string& prefix,
+                                                  const std::vector<SubgraphArg>& args,
+                                                  std::vector<tfpb::NodeDef> nodes,
+                                                  const std::vector<std::string>& rets);
+  // Adds a subgraph's nodes, initializers and value infos to the enclosing graph (its names are
+  // prefixed, hence unique); its outputs become ordinary values there.
+  void Splice(const Graph& g);
+
   // InvalidArgument / Unimplemented "node 'x' (Op): message".
   Status Error(const std::string& message) const;
   Status Unsupported(const std::string& message) const;
@@ -114,6 +140,8 @@ void RegisterTfArrayHandlers(TfHandlerRegistry& r);    // array.cc: Identity, Re
 void RegisterTfMathHandlers(TfHandlerRegistry& r);     // math.cc: elementwise, reductions ...
 void RegisterTfNnHandlers(TfHandlerRegistry& r);       // nn.cc: Conv2D, pools, norms, fused ...
 void RegisterTfMiscHandlers(TfHandlerRegistry& r);     // misc.cc: images, NMS, quantization ...
+void RegisterTfControlFlowHandlers(TfHandlerRegistry& r);  // control_flow.cc: If, While, Case
+void RegisterTfTensorArrayHandlers(TfHandlerRegistry& r);  // tensor_array.cc: TensorArray*, TensorList*
 
 // Helpers shared by handlers.
 // A scalar / 1-D constant of `dtype` holding `v` (converted).
