@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/strings.h"
 #include "engine/engine.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
@@ -23,9 +24,9 @@ inline constexpr const char* kEngineOpDomain = "kiln";
 inline constexpr const char* kEngineOpType = "EngineOp";
 
 // "[-1,3,224,224]" for a shape (unknown dims as -1; "[*]" is not used: rank must be known).
-std::string FormatShapeAttr(const Shape& shape);
+inline std::string FormatShapeAttr(const Shape& shape) { return FormatShapeText(shape); }
 // Parses FormatShapeAttr's text; "-1" dims become unknown.
-StatusOr<Shape> ParseShapeAttr(const std::string& text);
+inline StatusOr<Shape> ParseShapeAttr(const std::string& text) { return ParseShapeText(text); }
 
 // The backend named `name`: one registered with RegisterBackendForTesting first, then
 // FindBackend (engine/engine.h). nullptr when unknown.

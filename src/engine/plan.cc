@@ -1,5 +1,7 @@
 #include "engine/plan.h"
 
+#include "core/strings.h"
+
 #include <zlib.h>
 
 #include <cstring>
@@ -119,6 +121,14 @@ std::string HashBytes(std::string_view bytes) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+StatusOr<std::vector<int64_t>> DimsOfSpec(const std::string& spec) {
+  const size_t open = spec.find('[');
+  if (open == std::string::npos) return InvalidArgument("bad tensor spec '" + spec + "'");
+  KILN_ASSIGN_OR_RETURN(Shape shape, ParseShapeText(spec.substr(open)));
+  if (!shape.fully_known()) return InvalidArgument("tensor spec '" + spec + "' is not concrete");
+  return shape.dims();
 }
 
 }  // namespace kiln

@@ -33,6 +33,10 @@ std::string WritePlan(const PlanHeader& header, std::string_view payload);
 // DataLoss for corruption (magic, length, checksum); FailedPrecondition for another version.
 StatusOr<std::pair<PlanHeader, std::string>> ReadPlan(std::string_view bytes);
 
+// The dimensions of a concrete tensor spec, "float32[8,3,48,192]" -> {8,3,48,192};
+// InvalidArgument unless the spec parses and every dimension is known.
+StatusOr<std::vector<int64_t>> DimsOfSpec(const std::string& spec);
+
 // 64-bit FNV-1a of bytes, as 16 hex digits: content hashes and cache keys.
 std::string HashBytes(std::string_view bytes);
 

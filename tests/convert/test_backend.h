@@ -6,8 +6,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "convert/engine_op_def.h"
 #include "engine/engine.h"
@@ -97,6 +99,7 @@ class TestBackend : public Backend {
   StatusOr<std::unique_ptr<Engine>> Build(const Graph& segment,
                                           const BuildConfig& config) const override {
     ++builds;
+    if (build_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(build_delay_ms));
     if (fail_builds) return ResourceExhausted("layer needs 123 bytes of workspace");
     return std::unique_ptr<Engine>(new TestEngine(segment, config, &runs));
   }
@@ -113,6 +116,7 @@ class TestBackend : public Backend {
       "HardSigmoid", "GlobalAveragePool",  "MaxPool"};
   std::string fingerprint = "test-device-1";
   bool fail_builds = false;
+  int build_delay_ms = 0;  // makes concurrent builds overlap (engine cache tests)
   mutable std::atomic<int> runs{0};
   mutable std::atomic<int> builds{0};
 };
