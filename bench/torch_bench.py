@@ -11,6 +11,7 @@ torch.jit.optimize_for_inference, under torch.inference_mode() with torch.set_nu
 same statistics as `kiln bench` and writes the output of the last run as .npy.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -59,13 +60,25 @@ def main():
     ap.add_argument("--models", default=os.path.join(here, "models"))
     ap.add_argument("--output-dir")
     ap.add_argument("--json")
+    ap.add_argument("--bf16", action="store_true",
+                    help="channels-last (4-D inputs) + BF16 autocast, traced and frozen under "
+                         "autocast (the issue's PyTorch BF16 peer; docs/precision.md)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, _ = export_models.build(a.name)
     model.load_state_dict(torch.load(os.path.join(a.models, a.name + ".pt")))
     x = torch.from_numpy(np.load(a.input))
-    with torch.inference_mode():
-        scripted = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+    autocast = contextlib.nullcontext()
+    if a.bf16:
+        if x.dim() == 4:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        torch._C._jit_set_autocast_mode(False)  # trace the autocast casts into the graph
+        autocast = torch.cpu.amp.autocast(dtype=torch.bfloat16)
+    with torch.inference_mode(), autocast:
+        # check_trace: under autocast the re-traced graph names its casts differently.
+        traced = torch.jit.freeze(torch.jit.trace(model, x, check_trace=not a.bf16))
+        scripted = traced if a.bf16 else torch.jit.optimize_for_inference(traced)
         t0 = time.perf_counter()
         out = scripted(x)
         first_ms = (time.perf_counter() - t0) * 1e3
@@ -78,17 +91,18 @@ def main():
             ms.append((time.perf_counter() - t) * 1e3)
     lat = stats(ms)
     print(f"model       {a.name}\nruntime     torch {torch.__version__} TorchScript "
-          f"(traced, frozen, optimize_for_inference; {a.threads} threads)")
+          f"(traced, frozen, {'channels-last + BF16 autocast' if a.bf16 else 'optimize_for_inference'}; "
+          f"{a.threads} threads)")
     print("latency     " + "  ".join(f"{k} {lat[k]:.3f}" for k in
                                      ("min", "mean", "median", "p90", "p95", "p99")) +
           f" ms  (CV {100 * lat['stddev'] / lat['mean']:.1f}%)")
     if a.output_dir:
         os.makedirs(a.output_dir, exist_ok=True)
-        np.save(os.path.join(a.output_dir, "output.npy"), out.numpy())
+        np.save(os.path.join(a.output_dir, "output.npy"), out.float().numpy())
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": a.name, "runtime": "torch", "version": torch.__version__,
-                       "batch": int(x.shape[0]), "precision": "fp32", "threads": a.threads,
+                       "batch": int(x.shape[0]), "precision": "bf16" if a.bf16 else "fp32", "threads": a.threads,
                        "iterations": a.iterations, "warmup": a.warmup, "first_run_ms": first_ms,
                        "latency_ms": lat,
                        "throughput_per_s": 1000 * int(x.shape[0]) / lat["mean"]}, f, indent=2)

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "engine/plan.h"
+
 namespace kiln {
 
 StatusOr<Precision> ParsePrecision(const std::string& text) {
@@ -30,6 +32,14 @@ std::string BuildConfig::Fingerprint() const {
                   ",workspace=" + std::to_string(max_workspace_size_bytes) +
                   ",exact=" + (exact_shapes ? "1" : "0") + ",shapes=";
   for (const auto& dims : input_shapes) s += DimsToString(dims);
+  if (!int8_ranges.empty()) {  // INT8 ranges: a hash of their exact bits
+    std::string bytes;
+    for (const auto& [name, r] : int8_ranges) {
+      bytes += name + '\0';
+      bytes.append(reinterpret_cast<const char*>(&r), sizeof(r));
+    }
+    s += ",int8_ranges=" + HashBytes(bytes);
+  }
   return s;
 }
 

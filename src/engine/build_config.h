@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,12 @@ enum class Precision { kFP32, kFP16, kBF16, kINT8 };
 StatusOr<Precision> ParsePrecision(const std::string& text);
 const char* PrecisionName(Precision p);  // "FP32", ...
 
+// INT8 (issue 5): the calibrated symmetric range of one tensor (engine/calibrator.h).
+struct TensorRange {
+  float amax = 0;          // quantization threshold: x -> round(x * 127 / amax)
+  float min = 0, max = 0;  // seen during calibration (min >= 0: unsigned quantization)
+};
+
 struct BuildConfig {
   Precision precision = Precision::kFP32;
   // Static mode: the engine serves any batch (dimension 0 of every input) up to this.
@@ -29,6 +36,9 @@ struct BuildConfig {
   std::vector<std::vector<int64_t>> input_shapes;
   // Build for exactly these shapes (dynamic mode) rather than "batch up to max".
   bool exact_shapes = false;
+  // INT8: ranges by tensor name (the calibration table); layers whose input has no range stay
+  // in higher precision. Part of the fingerprint (as a hash) when not empty.
+  std::map<std::string, TensorRange> int8_ranges;
 
   // Stable text of every field, for content hashes and cache keys.
   std::string Fingerprint() const;

@@ -49,6 +49,9 @@ class Backend {
   virtual const char* name() const = 0;  // "cpu"
   // ISA features / device identity: a plan whose fingerprint differs is never executed.
   virtual std::string DeviceFingerprint() const = 0;
+  // True when the backend has a kernel computing in `p` on this machine (FP32: always); the
+  // converter warns when a requested precision has none.
+  virtual bool HasKernel(Precision p) const { return p == Precision::kFP32; }
   // OK, or the reason the backend cannot take `node` (op, dtype, shape, attribute value);
   // `graph` gives the node's input types and shapes (value_info, initializers).
   virtual Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const = 0;

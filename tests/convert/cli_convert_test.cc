@@ -57,16 +57,20 @@ TEST(CliConvert, ConvertPrintsSummaryWritesModelAndJson) {
 
 TEST(CliConvert, BadParametersAreReported) {
   const std::string model = std::string(KILN_SOURCE_DIR) + "/models/ppocr_cls/model.onnx";
-  Result r = Kiln("convert " + model + " -o /tmp/never.onnx --precision fp16");
+  // A path of this process's own: no other test run can create or remove it meanwhile.
+  const fs::path never =
+      fs::temp_directory_path() / ("kiln_never_" + std::to_string(getpid()) + ".onnx");
+  const std::string out = " -o " + never.string();
+  Result r = Kiln("convert " + model + out + " --precision half");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("FP32 only until the precision work lands"), std::string::npos);
-  r = Kiln("convert " + model + " -o /tmp/never.onnx --max-batch-size -3");
+  EXPECT_NE(r.output.find("precision_mode 'half' is not one of"), std::string::npos) << r.output;
+  r = Kiln("convert " + model + out + " --max-batch-size -3");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("max_batch_size"), std::string::npos) << r.output;
-  r = Kiln("convert " + model + " -o /tmp/never.onnx --outputs nope");
+  r = Kiln("convert " + model + out + " --outputs nope");
   EXPECT_NE(r.output.find("outputs: 'nope'"), std::string::npos) << r.output;
   EXPECT_EQ(Kiln("convert " + model).exit_code, 2);  // no -o
-  EXPECT_FALSE(fs::exists("/tmp/never.onnx"));
+  EXPECT_FALSE(fs::exists(never));
   r = Kiln("convert --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("--max-workspace-size"), std::string::npos);

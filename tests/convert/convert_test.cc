@@ -104,16 +104,17 @@ TEST(ConversionParams, InvalidValuesNameTheParameter) {
   EXPECT_TRUE(ValidateConversionParams(ok).ok());
 }
 
-TEST(ConversionParams, OnlyFp32IsAvailable) {
-  for (const char* precision : {"FP16", "bf16", "INT8"}) {
+TEST(ConversionParams, PrecisionModes) {
+  for (const char* precision : {"FP16", "bf16", "INT8", "fp32"}) {
     ConversionParams p;
     p.precision_mode = precision;
-    Status st = ValidateConversionParams(p);
-    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(st.message().find("is not available yet; FP32 only until the precision work lands"),
-              std::string::npos)
-        << st.message();
+    EXPECT_TRUE(ValidateConversionParams(p).ok()) << precision;
   }
+  ConversionParams p;
+  p.precision_mode = "int4";
+  Status st = ValidateConversionParams(p);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("'int4'"), std::string::npos) << st.message();
 }
 
 TEST(ConversionParams, OutputsAndInputShapesMustNameValues) {

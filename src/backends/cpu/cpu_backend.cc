@@ -61,6 +61,8 @@ class CpuBackendImpl : public Backend {
     return f;
   }
 
+  bool HasKernel(Precision p) const override { return CpuHasKernel(p); }
+
   Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const override {
     return cpu::LowerNodeForSupport(node, graph, config);
   }
@@ -86,10 +88,6 @@ class CpuBackendImpl : public Backend {
                       std::to_string(p.outputs.size()) + " outputs; the segment has " +
                       std::to_string(segment.inputs.size()) + " and " +
                       std::to_string(segment.outputs.size()));
-    }
-    if (config.precision != Precision::kFP32) {
-      return Unimplemented(std::string("precision ") + PrecisionName(config.precision) +
-                           " is not supported yet");
     }
     StatusOr<std::unique_ptr<cpu::CpuEngine>> e = cpu::CpuEngine::Create(std::move(p), config);
     if (!e.ok()) return e.status().WithContext("rebuilding the CPU engine from its plan");

@@ -74,8 +74,11 @@ std::vector<LayerInfo> CpuEngine::Layers() const {
     info.name = l.nodes.empty() ? l.op : l.nodes[0];
     info.op = l.op;
     info.nodes = l.nodes;
-    info.precision = "FP32";
+    info.precision = main_->precision[i];
     info.implementation = main_->impl[i].empty() ? "view (no copy)" : main_->impl[i];
+    if (i < main_->tactic.size() && !main_->tactic[i].empty()) {
+      info.implementation += " [" + main_->tactic[i] + "]";  // tactic timing (tactics.h)
+    }
     out.push_back(std::move(info));
   }
   return out;

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "backends/cpu/layers.h"
+#include "backends/cpu/precision.h"
 
 namespace kiln::cpu {
 
@@ -56,7 +57,11 @@ const OmpApi& Omp() {
 class ThreadScope {
  public:
   ThreadScope() : caller_(OmpMaxThreads()), current_(caller_) {}
-  ~ThreadScope() { Set(caller_); }
+  // Unconditional: Builder::Finish sets the count directly (outside Set), and an ICV left at 1
+  // would make every later build on this thread single-threaded.
+  ~ThreadScope() {
+    if (caller_ > 0) OmpSetThreads(caller_);
+  }
   void Set(int n) {
     if (n > 0 && n != current_) {
       OmpSetThreads(n);
@@ -159,10 +164,10 @@ memory::desc Permuted(const memory::desc& md, const std::vector<int>& perm) {
   return perm.empty() ? md : md.permute_axes(perm);
 }
 
-memory::desc Builder::Plain(const Dims& d) {
+memory::desc Builder::Plain(const Dims& d, memory::data_type t) {
   memory::dims strides(d.size(), 1);
   for (int i = static_cast<int>(d.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * d[i + 1];
-  return memory::desc(memory::dims(d.begin(), d.end()), memory::data_type::f32, strides);
+  return memory::desc(memory::dims(d.begin(), d.end()), t, strides);
 }
 
 Builder::Builder(const Program& p, const std::vector<Dims>& d, const BuildConfig& c,
@@ -186,6 +191,7 @@ Builder::Builder(const Program& p, const std::vector<Dims>& d, const BuildConfig
   for (int t : p.outputs) last_use_[t] = INT_MAX;
   out_->eng = eng;
   out_->impl.assign(p.layers.size(), "");
+  out_->precision.assign(p.layers.size(), "FP32");
   for (size_t i = 0; i < p.inputs.size(); ++i) {
     const int t = p.inputs[i];
     BufferDef b;
@@ -207,6 +213,14 @@ Builder::Builder(const Program& p, const std::vector<Dims>& d, const BuildConfig
     state_[t].md = Plain(dims[t]);
     state_[t].buffer = static_cast<int>(out_->buffers.size()) - 1;
   }
+}
+
+memory::data_type Builder::DstType() const {
+  memory::data_type sum_type = dt;
+  for (const PostOp& po : L().post_ops) {
+    if (po.kind == PostOp::kSum) sum_type = MdOf(po.tensor).data_type();
+  }
+  return ComputeDstType(prog, L(), dt, sum_type);
 }
 
 int Builder::NewBuffer(size_t bytes) {
@@ -244,6 +258,13 @@ StatusOr<int> Builder::As(int t, const memory::desc& want) {
   if (s.md == want) return s.buffer;
   for (const auto& [md, buf] : s.variants) {
     if (md == want) return buf;
+  }
+  if (quant_scale_.count(t) && want.data_type() != s.md.data_type()) {
+    // An INT8 layer's quantized output read in another type: dequantize (layers_int8.cc).
+    KILN_ASSIGN_OR_RETURN(int nb, Quantized(t, want, 1.f));
+    buffer_tensors_[nb].push_back(t);
+    state_[t].variants.push_back({want, nb});
+    return nb;
   }
   if (IsConst(t)) {
     // Constants are reordered once at build, never per call.
@@ -432,6 +453,23 @@ StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_ten
 
 namespace {
 
+// Builds the current layer in b.dt; a primitive oneDNN cannot create is Unimplemented.
+Status BuildLayer(Builder& b) {
+  try {
+    switch (b.L().kind) {
+      case LayerKind::kConv:
+      case LayerKind::kDeconv:
+        return BuildConv(b);
+      case LayerKind::kMatMul:
+        return BuildMatMul(b);
+      default:
+        return BuildMisc(b);
+    }
+  } catch (const dnnl::error& e) {
+    return Unimplemented(std::string("oneDNN: ") + e.what());
+  }
+}
+
 // `name_layers`: errors say which layer failed (build); off for probes of one node (Supports
 // reasons name no node).
 StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Dims>& input_dims,
@@ -448,22 +486,32 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
       const Layer& l = p.layers[i];
       b.threads = LayerThreads(l, dims, scope.caller());
       scope.Set(b.threads);
-      Status s;
-      switch (l.kind) {
-        case LayerKind::kConv:
-        case LayerKind::kDeconv:
-          s = BuildConv(b);
-          break;
-        case LayerKind::kMatMul:
-          s = BuildMatMul(b);
-          break;
-        default:
-          s = BuildMisc(b);
+      // INT8 conv / matmul with a calibrated input range (layers_int8.cc); the others, and one
+      // whose INT8 primitive cannot be made, are built as below.
+      const TensorRange* range = Int8RangeOf(b);
+      if (range != nullptr && BuildInt8(b, *range).ok()) {
+        inst->precision[i] = "INT8";
+        continue;
+      }
+      // Compute layers in the mode's fastest precision with a kernel here, falling back to FP32
+      // when oneDNN has no primitive for this one in it (precision.h).
+      b.dt = DataTypeOf(RuleOf(l.kind) == PrecisionRule::kCompute && !ForcedFp32(l)
+                            ? ComputePrecision(cfg.precision)
+                            : Precision::kFP32);
+      Status s = BuildLayer(b);
+      if (!s.ok() && b.dt != memory::data_type::f32 &&
+          s.code() != StatusCode::kResourceExhausted) {
+        b.dt = memory::data_type::f32;
+        s = BuildLayer(b);
       }
       if (!s.ok()) {
         if (s.code() == StatusCode::kResourceExhausted || !name_layers) return s;
         return LayerError(l, s);
       }
+      // What the layer computes in: compute layers may write f32 (ComputeDstType).
+      inst->precision[i] = PrecisionNameOf(RuleOf(l.kind) == PrecisionRule::kCompute
+                                               ? b.dt
+                                               : b.MdOf(l.outputs[0]).data_type());
     }
     KILN_RETURN_IF_ERROR(b.Finish());
   } catch (const dnnl::error& e) {
@@ -485,6 +533,7 @@ StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
 Status ProbeProgram(const Program& p, const BuildConfig& cfg) {
   std::vector<Dims> in;
   for (int t : p.inputs) in.push_back(p.tensors[t].dims);
+  ScopedNoTacticTiming no_timing;  // a probe is thrown away: no tactic timing (tactics.h)
   return Build(p, in, cfg, nullptr, /*name_layers=*/false).status();
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backends/cpu/lowering.h"
+#include "backends/cpu/tactics.h"
 #include "engine/build_config.h"
 #include "kiln/status.h"
 
@@ -110,6 +111,8 @@ class Instance {
   std::vector<BufferDef> buffers;
   std::vector<Dims> out_dims;     // engine outputs at this batch
   std::vector<std::string> impl;  // per program layer: impl_info_str of its main primitive
+  std::vector<std::string> precision;  // per program layer: "FP32", "BF16", ... (precision.h)
+  std::vector<std::string> tactic;  // per program layer: "timed 3 implementations", ... or ""
   size_t arena_bytes = 0, scratch_bytes = 0;
   std::vector<std::shared_ptr<void>> keep;  // reordered weights in use
   dnnl::engine eng;
@@ -150,9 +153,14 @@ class Builder {
   int layer = -1;
   int threads = 0;      // of the current layer's steps (set, with the OpenMP ICV, by the caller)
   int max_threads = 1;  // the caller's OpenMP thread count
+  // Data type a compute layer (conv, deconv, matmul) of the current layer computes in; the other
+  // layers follow their input's data type or stay f32 (precision.h).
+  memory::data_type dt = memory::data_type::f32;
+  // The output data type of the current compute layer (ComputeDstType, precision.h).
+  memory::data_type DstType() const;
 
   const Layer& L() const { return prog.layers[layer]; }
-  static memory::desc Plain(const Dims& d);
+  static memory::desc Plain(const Dims& d, memory::data_type t = memory::data_type::f32);
   // Current layout of tensor t.
   const memory::desc& MdOf(int t) const { return state_[t].md; }
   bool IsPlain(int t) const { return state_[t].md == Plain(dims[t]); }
@@ -181,6 +189,13 @@ class Builder {
   bool Reusable(int t) const;
   // Adds a copy (reorder) of `buffer`/`md` into a fresh buffer of layout `md_out`.
   StatusOr<int> Copy(const memory::desc& md, int buffer, const memory::desc& md_out);
+  // INT8 (layers_int8.cc): tensor t quantized into `want` (u8 / s8) by a reorder step that
+  // multiplies by `scale`; constant data made by the caller (plain `src`), reordered into `want`.
+  StatusOr<int> Quantized(int t, const memory::desc& want, float scale);
+  // Tensor t (an output of the current layer) is written quantized with `scale`.
+  void SetQuantized(int t, float scale) { quant_scale_[t] = scale; }
+  StatusOr<int> WeightsFromData(int operand, const memory::desc& src, const void* data,
+                                const memory::desc& want);
 
   Status Finish();
 
@@ -191,6 +206,9 @@ class Builder {
     std::vector<std::pair<memory::desc, int>> variants;
   };
   Status ScratchError(size_t need, int impls) const;
+  // Tactic timing (tactics.h): on for conv / deconv / matmul / inner product when enabled.
+  bool TimesTactics(const dnnl::primitive_desc_base& pd) const;
+  size_t PickTacticOf(const std::vector<dnnl::primitive_desc>& candidates);
   size_t ScratchOf(const dnnl::primitive_desc_base& pd) const;
 
   WeightCache* cache_;
@@ -199,26 +217,41 @@ class Builder {
   std::vector<int> last_use_;
   std::vector<std::vector<int>> buffer_tensors_;
   WeightCache local_cache_;
+  // INT8 (layers_int8.cc): tensors an INT8 layer wrote quantized (u8 / s8), by their scale
+  // (quantized = real * scale); As() dequantizes them for a reader wanting another type.
+  std::unordered_map<int, float> quant_scale_;
 };
 
 template <typename PD>
 Status Builder::Choose(PD& pd) {
   const std::string& want = L().impl;
   const size_t limit = static_cast<size_t>(std::max<int64_t>(0, cfg.max_workspace_size_bytes));
-  // Pass 0 looks for the recorded implementation; pass 1 takes the first that fits.
+  // Pass 0 looks for the recorded implementation; pass 1 takes the first that fits, or with
+  // tactic timing (tactics.h) the fastest of those that fit.
   for (int pass = want.empty() ? 1 : 0; pass < 2; ++pass) {
     PD probe = pd;
     size_t smallest = SIZE_MAX;
     int n = 0;
+    const bool timed = pass == 1 && TimesTactics(probe);
+    std::vector<PD> fits;
     do {
       ++n;
       const size_t s = ScratchOf(probe);
       smallest = std::min(smallest, s);
       if (s <= limit && (pass == 1 || probe.impl_info_str() == want)) {
+        if (timed) {
+          fits.push_back(probe);
+          continue;
+        }
         pd = probe;
         return Status::OK();
       }
     } while (probe.next_impl());
+    if (fits.size() == 1) pd = fits[0];
+    if (fits.size() > 1) {
+      pd = fits[PickTacticOf(std::vector<dnnl::primitive_desc>(fits.begin(), fits.end()))];
+    }
+    if (!fits.empty()) return Status::OK();
     if (pass == 1) return ScratchError(smallest, n);
   }
   return Internal("unreachable");
@@ -251,5 +284,10 @@ inline Dims LogicalDims(Dims d, bool nhwc) {
 Status BuildConv(Builder& b);
 Status BuildMatMul(Builder& b);
 Status BuildMisc(Builder& b);
+// INT8 (layers_int8.cc): the calibrated range of the current layer's input when it is a conv /
+// matmul of an INT8-mode build with a range in BuildConfig::int8_ranges (else nullptr), and
+// the layer built in INT8 (Unimplemented when it has no INT8 primitive: build it as usual).
+const TensorRange* Int8RangeOf(const Builder& b);
+Status BuildInt8(Builder& b, const TensorRange& range);
 
 }  // namespace kiln::cpu

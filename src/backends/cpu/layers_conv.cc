@@ -11,9 +11,8 @@
 namespace kiln::cpu {
 namespace {
 
-memory::desc Any(const Dims& d) {
-  return memory::desc(memory::dims(d.begin(), d.end()), memory::data_type::f32,
-                      memory::format_tag::any);
+memory::desc Any(const Dims& d, memory::data_type t) {
+  return memory::desc(memory::dims(d.begin(), d.end()), t, memory::format_tag::any);
 }
 
 memory::format_tag ChannelsLastTag(size_t rank) {
@@ -97,8 +96,9 @@ Status BuildConv(Builder& b) {
   }
   std::vector<StepArg> args;
   int sum_tensor = -1;
+  const memory::data_type dst_dt = b.DstType();
   KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops,
-                        MakePostOps(b, Any(yl), to_logical, &args, &sum_tensor));
+                        MakePostOps(b, Any(yl, dst_dt), to_logical, &args, &sum_tensor));
   dnnl::primitive_attr attr = ScratchAttr();
   attr.set_post_ops(ops);
   const memory::desc bias_md = bias >= 0 ? Builder::Plain({out_ch}) : memory::desc();
@@ -106,24 +106,23 @@ Status BuildConv(Builder& b) {
 
   auto make = [&](const memory::desc& dst_md) -> StatusOr<dnnl::primitive_desc> {
     if (!deconv) {
-      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, Any(xl),
-                                        Any(wdims), bias_md, dst_md, strides, dil, pl, pr);
+      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, Any(xl, b.dt),
+                                        Any(wdims, b.dt), bias_md, dst_md, strides, dil, pl, pr);
       dnnl::convolution_forward::primitive_desc pd(d, attr, b.eng);
       KILN_RETURN_IF_ERROR(b.Choose(pd));
       return dnnl::primitive_desc(pd);
     }
-    dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, Any(xl),
-                                        Any(wdims), bias_md, dst_md, strides, dil, pl, pr);
+    dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, Any(xl, b.dt),
+                                        Any(wdims, b.dt), bias_md, dst_md, strides, dil, pl, pr);
     dnnl::deconvolution_forward::primitive_desc pd(d, attr, b.eng);
     KILN_RETURN_IF_ERROR(b.Choose(pd));
     return dnnl::primitive_desc(pd);
   };
-  KILN_ASSIGN_OR_RETURN(dnnl::primitive_desc pd, make(Any(yl)));
+  KILN_ASSIGN_OR_RETURN(dnnl::primitive_desc pd, make(Any(yl, dst_dt)));
   const std::vector<int64_t>& split = l.Ints("split");
   std::vector<memory::desc> views;
   if (!split.empty() && !SplitViews(pd.dst_desc(), split, &views)) {
-    const memory::desc cl(memory::dims(yl.begin(), yl.end()), memory::data_type::f32,
-                          ChannelsLastTag(yl.size()));
+    const memory::desc cl(memory::dims(yl.begin(), yl.end()), dst_dt, ChannelsLastTag(yl.size()));
     KILN_ASSIGN_OR_RETURN(pd, make(cl));
     if (!SplitViews(pd.dst_desc(), split, &views)) return Internal("cannot split channels");
   }

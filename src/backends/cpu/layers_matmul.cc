@@ -21,7 +21,7 @@ bool IsStrided(const memory::desc& md) {
 
 // `md` (strided) re-described with new dims and strides, keeping its offset.
 memory::desc Restride(const memory::desc& md, const Dims& dims, const Dims& strides) {
-  memory::desc out(memory::dims(dims.begin(), dims.end()), memory::data_type::f32,
+  memory::desc out(memory::dims(dims.begin(), dims.end()), md.data_type(),
                    memory::dims(strides.begin(), strides.end()));
   out.data.offset0 = md.data.offset0;
   return out;
@@ -65,14 +65,16 @@ Status BuildMatMul(Builder& b) {
   const bool const_b = b.IsConst(w) && bd.size() == 2 && !tb;
   const std::vector<int64_t>& split = l.Ints("split");
 
-  // A: its own strided layout when it has one, else plain.
-  if (!IsStrided(b.MdOf(a))) KILN_RETURN_IF_ERROR(b.As(a, Builder::Plain(ad)).status());
-  const memory::desc a_md0 = b.MdOf(a);
-  const int a_buf = b.BufferOf(a);
+  // A: its own strided layout when it has one in the layer's data type, else plain (a reorder,
+  // converting the type at a precision boundary).
+  const bool a_current = b.MdOf(a).data_type() == b.dt && IsStrided(b.MdOf(a));
+  KILN_ASSIGN_OR_RETURN(const int a_buf, a_current ? StatusOr<int>(b.BufferOf(a))
+                                                   : b.As(a, Builder::Plain(ad, b.dt)));
+  const memory::desc a_md0 = a_current ? b.MdOf(a) : Builder::Plain(ad, b.dt);
   const int rank = static_cast<int>(std::max<size_t>({ad.size(), bd.size(), 2}));
   Dims a_dims, a_strides, b_dims, b_strides;
   Operand(ad, StridesOf(a_md0), rank, true, ta, &a_dims, &a_strides);
-  const memory::desc b_plain = Builder::Plain(bd);
+  const memory::desc b_plain = Builder::Plain(bd, b.dt);
   Operand(bd, StridesOf(b_plain), rank, false, tb, &b_dims, &b_strides);
   Dims dst_dims(rank);
   for (int i = 0; i < rank - 2; ++i) dst_dims[i] = std::max(a_dims[i], b_dims[i]);
@@ -83,7 +85,7 @@ Status BuildMatMul(Builder& b) {
   // in the output's plain layout (DefineDst), and a binary operand is read through the same
   // [M', N'] view of its plain buffer (MakePostOps), which is only right when its leading dims
   // (padded to the output's rank) are all 1 or all the output's.
-  bool collapse = const_b && rank > 2 && a_md0 == Builder::Plain(ad) && !ta;
+  bool collapse = const_b && rank > 2 && a_md0 == Builder::Plain(ad, b.dt) && !ta;
   for (const PostOp& po : l.post_ops) {
     if (po.kind == PostOp::kPRelu) collapse = false;
     if (po.kind != PostOp::kBinary || !collapse) continue;
@@ -110,7 +112,8 @@ Status BuildMatMul(Builder& b) {
   }
   const int prank = static_cast<int>(dst_dims.size());
   const memory::desc a_md = Restride(a_md0, a_dims, a_strides);
-  const memory::desc dst_md = Builder::Plain(dst_dims);
+  const memory::data_type dst_dt = b.DstType();
+  const memory::desc dst_md = Builder::Plain(dst_dims, dst_dt);
 
   std::vector<StepArg> args;
   int sum_tensor = -1;
@@ -132,8 +135,7 @@ Status BuildMatMul(Builder& b) {
   }
   memory::desc w_md;
   if (const_b) {
-    w_md = memory::desc(memory::dims(b_dims.begin(), b_dims.end()), memory::data_type::f32,
-                        memory::format_tag::any);
+    w_md = memory::desc(memory::dims(b_dims.begin(), b_dims.end()), b.dt, memory::format_tag::any);
   } else {
     w_md = Restride(b_plain, b_dims, b_strides);
   }
@@ -143,7 +145,8 @@ Status BuildMatMul(Builder& b) {
   KILN_RETURN_IF_ERROR(b.Choose(pd));
   args.push_back({DNNL_ARG_SRC, a_md, a_buf});
   if (const_b) {
-    const memory::desc src = Restride(b_plain, b_dims, {b_dims[1], 1});
+    // The constant's own f32 data, converted once into the primitive's layout and type.
+    const memory::desc src = Restride(Builder::Plain(bd), b_dims, {b_dims[1], 1});
     KILN_ASSIGN_OR_RETURN(int wb, b.Weights(1, w, src, pd.weights_desc()));
     args.push_back({DNNL_ARG_WEIGHTS, pd.weights_desc(), wb});
   } else {
@@ -156,12 +159,12 @@ Status BuildMatMul(Builder& b) {
   }
   int dst_buf;
   if (split.empty()) {
-    KILN_ASSIGN_OR_RETURN(dst_buf,
-                          DefineDst(b, l.outputs[0], Builder::Plain(out0), sum_tensor, args));
+    KILN_ASSIGN_OR_RETURN(
+        dst_buf, DefineDst(b, l.outputs[0], Builder::Plain(out0, dst_dt), sum_tensor, args));
   } else {
     // Each sibling's output is a column range of the merged [..., N] result.
     dst_buf = b.NewBuffer(dst_md.get_size());
-    const memory::desc full = Builder::Plain(dst_dims);
+    const memory::desc full = Builder::Plain(dst_dims, dst_dt);
     int64_t off = 0;
     for (size_t i = 0; i < split.size(); ++i) {
       memory::dims sd(dst_dims.begin(), dst_dims.end()), so(dst_dims.size(), 0);

@@ -16,21 +16,31 @@ namespace {
 using A = dnnl::algorithm;
 constexpr auto kInference = dnnl::prop_kind::forward_inference;
 
-memory::desc AnyLike(const memory::desc& md) {
-  return memory::desc(md.dims(), memory::data_type::f32, memory::format_tag::any);
+memory::desc AnyLike(const memory::desc& md, memory::data_type t = memory::data_type::f32) {
+  return memory::desc(md.dims(), t, memory::format_tag::any);
 }
 
-// Calls f(md, buffer) with x's current layout, then with the plain layout when oneDNN refuses
-// the first. `f` must create its primitive descriptor before changing the builder.
+// Calls f(md, buffer) with x's current layout (and data type: these layers follow their input's
+// precision), then with the plain f32 layout when oneDNN refuses the first. `f` must create its
+// primitive descriptor before changing the builder. `f32_only`: layers that stay FP32
+// (precision.h) skip the first try when x is not f32.
 template <typename F>
-Status WithLayout(Builder& b, int x, F&& f) {
-  try {
-    return f(b.MdOf(x), b.BufferOf(x));
-  } catch (const dnnl::error&) {
+Status WithLayout(Builder& b, int x, F&& f, bool f32_only = false) {
+  if (!f32_only || b.MdOf(x).data_type() == memory::data_type::f32) {
+    try {
+      return f(b.MdOf(x), b.BufferOf(x));
+    } catch (const dnnl::error&) {
+    }
   }
   const memory::desc plain = Builder::Plain(b.dims[x]);
   KILN_ASSIGN_OR_RETURN(int buf, b.As(x, plain));
   return f(plain, buf);
+}
+
+// WithLayout for the layers that stay FP32 (softmax, reductions; precision.h).
+template <typename F>
+Status WithF32Layout(Builder& b, int x, F&& f) {
+  return WithLayout(b, x, std::forward<F>(f), /*f32_only=*/true);
 }
 
 // The output buffer for an op that may run in place on x (same layout, x dies here).
@@ -139,7 +149,7 @@ Status BuildPool(Builder& b) {
   }
   return WithLayout(b, x, [&](const memory::desc& tmd, int buf) -> Status {
     const memory::desc md = Permuted(tmd, to_logical);
-    const memory::desc dst_any(memory::dims(yd.begin(), yd.end()), memory::data_type::f32,
+    const memory::desc dst_any(memory::dims(yd.begin(), yd.end()), md.data_type(),
                                memory::format_tag::any);
     dnnl::pooling_v2_forward::desc d(kInference, static_cast<A>(l.Int("alg")), md, dst_any, strides,
                                      kernel, dil, pl, pr);
@@ -155,7 +165,7 @@ Status BuildPool(Builder& b) {
 Status BuildSoftmax(Builder& b) {
   const Layer& l = b.L();
   const int x = l.inputs[0];
-  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+  return WithF32Layout(b, x, [&](const memory::desc& md, int buf) -> Status {
     dnnl::softmax_v2_forward::desc d(kInference,
                                      l.Int("log") ? A::softmax_log : A::softmax_accurate, md, md,
                                      static_cast<int>(l.Int("axis")));
@@ -243,10 +253,12 @@ Status BuildConcat(Builder& b) {
   const int axis = static_cast<int>(l.Int("axis"));
   auto attempt = [&](bool plain) -> Status {
     std::vector<memory::desc> mds;
-    for (int t : l.inputs) mds.push_back(plain ? Builder::Plain(b.dims[t]) : b.MdOf(t));
+    // The plain fallback converts every input to the first one's data type.
+    const memory::data_type t0 = b.MdOf(l.inputs[0]).data_type();
+    for (int t : l.inputs) mds.push_back(plain ? Builder::Plain(b.dims[t], t0) : b.MdOf(t));
     std::optional<dnnl::concat::primitive_desc> pd;
     if (plain) {
-      pd.emplace(Builder::Plain(b.dims[l.outputs[0]]), axis, mds, b.eng, ScratchAttr());
+      pd.emplace(Builder::Plain(b.dims[l.outputs[0]], t0), axis, mds, b.eng, ScratchAttr());
     } else {
       pd.emplace(axis, mds, b.eng, ScratchAttr());
     }
@@ -288,8 +300,9 @@ Status BuildView(Builder& b) {
     b.Define(y, b.MdOf(x), b.BufferOf(x));
     return Status::OK();
   }
-  KILN_ASSIGN_OR_RETURN(int buf, b.As(x, Builder::Plain(b.dims[x])));
-  b.Define(y, Builder::Plain(b.dims[y]), buf);
+  const memory::data_type t = b.MdOf(x).data_type();
+  KILN_ASSIGN_OR_RETURN(int buf, b.As(x, Builder::Plain(b.dims[x], t)));
+  b.Define(y, Builder::Plain(b.dims[y], t), buf);
   return Status::OK();
 }
 
@@ -304,7 +317,7 @@ Status BuildResample(Builder& b) {
   return WithLayout(b, x, [&](const memory::desc& tmd, int buf) -> Status {
     const memory::desc md = Permuted(tmd, to_logical);
     dnnl::resampling_forward::desc d(kInference, static_cast<A>(l.Int("alg")), md,
-                                     AnyLike(y_logical));
+                                     AnyLike(y_logical, md.data_type()));
     dnnl::resampling_forward::primitive_desc pd(d, ScratchAttr(), b.eng);
     KILN_RETURN_IF_ERROR(b.Choose(pd));
     const int out = b.Define(l.outputs[0], Permuted(pd.dst_desc(), to_tensor));
@@ -320,7 +333,7 @@ Status BuildReduce(Builder& b) {
   Dims kd = b.dims[x];
   for (int64_t a : l.Ints("axes")) kd[a] = 1;
   const memory::desc dst = Builder::Plain(kd);
-  return WithLayout(b, x, [&](const memory::desc& md, int buf) -> Status {
+  return WithF32Layout(b, x, [&](const memory::desc& md, int buf) -> Status {
     dnnl::reduction::desc d(static_cast<A>(l.Int("alg")), md, dst, 0.f, 0.f);
     dnnl::reduction::primitive_desc pd(d, ScratchAttr(), b.eng);
     KILN_RETURN_IF_ERROR(b.Choose(pd));

@@ -985,11 +985,11 @@ Status LowerNode(Lowerer& L, const Node& n) {
   return it->second(OpCtx{L, n, a});
 }
 
+// FP16 and BF16 modes build (each layer in the fastest allowed precision with a kernel here,
+// precision.h); INT8 mode too: conv / matmul layers with a calibrated input range run in INT8
+// (layers_int8.cc), the others as in the floating modes. Lowering itself is the same.
 Status CheckPrecision(const BuildConfig& config) {
-  if (config.precision != Precision::kFP32) {
-    return Unimplemented(std::string("precision ") + PrecisionName(config.precision) +
-                         " is not supported yet");
-  }
+  (void)config;
   return Status::OK();
 }
 

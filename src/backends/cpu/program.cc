@@ -92,6 +92,15 @@ namespace {
 
 using Dims = std::vector<int64_t>;
 
+// Dense strides of `d` (Builder::Plain) fit in int64 and the tensor cap: the product of the
+// non-zero dims does. CheckedNumElements alone passes {0, 2^40, 2^40} (0 elements).
+bool StridesFit(const Dims& d) {
+  Dims nonzero;
+  for (int64_t v : d) nonzero.push_back(v == 0 ? 1 : v);
+  StatusOr<int64_t> n = CheckedNumElements(nonzero);
+  return n.ok() && *n <= MaxTensorBytes() / 4;
+}
+
 // ShapeOf's reasons name no layer (they are Supports reasons too); PropagateShapes adds it.
 Status Bad(const Layer&, const std::string& msg) { return InvalidArgument(msg); }
 
@@ -557,8 +566,7 @@ StatusOr<std::vector<Dims>> ShapeOf(const Layer& l, const std::vector<Dims>& in)
     if (l.kind == LayerKind::kEltwise || out.size() != 1) return Bad(l, "bad post-op operand");
   }
   for (const Dims& o : out) {
-    StatusOr<int64_t> n = CheckedNumElements(o);
-    if (!n.ok() || *n * 4 > MaxTensorBytes()) return Bad(l, "output too large");
+    if (!StridesFit(o)) return Bad(l, "output too large");
   }
   return out;
 }
@@ -579,6 +587,10 @@ StatusOr<std::vector<Dims>> PropagateShapes(const Program& p, const std::vector<
     }
   }
   for (size_t i = 0; i < p.inputs.size(); ++i) {
+    if (!StridesFit(input_dims[i])) {
+      return InvalidArgument("input " + std::to_string(i) + " dims " +
+                             DimsToString(input_dims[i]) + " are too large");
+    }
     dims[p.inputs[i]] = input_dims[i];
     have[p.inputs[i]] = true;
   }
@@ -792,7 +804,7 @@ StatusOr<Program> ParseProgram(std::string_view bytes) {
     uint32_t c;
     if (!r.Str(&t.name) || !r.I64s(&t.dims) || !r.U32(&c) || c > 1) return bad;
     t.is_const = c == 1;
-    if (t.dims.size() > 12) return bad;
+    if (t.dims.size() > 12 || !StridesFit(t.dims)) return bad;
     if (!t.is_const) continue;
     int64_t n;
     if (!r.I64(&n)) return bad;

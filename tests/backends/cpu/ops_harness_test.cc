@@ -572,8 +572,9 @@ std::vector<Case> Cases() {
 
 class OpsHarness : public ::testing::TestWithParam<Case> {};
 
-TEST_P(OpsHarness, MatchesReference) {
-  const Case& c = GetParam();
+// `tol`: the case's (FP32); reduced precisions use max(tol, 1e-2) (ARCHITECTURE §6).
+void RunCase(const Case& c, Precision precision) {
+  const double tol = precision == Precision::kFP32 ? c.tol : std::max(c.tol, 1e-2);
   SegmentBuilder sb = c.make();
   {
     std::vector<Tensor> probe;
@@ -585,6 +586,7 @@ TEST_P(OpsHarness, MatchesReference) {
   }
   const Graph& g = sb.graph();
   BuildConfig cfg = testing_cpu::Config(sb.shapes());
+  cfg.precision = precision;
   for (const Node& n : g.nodes) {
     Status s = CpuBackend().Supports(n, g, cfg);
     ASSERT_TRUE(s.ok()) << s;
@@ -612,10 +614,19 @@ TEST_P(OpsHarness, MatchesReference) {
     ASSERT_EQ(got->size(), want->size());
     for (size_t o = 0; o < got->size(); ++o) {
       const double err = testing_cpu::RelL2((*got)[o], (*want)[o]);
-      EXPECT_LE(err, c.tol) << c.name << " output " << o << " batch " << batch << ": got "
-                            << (*got)[o].DebugString() << " want " << (*want)[o].DebugString();
+      EXPECT_LE(err, tol) << c.name << " output " << o << " batch " << batch << ": got "
+                          << (*got)[o].DebugString() << " want " << (*want)[o].DebugString();
     }
   }
+}
+
+TEST_P(OpsHarness, MatchesReference) { RunCase(GetParam(), Precision::kFP32); }
+
+// Every case again in BF16 mode (conv / matmul in bf16, the layers after them following;
+// precision.h): within 1e-2 of the reference kernels.
+TEST_P(OpsHarness, Bf16MatchesReference) {
+  if (!CpuHasKernel(Precision::kBF16)) GTEST_SKIP() << "this CPU has no bf16 kernel";
+  RunCase(GetParam(), Precision::kBF16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, OpsHarness, ::testing::ValuesIn(Cases()),

@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""Quality and speed of kiln's reduced-precision engines on real inputs (issue 5).
+
+  /usr/bin/python3 bench/precision_quality.py [--modes fp32,bf16] [--models resnet50,...]
+      [--inputs 240] [--batch 16] [--speed-batches 1,8] [--rounds 3] [--iterations 10]
+      [--no-speed] [--no-ort] [--out DIR] [--kiln PATH]
+
+Inputs are natural photographs: the photos shipped in Debian's python3-skimage data directory
+(astronaut, coffee, chelsea, rocket, ...), each cut into distinct variants by random crops
+(35-100% of the short side, aspect 3:4..4:3), horizontal flips and rescaling to the model's
+input size (fixed seed; never noise). Classifiers get ImageNet normalization (ResNet-50,
+MobileNetV2), PaddleOCR's (x/255-0.5)/0.5 (ppocr_cls), RGB 0..255 NHWC (faceres) or luma
+(y-0.5)*2 NHWC (emotion, gender), as their fixtures' recipes say. BERT-base gets token ids of real
+English text (words of /usr/share/common-licenses/GPL-3 hashed into its vocabulary).
+
+For every model and mode the model is converted once (`kiln convert --precision MODE`), every
+input batch is run through it (`kiln run`), and the outputs are compared with the FP32 mode's
+(the FP32 engine matches the reference kernels to 1e-5): top-1 agreement (classifiers), rel. L2
+of the outputs (||mode - fp32|| / ||fp32||, all inputs together, and the worst single input),
+and the conversion summary's layer precision counts. A mode is just a parameter: INT8 plugs in
+as `--modes fp32,bf16,int8` once the CLI accepts it (add `--calib-data` through
+--convert-flags).
+
+Speed: per model and batch, ROUNDS rounds alternate `kiln bench --precision MODE` for every
+mode and ONNX Runtime FP32 (bench/peer_bench.js), each under `chrt -f 1` when root; the table
+gives medians of the per-round medians and ratios. Results go to OUT/results.json and a
+markdown table OUT/report.md.
+"""
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+# Photographs among skimage's data files (not drawings, test patterns or binary images).
+PHOTOS = ["astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png",
+          "clock_motion.png", "coffee.png", "coins.png", "grass.png", "gravel.png",
+          "hubble_deep_field.jpg", "ihc.png", "microaneurysms.png", "moon.png",
+          "motorcycle_left.png", "motorcycle_right.png", "page.png", "retina.jpg", "rocket.jpg",
+          "text.png"]
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+TFJS = os.path.join(os.environ.get("KILN_CACHE_DIR", os.path.join(REPO, ".cache", "tfjs")),
+                    "package", "models")  # scripts/fetch_tfjs_models.sh
+
+MODELS = {
+    # name: (model path, input name, (H, W) or None, normalization, classifier?, output file
+    # (the .npy `kiln run` writes; None: the first)). bench/models' ResNet-50 / MobileNetV2 /
+    # BERT have random weights (bench/export_models.py): their top-1 is near-constant. The
+    # trained classifiers are PaddleOCR's text-direction classifier (2 classes) and the TF.js
+    # fixture models: faceres' age head (100 classes), emotion (7), gender (2).
+    "resnet50": (os.path.join(HERE, "models", "resnet50.onnx"), "input", (224, 224), "imagenet", True, None),
+    "mobilenetv2": (os.path.join(HERE, "models", "mobilenetv2.onnx"), "input", (224, 224), "imagenet", True, None),
+    "ppocr_cls": (os.path.join(REPO, "models", "ppocr_cls", "model.onnx"), "x", (48, 192), "ppocr", True, None),
+    "faceres": (os.path.join(TFJS, "faceres.json"), "input_1", (224, 224), "raw255_nhwc", True, "age_pred_Softmax_0.npy"),
+    "emotion": (os.path.join(TFJS, "emotion.json"), "input_1", (64, 64), "luma_nhwc", True, None),
+    "gender": (os.path.join(TFJS, "gender.json"), "input_1", (64, 64), "luma_nhwc", True, None),
+    "bert_base": (os.path.join(HERE, "models", "bert_base.onnx"), "input_ids", None, "tokens", False, None),
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def load_photos():
+    from skimage import data_dir, io
+    photos = []
+    for name in PHOTOS:
+        path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            continue
+        img = io.imread(path)
+        if img.ndim == 2:
+            img = np.stack([img] * 3, axis=-1)
+        img = img[..., :3]
+        if img.dtype != np.uint8:
+            img = (255 * (img.astype(np.float64) / max(1, img.max()))).astype(np.uint8)
+        photos.append((name, img))
+    if not photos:
+        sys.exit("precision_quality.py: no skimage photos found (apt-get install python3-skimage)")
+    return photos
+
+
+def variants(photos, n, hw, seed):
+    """n distinct crops/flips/scales of the photos, as float [0,1] HWC arrays of size hw."""
+    from skimage.transform import resize
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    k = 0
+    while len(out) < n:
+        name, img = photos[k % len(photos)]
+        k += 1
+        h, w = img.shape[:2]
+        short = min(h, w)
+        s = rng.uniform(0.35, 1.0) * short
+        aspect = rng.uniform(0.75, 1.333) * (hw[1] / hw[0])
+        ch, cw = int(min(h, s)), int(min(w, s * aspect))
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        flip = bool(rng.integers(0, 2))
+        key = (name, y, x, ch, cw, flip)
+        if key in seen:
+            continue
+        seen.add(key)
+        crop = img[y:y + ch, x:x + cw]
+        if flip:
+            crop = crop[:, ::-1]
+        out.append(resize(crop, hw, anti_aliasing=True).astype(np.float32))
+    return out
+
+
+def normalize(imgs, how):
+    x = np.stack(imgs)  # N,H,W,3 in [0,1]
+    if how == "raw255_nhwc":
+        return np.ascontiguousarray((x * 255).astype(np.float32))
+    if how == "luma_nhwc":
+        luma = x[..., 0] * 0.2989 + x[..., 1] * 0.5870 + x[..., 2] * 0.1140
+        return np.ascontiguousarray(((luma - 0.5) * 2)[..., None].astype(np.float32))
+    if how == "imagenet":
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    else:  # ppocr
+        x = (x - 0.5) / 0.5
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2).astype(np.float32))
+
+
+def token_batches(n, seq=128, vocab=30522):
+    text = open("/usr/share/common-licenses/GPL-3", encoding="utf-8").read()
+    words = re.findall(r"[A-Za-z']+|[.,;:()]", text)
+    ids = [101 + int(hashlib.md5(w.lower().encode()).hexdigest()[:8], 16) % (vocab - 200)
+           for w in words]
+    rows = []
+    for i in range(n):
+        start = (i * 97) % (len(ids) - seq)
+        rows.append([101] + ids[start:start + seq - 2] + [102])
+    return np.array(rows, dtype=np.int64)
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(" ".join(cmd) + " failed:\n" + r.stdout[-4000:])
+    return r.stdout
+
+
+def prio():
+    return ["chrt", "-f", "1"] if os.geteuid() == 0 and shutil.which("chrt") else []
+
+
+def load_avg():
+    return open("/proc/loadavg").read().split()[:3]
+
+
+def isa_info():
+    flags = ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = line
+            break
+    have = [f for f in ["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
+                        "avx512_fp16", "amx_bf16", "amx_int8"] if re.search(r"\b" + f + r"\b", flags)]
+    model = ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": model, "features": have, "cores": os.cpu_count()}
+
+
+def rel_l2(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def int8_flags(args, name, out, for_bench=False):
+    """INT8: calibration batches (other crops of the same photos than the evaluation inputs:
+    seed 11) -> `kiln convert --calib-data`, whose table (--calib-cache) kiln bench reuses."""
+    path, in_name, hw, norm = MODELS[name][:4]
+    d = os.path.join(out, name)
+    table = os.path.join(d, "int8_calibration_%s.txt" % args.calib_method)
+    if for_bench:
+        return ["--calib-cache", table]
+    cdir = os.path.join(d, "calib")
+    os.makedirs(cdir, exist_ok=True)
+    if norm == "tokens":
+        x = token_batches(args.calib_inputs)[::-1].copy()
+    else:
+        x = normalize(variants(args.photos, args.calib_inputs, hw, seed=11), norm)
+    for i in range(0, len(x), args.batch):
+        np.save(os.path.join(cdir, "calib_%03d.npy" % (i // args.batch)), x[i:i + args.batch])
+    if os.path.exists(table):
+        os.remove(table)
+    return ["--calib-data", cdir, "--calib-method", args.calib_method, "--calib-cache", table]
+
+
+def quality(args, name, modes, out):
+    path, in_name, hw, norm, classifier, out_file = MODELS[name]
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    if norm == "tokens":
+        n = max(args.batch, args.inputs // 8)
+        x = token_batches(n)
+        shape = "-1,128"
+    else:
+        x = normalize(variants(args.photos, args.inputs, hw, seed=5), norm)
+        shape = ("-1,%d,%d,%d" % (hw[0], hw[1], x.shape[3]) if norm.endswith("nhwc")
+                 else "-1,3,%d,%d" % hw)
+    batches = [x[i:i + args.batch] for i in range(0, len(x), args.batch)]
+    files = []
+    for i, b in enumerate(batches):
+        f = os.path.join(d, "input_%03d.npy" % i)
+        np.save(f, b)
+        files.append(f)
+    log("%s: %d inputs in %d batches" % (name, len(x), len(files)))
+    outs, summaries = {}, {}
+    for mode in modes:
+        conv = os.path.join(d, "%s_%s.onnx" % (name, mode))
+        t0 = time.time()
+        text = run([args.kiln, "convert", path, "-o", conv, "--precision", mode,
+                    "--max-batch-size", str(args.batch), "--input-shape", in_name + "=" + shape]
+                   + args.convert_flags.split()
+                   + (int8_flags(args, name, out) if mode == "int8" else []))
+        summaries[mode] = {"text": text,
+                           "layer_precisions": re.findall(r"layer precisions:(.*)", text),
+                           "warnings": re.findall(r"warning: (.*)", text),
+                           "convert_s": time.time() - t0}
+        ys = []
+        for i, f in enumerate(files):
+            od = os.path.join(d, "out_%s_%03d" % (mode, i))
+            run([args.kiln, "run", conv, "--input", in_name + "=" + f, "--output-dir", od])
+            outs_i = sorted(glob.glob(os.path.join(od, "*.npy")))
+            if out_file:
+                outs_i = [os.path.join(od, out_file)]
+            ys.append(np.load(outs_i[0]))
+        outs[mode] = np.concatenate(ys)
+        log("  %s: converted in %.1f s, layer precisions%s%s" % (
+            mode, summaries[mode]["convert_s"], "; ".join(summaries[mode]["layer_precisions"]),
+            ("; warning: " + "; ".join(summaries[mode]["warnings"])) if summaries[mode]["warnings"] else ""))
+    res = {"inputs": int(len(x)), "modes": {}}
+    ref = outs[modes[0]]
+    for mode in modes:
+        y = outs[mode]
+        per = [rel_l2(y[i], ref[i]) for i in range(len(ref))]
+        r = {"rel_l2": rel_l2(y, ref), "rel_l2_worst_input": max(per),
+             "layer_precisions": summaries[mode]["layer_precisions"],
+             "warnings": summaries[mode]["warnings"]}
+        if classifier:
+            top_ref = ref.reshape(len(ref), -1).argmax(1)
+            top = y.reshape(len(y), -1).argmax(1)
+            r["top1_agreement"] = float((top == top_ref).mean())
+            r["top1_disagreements"] = int((top != top_ref).sum())
+            r["distinct_top1_fp32"] = int(len(set(top_ref.tolist())))
+        res["modes"][mode] = r
+        log("  %s vs %s: %s" % (mode, modes[0], json.dumps(r)))
+    return res
+
+
+def speed(args, name, modes, out):
+    path, in_name, hw, norm = MODELS[name][:4]
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    res = {}
+    for batch in args.speed_batches:
+        if name == "bert_base" and batch > 1 and not args.bert_batches:
+            continue
+        f = os.path.join(d, "speed_input_b%d.npy" % batch)
+        if norm == "tokens":
+            np.save(f, token_batches(batch))
+        else:
+            np.save(f, normalize(variants(args.photos, batch, hw, seed=99), norm))
+        runners = [("kiln_" + m, m) for m in modes]
+        if not args.no_ort:
+            runners.append(("ort_fp32", None))
+        times = {r: [] for r, _ in runners}
+        for rnd in range(args.rounds):
+            order = runners[rnd % len(runners):] + runners[:rnd % len(runners)]
+            for label, mode in order:
+                j = os.path.join(d, "bench_%s_b%d_%d.json" % (label, batch, rnd))
+                if mode is not None:
+                    cmd = prio() + [args.kiln, "bench", path, "--precision", mode,
+                                    "--input", in_name + "=" + f, "--iterations",
+                                    str(args.iterations), "--warmup", "2", "--threads",
+                                    str(args.threads), "--json", j] + args.convert_flags.split()
+                    if mode == "int8":
+                        cmd += int8_flags(args, name, out, for_bench=True)
+                else:
+                    cmd = prio() + ["node", os.path.join(HERE, "peer_bench.js"), path, "--input",
+                                    in_name + "=" + f, "--iterations", str(args.iterations),
+                                    "--warmup", "2", "--threads", str(args.threads), "--json", j]
+                run(cmd)
+                times[label].append(json.load(open(j))["latency_ms"]["median"])
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        entry = {"median_ms": med, "rounds": times, "load_avg": load_avg()}
+        base = med.get("kiln_fp32")
+        for label in med:
+            if base:
+                entry.setdefault("speedup_vs_kiln_fp32", {})[label] = base / med[label]
+            if "ort_fp32" in med:
+                entry.setdefault("speedup_vs_ort_fp32", {})[label] = med["ort_fp32"] / med[label]
+        res["batch%d" % batch] = entry
+        log("  %s batch %d: %s" % (name, batch, json.dumps(entry)))
+    return res
+
+
+def report(results, out):
+    lines = ["# precision_quality.py results", "",
+             "CPU: %s; features: %s; load before: %s" % (
+                 results["machine"]["cpu"], ", ".join(results["machine"]["features"]),
+                 " ".join(results["load_start"])), ""]
+    lines += ["| model | mode | inputs | top-1 agreement | rel. L2 (all) | worst input | layer precisions |",
+              "|---|---|---|---|---|---|---|"]
+    for name, r in results["quality"].items():
+        for mode, m in r["modes"].items():
+            top = ("%.2f%% (%d differ; %d distinct FP32 classes)" % (
+                100 * m["top1_agreement"], m["top1_disagreements"], m["distinct_top1_fp32"])
+                   if "top1_agreement" in m else "-")
+            lines.append("| %s | %s | %d | %s | %.2e | %.2e | %s |" % (
+                name, mode, r["inputs"], top, m["rel_l2"], m["rel_l2_worst_input"],
+                "; ".join(s.strip() for s in m["layer_precisions"])))
+    if results.get("speed"):
+        lines += ["", "| model | batch | runtime | median ms | vs kiln FP32 | vs ORT FP32 |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in results["speed"].items():
+            for b, e in r.items():
+                for label, ms in e["median_ms"].items():
+                    lines.append("| %s | %s | %s | %.2f | %s | %s |" % (
+                        name, b[5:], label, ms,
+                        "%.2fx" % e["speedup_vs_kiln_fp32"][label] if "speedup_vs_kiln_fp32" in e else "-",
+                        "%.2fx" % e["speedup_vs_ort_fp32"][label] if "speedup_vs_ort_fp32" in e else "-"))
+    open(os.path.join(out, "report.md"), "w").write("\n".join(lines) + "\n")
+    log("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kiln", default=None)
+    ap.add_argument("--modes", default="fp32,bf16")
+    ap.add_argument("--models",
+                    default="ppocr_cls,faceres,emotion,gender,mobilenetv2,resnet50,bert_base")
+    ap.add_argument("--inputs", type=int, default=240)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--speed-batches", default="1,8")
+    ap.add_argument("--bert-batches", action="store_true", help="also time BERT above batch 1")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--convert-flags", default="", help="extra flags for kiln convert/bench")
+    ap.add_argument("--calib-inputs", type=int, default=128, help="int8: calibration inputs")
+    ap.add_argument("--calib-method", default="entropy", help="int8: entropy|minmax|percentile")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "precision-" + time.strftime("%Y%m%d-%H%M%S")))
+    args = ap.parse_args()
+    if args.kiln is None:
+        for k in ["build-bench/bin/kiln", "build/bin/kiln"]:
+            if os.access(os.path.join(REPO, k), os.X_OK):
+                args.kiln = os.path.join(REPO, k)
+                break
+    if not args.kiln:
+        sys.exit("precision_quality.py: no kiln binary (--kiln PATH)")
+    args.speed_batches = [int(b) for b in args.speed_batches.split(",")]
+    modes = args.modes.split(",")
+    if modes[0] != "fp32":
+        modes.insert(0, "fp32")  # the baseline the others are compared with
+    os.makedirs(args.out, exist_ok=True)
+    args.photos = load_photos()
+    results = {"machine": isa_info(), "load_start": load_avg(), "kiln": args.kiln,
+               "photos": [p for p, _ in args.photos], "quality": {}, "speed": {}}
+    for name in args.models.split(","):
+        if not os.path.exists(MODELS[name][0]):
+            log("%s: %s missing, skipped (bench/export_models.py)" % (name, MODELS[name][0]))
+            continue
+        if not args.no_quality:
+            results["quality"][name] = quality(args, name, modes, args.out)
+        if not args.no_speed and MODELS[name][0].endswith(".onnx"):  # ORT reads ONNX only
+            results["speed"][name] = speed(args, name, modes, args.out)
+        json.dump(results, open(os.path.join(args.out, "results.json"), "w"), indent=2)
+    results["load_end"] = load_avg()
+    json.dump(results, open(os.path.join(args.out, "results.json"), "w"), indent=2)
+    report(results, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+// INT8 layers (issue 5): convolution and matmul with u8/s8 activations and s8 per-channel
+// weights (VNNI dot products on AVX512-VNNI / AVX-VNNI, AMX where present).
+//
+// A conv / matmul layer runs in INT8 when the engine is built in INT8 mode and the calibration
+// table (BuildConfig::int8_ranges) has a range for its input tensor. Then:
+//   - the input is quantized by one reorder step with scale 127/amax (s8), or 255/amax (u8) when
+//     calibration saw no negative value (e.g. after a ReLU);
+//   - the weights are quantized once at build per output channel, symmetric
+//     (q = round(w * 127 / amax_channel)), and reordered into the primitive's layout;
+//   - the primitive computes in s32 and writes FP32 through per-channel output scales
+//     (src_scale * weight_scale[c]); the bias is given pre-divided by that scale (oneDNN 2.x adds
+//     the bias before the output scales), so fused ReLU / residual-sum / binary post-ops run on
+//     dequantized values exactly as in FP32.
+// So the Q/DQ pair of the IR (QuantizeLinear -> DequantizeLinear -> Conv) becomes one reorder
+// and the output scales of one integer primitive. A layer whose INT8 primitive cannot be made
+// (an unsupported shape or post-op) is built in the higher precision instead (per-layer
+// fallback; instance.cc).
+#include <cmath>
+
+#include "backends/cpu/layers.h"
+#include "engine/calibrator.h"
+
+namespace kiln::cpu {
+namespace {
+
+using dt = memory::data_type;
+
+memory::desc AnyOf(const Dims& d, dt t) {
+  return memory::desc(memory::dims(d.begin(), d.end()), t, memory::format_tag::any);
+}
+
+memory::desc Strided(const Dims& d, const Dims& strides, dt t, int64_t offset0 = 0) {
+  memory::desc md(memory::dims(d.begin(), d.end()), t,
+                  memory::dims(strides.begin(), strides.end()));
+  md.data.offset0 = offset0;
+  return md;
+}
+
+// Sub-memories of `dst` (logical NCHW) for each split (merged siblings); false when the layout
+// cannot express one (as layers_conv.cc).
+bool SplitViews(const memory::desc& dst, const std::vector<int64_t>& split,
+                std::vector<memory::desc>* views) {
+  views->clear();
+  memory::dims dims = dst.dims();
+  int64_t off = 0;
+  for (int64_t c : split) {
+    memory::dims d = dims, o(dims.size(), 0);
+    d[1] = c;
+    o[1] = off;
+    off += c;
+    try {
+      views->push_back(dst.submemory_desc(d, o));
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }
+  return true;
+}
+
+memory::format_tag ChannelsLast(size_t rank) {
+  return rank == 3   ? memory::format_tag::acb
+         : rank == 4 ? memory::format_tag::acdb
+                     : memory::format_tag::acdeb;
+}
+
+struct ActQuant {
+  dt type;      // u8 or s8
+  float scale;  // quantized = round(x * scale)
+};
+
+ActQuant ActivationQuant(const TensorRange& r) {
+  const float amax = r.amax > 0 && std::isfinite(r.amax) ? r.amax : 1e-6f;
+  if (r.min >= 0) return {dt::u8, 255.f / amax};
+  return {dt::s8, 127.f / amax};
+}
+
+// Per-channel symmetric s8 weights of a [channels, per] row-major block; returns the scales
+// (amax / 127) per channel.
+std::vector<float> QuantizeRows(const float* w, int64_t channels, int64_t per, int8_t* q) {
+  std::vector<float> amax = PerChannelAmax(w, channels, per);
+  std::vector<float> scale(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    scale[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+    const float inv = 1.f / scale[c];
+    for (int64_t k = 0; k < per; ++k) {
+      const float v = std::nearbyint(w[c * per + k] * inv);
+      q[c * per + k] = static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, v)));
+    }
+  }
+  return scale;
+}
+
+}  // namespace
+
+StatusOr<int> Builder::Quantized(int t, const memory::desc& want, float scale) {
+  // t may already hold quantized values (an INT8 producer wrote them): rescale from those.
+  auto q = quant_scale_.find(t);
+  const float factor = q == quant_scale_.end() ? scale : scale / q->second;
+  if (q != quant_scale_.end() && factor == 1.f && want.data_type() == state_[t].md.data_type()) {
+    return As(t, want);  // the same quantization: a layout change at most
+  }
+  const int nb = NewBuffer(want.get_size());
+  dnnl::primitive_attr attr = ScratchAttr();
+  attr.set_output_scales(0, {factor});
+  dnnl::reorder::primitive_desc pd(eng, state_[t].md, eng, want, attr);
+  Step s;
+  s.prim = dnnl::reorder(pd);
+  s.args = {{DNNL_ARG_FROM, state_[t].md, state_[t].buffer}, {DNNL_ARG_TO, want, nb}};
+  s.layer = layer;
+  s.scratch_md = pd.scratchpad_desc();
+  s.threads = threads;
+  out_->steps.push_back(std::move(s));
+  return nb;
+}
+
+StatusOr<int> Builder::WeightsFromData(int operand, const memory::desc& src, const void* data,
+                                       const memory::desc& want) {
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> w, cache_->Get(layer, operand, src, data, want, eng));
+  out_->keep.push_back(w);
+  BufferDef b;
+  b.where = BufferDef::kConst;
+  b.data = w.get();
+  out_->buffers.push_back(b);
+  buffer_tensors_.emplace_back();
+  return static_cast<int>(out_->buffers.size()) - 1;
+}
+
+namespace {
+
+// Whether layer `l` can run in INT8 (its input's range aside): a conv with constant weights
+// (not depthwise) or a matmul with a constant [K, N] B; the INT8 builders check the rest.
+bool Int8Capable(const Builder& b, const Layer& l) {
+  if (l.kind != LayerKind::kConv && l.kind != LayerKind::kMatMul) return false;
+  if (l.inputs.size() < 2 || l.inputs[0] < 0 || b.IsConst(l.inputs[0])) return false;
+  if (!b.IsConst(l.inputs[1])) return false;
+  const Dims& wd = b.dims[l.inputs[1]];
+  if (l.kind == LayerKind::kMatMul) {
+    return wd.size() == 2 && l.Int("trans_b") == 0 && l.Int("trans_a") == 0 &&
+           b.dims[l.inputs[0]].size() >= 2 && l.Ints("split").empty();
+  }
+  // Depthwise convs stay in floating point: memory-bound, so the quantize reorder in front of
+  // them costs more than the INT8 kernel saves (MobileNetV2 batch 8 measured: INT8 depthwise
+  // 18.5 ms vs BF16 11.1 ms), and per-tensor INT8 is least accurate there.
+  return !(l.Int("group", 1) > 1 && wd.size() > 1 && wd[1] == 1);
+}
+
+}  // namespace
+
+const TensorRange* Int8RangeOf(const Builder& b) {
+  if (b.cfg.precision != Precision::kINT8 || b.cfg.int8_ranges.empty()) return nullptr;
+  const Layer& l = b.L();
+  if (!Int8Capable(b, l)) return nullptr;
+  auto it = b.cfg.int8_ranges.find(b.prog.tensors[l.inputs[0]].name);
+  return it == b.cfg.int8_ranges.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+// Q/DQ at precision boundaries only: the range the current conv writes its output with, INT8,
+// when every reader of that output is an INT8-capable conv / matmul reading it as its input
+// (not an engine output, not a residual / binary operand) and the layer has only eltwise
+// post-ops; nullptr: it writes FP32. (A reader that still falls back to floating point gets a
+// dequantizing reorder: Builder::As.)
+const TensorRange* ChainedOutputRange(const Builder& b) {
+  const Layer& l = b.L();
+  if (l.outputs.size() != 1 || !l.Ints("split").empty()) return nullptr;
+  for (const PostOp& po : l.post_ops) {
+    if (po.kind != PostOp::kEltwise) return nullptr;
+  }
+  const int t = l.outputs[0];
+  for (int o : b.prog.outputs) {
+    if (o == t) return nullptr;
+  }
+  auto it = b.cfg.int8_ranges.find(b.prog.tensors[t].name);
+  if (it == b.cfg.int8_ranges.end()) return nullptr;
+  bool read = false;
+  for (size_t j = static_cast<size_t>(b.layer) + 1; j < b.prog.layers.size(); ++j) {
+    const Layer& c = b.prog.layers[j];
+    if (c.dead) continue;
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k] != t) continue;
+      if (k != 0 || !Int8Capable(b, c)) return nullptr;
+      read = true;
+    }
+    for (const PostOp& po : c.post_ops) {
+      if (po.tensor == t) return nullptr;
+    }
+  }
+  return read ? &it->second : nullptr;
+}
+
+Status BuildConvInt8(Builder& b, const TensorRange& range) {
+  const Layer& l = b.L();
+  const int x = l.inputs[0], w = l.inputs[1];
+  const int bias = l.inputs.size() > 2 ? l.inputs[2] : -1;
+  if (!b.IsConst(w) || (bias >= 0 && !b.IsConst(bias))) {
+    return Unimplemented("INT8 conv needs constant weights");
+  }
+  const Dims& xd = b.dims[x];
+  const int r = static_cast<int>(xd.size());
+  const bool nhwc = l.Int("nhwc") != 0;
+  const std::vector<int> to_logical = nhwc ? ToLogicalPerm(r) : std::vector<int>();
+  const std::vector<int> to_tensor = nhwc ? ToTensorPerm(r) : std::vector<int>();
+  const Dims xl = LogicalDims(xd, nhwc);
+  const Dims& wd = b.dims[w];
+  const int64_t g = l.Int("group", 1);
+  int64_t ksize = 1;
+  for (int i = 2; i < r; ++i) ksize *= wd[i];
+  const int64_t out_ch = wd[0], in_ch = xl[1];
+  Dims wdims = {out_ch / g, in_ch / g};
+  wdims.insert(wdims.end(), wd.begin() + 2, wd.end());
+  Dims wstrides(wdims.size(), 1);
+  for (int i = r - 2; i >= 2; --i) wstrides[i] = wstrides[i + 1] * wdims[i + 1];
+  wstrides[0] = wdims[1] * ksize;
+  wstrides[1] = ksize;
+  if (g > 1) {
+    wdims.insert(wdims.begin(), g);
+    wstrides.insert(wstrides.begin(), (out_ch / g) * (in_ch / g) * ksize);
+  }
+  // Quantized weights [O, I/g, k..] (the IR's layout) and the per-channel scales.
+  const int64_t per = (in_ch / g) * ksize;
+  std::vector<int8_t> wq(static_cast<size_t>(out_ch * per));
+  const std::vector<float> wscale =
+      QuantizeRows(b.prog.tensors[w].value.data<float>(), out_ch, per, wq.data());
+  const memory::desc wsrc = Strided(wdims, wstrides, dt::s8);
+
+  const ActQuant aq = ActivationQuant(range);
+  std::vector<float> oscale(out_ch);
+  for (int64_t c = 0; c < out_ch; ++c) oscale[c] = wscale[c] / aq.scale;
+
+  Dims yl = xl;
+  yl[1] = out_ch;
+  const Dims first = LogicalDims(b.dims[l.outputs[0]], nhwc);
+  for (int i = 2; i < r; ++i) yl[i] = first[i];
+  memory::dims strides, dil, pl, pr;
+  for (int i = 0; i < r - 2; ++i) {
+    strides.push_back(l.Ints("strides")[i]);
+    dil.push_back(l.Ints("dilations")[i] - 1);
+    pl.push_back(l.Ints("pads_begin")[i]);
+    pr.push_back(l.Ints("pads_end")[i]);
+  }
+  b.dt = dt::f32;  // post-ops and dst in FP32
+  std::vector<StepArg> args;
+  int sum_tensor = -1;
+  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops,
+                        MakePostOps(b, AnyOf(yl, dt::f32), to_logical, &args, &sum_tensor));
+  // INT8 output for INT8 readers: the last post-op scales into their quantization.
+  const TensorRange* out_range = ChainedOutputRange(b);
+  const ActQuant oq = out_range != nullptr ? ActivationQuant(*out_range) : ActQuant{dt::f32, 1.f};
+  if (out_range != nullptr) {
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, oq.scale, 0.f);
+  }
+  dnnl::primitive_attr attr = ScratchAttr();
+  attr.set_post_ops(ops);
+  attr.set_output_scales(1 << 1, oscale);
+  const memory::desc bias_md = bias >= 0 ? Builder::Plain({out_ch}) : memory::desc();
+  auto make = [&](const memory::desc& dst) -> StatusOr<dnnl::convolution_forward::primitive_desc> {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                      dnnl::algorithm::convolution_direct, AnyOf(xl, aq.type),
+                                      AnyOf(wdims, dt::s8), bias_md, dst, strides, dil, pl, pr);
+    dnnl::convolution_forward::primitive_desc pd(d, attr, b.eng);
+    KILN_RETURN_IF_ERROR(b.Choose(pd));
+    return pd;
+  };
+  KILN_ASSIGN_OR_RETURN(dnnl::convolution_forward::primitive_desc pd, make(AnyOf(yl, oq.type)));
+  const std::vector<int64_t>& split = l.Ints("split");
+  std::vector<memory::desc> views;
+  if (!split.empty() && !SplitViews(pd.dst_desc(), split, &views)) {
+    KILN_ASSIGN_OR_RETURN(pd, make(memory::desc(memory::dims(yl.begin(), yl.end()), dt::f32,
+                                                ChannelsLast(yl.size()))));
+    if (!SplitViews(pd.dst_desc(), split, &views)) return Unimplemented("cannot split channels");
+  }
+  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+    return Unimplemented("no optimized INT8 convolution for this layer");
+  }
+  const memory::desc src_md = pd.src_desc(), w_md = pd.weights_desc(), dst_md = pd.dst_desc();
+  KILN_ASSIGN_OR_RETURN(int src_buf, b.Quantized(x, Permuted(src_md, to_tensor), aq.scale));
+  KILN_ASSIGN_OR_RETURN(int w_buf, b.WeightsFromData(101, wsrc, wq.data(), w_md));
+  args.push_back({DNNL_ARG_SRC, src_md, src_buf});
+  args.push_back({DNNL_ARG_WEIGHTS, w_md, w_buf});
+  std::vector<float> bq;
+  if (bias >= 0) {
+    const float* bv = b.prog.tensors[bias].value.data<float>();
+    bq.resize(out_ch);
+    for (int64_t c = 0; c < out_ch; ++c) bq[c] = bv[c] / oscale[c];
+    KILN_ASSIGN_OR_RETURN(int bb, b.WeightsFromData(102, bias_md, bq.data(), pd.bias_desc()));
+    args.push_back({DNNL_ARG_BIAS, pd.bias_desc(), bb});
+  }
+  int dst_buf;
+  if (split.empty()) {
+    KILN_ASSIGN_OR_RETURN(
+        dst_buf, DefineDst(b, l.outputs[0], Permuted(dst_md, to_tensor), sum_tensor, args));
+    if (out_range != nullptr) b.SetQuantized(l.outputs[0], oq.scale);
+  } else {
+    dst_buf = b.NewBuffer(dst_md.get_size());
+    for (size_t i = 0; i < split.size(); ++i) {
+      b.Define(l.outputs[i], Permuted(views[i], to_tensor), dst_buf);
+    }
+  }
+  args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+  b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+  return Status::OK();
+}
+
+// MatMul / Gemm with a constant 2-D B ([K, N], not transposed) and a dense A.
+Status BuildMatMulInt8(Builder& b, const TensorRange& range) {
+  const Layer& l = b.L();
+  const int a = l.inputs[0], w = l.inputs[1];
+  const int bias = l.inputs.size() > 2 ? l.inputs[2] : -1;
+  const bool ta = l.Int("trans_a") != 0, tb = l.Int("trans_b") != 0;
+  const Dims& ad = b.dims[a];
+  const Dims& bd = b.dims[w];
+  if (!b.IsConst(w) || bd.size() != 2 || tb || ta || (bias >= 0 && !b.IsConst(bias))) {
+    return Unimplemented("INT8 matmul needs a constant [K, N] B and an untransposed A");
+  }
+  if (!l.Ints("split").empty()) return Unimplemented("INT8 matmul of merged siblings");
+  if (ad.size() < 2) return Unimplemented("INT8 matmul needs A of rank 2 or more");
+  for (const PostOp& po : l.post_ops) {
+    if (po.kind != PostOp::kEltwise && po.kind != PostOp::kSum) {
+      return Unimplemented("INT8 matmul with a binary post-op");
+    }
+  }
+  const Dims& out0 = b.dims[l.outputs[0]];
+  int64_t m = 1;
+  for (size_t i = 0; i + 1 < ad.size(); ++i) m *= ad[i];
+  const int64_t k = ad.back(), n = bd[1];
+  if (bd[0] != k) return Unimplemented("INT8 matmul: inner dims differ");
+  int64_t out_elems = 1;
+  for (int64_t v : out0) out_elems *= v;
+  if (out_elems != m * n) return Unimplemented("INT8 matmul: unexpected output shape");
+
+  // Weights: per-column (N) scales; quantize B^T rows then store [K, N].
+  const float* wv = b.prog.tensors[w].value.data<float>();
+  std::vector<float> wt(static_cast<size_t>(k * n));
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < n; ++j) wt[j * k + i] = wv[i * n + j];
+  }
+  std::vector<int8_t> qt(wt.size()), wq(wt.size());
+  const std::vector<float> wscale = QuantizeRows(wt.data(), n, k, qt.data());
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < n; ++j) wq[i * n + j] = qt[j * k + i];
+  }
+  const ActQuant aq = ActivationQuant(range);
+  std::vector<float> oscale(n);
+  for (int64_t j = 0; j < n; ++j) oscale[j] = wscale[j] / aq.scale;
+
+  const memory::desc a_q = Builder::Plain(ad, aq.type);  // the quantized A, plain
+  const memory::desc a_md = Strided({m, k}, {k, 1}, aq.type);
+  const memory::desc dst_md = Builder::Plain({m, n});
+  b.dt = dt::f32;
+  std::vector<StepArg> args;
+  int sum_tensor = -1;
+  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops, MakePostOps(b, dst_md, {}, &args, &sum_tensor));
+  dnnl::primitive_attr attr = ScratchAttr();
+  attr.set_post_ops(ops);
+  attr.set_output_scales(1 << 1, oscale);
+  const memory::desc w_any = AnyOf({k, n}, dt::s8);
+  const memory::desc bias_md = bias >= 0 ? Builder::Plain({1, n}) : memory::desc();
+  dnnl::matmul::desc d = bias >= 0 ? dnnl::matmul::desc(a_md, w_any, bias_md, dst_md)
+                                   : dnnl::matmul::desc(a_md, w_any, dst_md);
+  dnnl::matmul::primitive_desc pd(d, attr, b.eng);
+  KILN_RETURN_IF_ERROR(b.Choose(pd));
+  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+    return Unimplemented("no optimized INT8 matmul for this layer");
+  }
+  KILN_ASSIGN_OR_RETURN(int a_buf, b.Quantized(a, a_q, aq.scale));
+  args.push_back({DNNL_ARG_SRC, a_md, a_buf});
+  KILN_ASSIGN_OR_RETURN(int wb, b.WeightsFromData(101, Strided({k, n}, {n, 1}, dt::s8), wq.data(),
+                                                  pd.weights_desc()));
+  args.push_back({DNNL_ARG_WEIGHTS, pd.weights_desc(), wb});
+  std::vector<float> bq;
+  if (bias >= 0) {
+    const float* bv = b.prog.tensors[bias].value.data<float>();
+    bq.resize(n);
+    for (int64_t j = 0; j < n; ++j) bq[j] = bv[j] / oscale[j];
+    KILN_ASSIGN_OR_RETURN(int bb, b.WeightsFromData(102, bias_md, bq.data(), pd.bias_desc()));
+    args.push_back({DNNL_ARG_BIAS, pd.bias_desc(), bb});
+  }
+  KILN_ASSIGN_OR_RETURN(int dst_buf,
+                        DefineDst(b, l.outputs[0], Builder::Plain(out0), sum_tensor, args));
+  args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+  b.AddStep(dnnl::primitive(pd), pd, std::move(args));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status BuildInt8(Builder& b, const TensorRange& range) {
+  try {
+    if (b.L().kind == LayerKind::kConv) return BuildConvInt8(b, range);
+    if (b.L().kind == LayerKind::kMatMul) return BuildMatMulInt8(b, range);
+  } catch (const dnnl::error& e) {
+    return Unimplemented(std::string("oneDNN (INT8): ") + e.what());
+  }
+  return Unimplemented("no INT8 kernel for this layer kind");
+}
+
+}  // namespace kiln::cpu

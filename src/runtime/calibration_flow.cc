@@ -1,0 +1,245 @@
+#include "runtime/calibration_flow.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "convert/convert_internal.h"
+#include "convert/engine_op_def.h"
+#include "core/logging.h"
+#include "engine/calibrator.h"
+#include "kiln/convert.h"
+#include "kiln/session.h"
+
+namespace kiln {
+
+Status ApplyCalibrationData(const std::string& data, const std::string& who, BuildConfig* config,
+                            std::string* calibrate_id) {
+  if (data.empty()) return Status::OK();
+  if (data.rfind(kCalibratePrefix, 0) == 0) {
+    *calibrate_id = data.substr(std::string(kCalibratePrefix).size());
+    return Status::OK();
+  }
+  KILN_ASSIGN_OR_RETURN(CalibrationTable table,
+                        CalibrationTable::Parse(data, who + ": calibration_data"));
+  config->int8_ranges = table.ranges;
+  return Status::OK();
+}
+
+StatusOr<std::vector<Tensor>> RunCalibrationStep(const Executor& native, const Graph& segment,
+                                                 const std::string& id,
+                                                 const std::vector<std::pair<int, Tensor>>& feeds,
+                                                 const std::vector<int>& fetch) {
+  std::vector<int> slots = fetch;
+  std::vector<std::string> names;
+  for (const std::string& t : Int8TensorsOf(segment)) {
+    const int slot = native.SlotOf(t);
+    if (slot < 0) continue;
+    slots.push_back(slot);
+    names.push_back(t);
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Tensor> outs, native.Run(feeds, slots, RunOptions{}, nullptr));
+  std::shared_ptr<CalibrationCollector> c = GetCalibrationCollector(id);
+  for (size_t k = 0; k < names.size(); ++k) c->Add(names[k], outs[fetch.size() + k]);
+  c->NoteBatch();
+  outs.resize(fetch.size());
+  return outs;
+}
+
+namespace {
+
+StatusOr<std::vector<std::vector<Tensor>>> RunAll(const Graph& g, const std::vector<Feeds>& feeds) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::FromGraph(g));
+  std::vector<std::vector<Tensor>> out;
+  for (const Feeds& f : feeds) {
+    KILN_ASSIGN_OR_RETURN(std::vector<Tensor> y, session->Run(f));
+    out.push_back(std::move(y));
+  }
+  return out;
+}
+
+// ||a - b|| / ||b|| over every float output of every batch.
+double RelL2All(const std::vector<std::vector<Tensor>>& a,
+                const std::vector<std::vector<Tensor>>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    for (size_t k = 0; k < a[i].size() && k < b[i].size(); ++k) {
+      const Tensor& x = a[i][k];
+      const Tensor& y = b[i][k];
+      if (x.dtype() != DataType::kFloat32 || y.dtype() != DataType::kFloat32 ||
+          x.num_elements() != y.num_elements()) {
+        continue;
+      }
+      for (int64_t e = 0; e < x.num_elements(); ++e) {
+        const double d = static_cast<double>(x.data<float>()[e]) - y.data<float>()[e];
+        num += std::isfinite(d) ? d * d : 1e30;
+        den += static_cast<double>(y.data<float>()[e]) * y.data<float>()[e];
+      }
+    }
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+ConversionParams WithTable(ConversionParams p, const CalibrationTable& table) {
+  p.calibration_table = table.ToText();
+  p.calibration_feeds.clear();
+  p.calibration_input_fn = nullptr;
+  p.calibration_progress = nullptr;
+  return p;
+}
+
+// The accuracy budget: the INT8 graph with the fewest layers kept in higher precision (most
+// harmful first, by the error with only that layer kept) whose outputs on `eval` are within
+// params.max_accuracy_loss (rel. L2) of the FP32 engines'.
+StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const ConversionParams& params,
+                                           const CalibrationTable& table,
+                                           const std::vector<Feeds>& eval) {
+  const double budget = params.max_accuracy_loss;
+  ConversionParams fp32 = WithTable(params, table);
+  fp32.precision_mode = "FP32";
+  fp32.calibration_table.clear();
+  KILN_ASSIGN_OR_RETURN(ConvertedModel reference, CreateInferenceGraph(source, fp32));
+  KILN_ASSIGN_OR_RETURN(auto want, RunAll(reference.graph(), eval));
+  auto build = [&](const std::vector<std::string>& keep, double* err) -> StatusOr<ConvertedModel> {
+    ConversionParams p = WithTable(params, table);
+    p.int8_keep_float = keep;
+    KILN_ASSIGN_OR_RETURN(ConvertedModel m, CreateInferenceGraph(source, p));
+    KILN_ASSIGN_OR_RETURN(auto got, RunAll(m.graph(), eval));
+    *err = RelL2All(got, want);
+    return m;
+  };
+  auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.3g", v);
+    return std::string(buf);
+  };
+  std::vector<std::string> keep = params.int8_keep_float;
+  double err = 0;
+  KILN_ASSIGN_OR_RETURN(ConvertedModel model, build(keep, &err));
+  const double all_int8 = err;
+  if (err > budget) {
+    std::vector<std::pair<double, std::string>> alone;  // error with only that layer kept
+    for (const auto& [t, r] : table.ranges) {
+      if (std::find(keep.begin(), keep.end(), t) != keep.end()) continue;
+      std::vector<std::string> k = keep;
+      k.push_back(t);
+      double e = 0;
+      KILN_RETURN_IF_ERROR(build(k, &e).status());
+      alone.emplace_back(e, t);
+    }
+    std::sort(alone.begin(), alone.end());
+    for (const auto& [e, t] : alone) {
+      keep.push_back(t);
+      KILN_ASSIGN_OR_RETURN(model, build(keep, &err));
+      if (err <= budget) break;
+    }
+  }
+  auto& impl = ConvertedModelAccess::Of(model);
+  impl.summary.int8_kept_float.assign(keep.begin() + params.int8_keep_float.size(), keep.end());
+  impl.summary.int8_accuracy = "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
+                               " calibration batch(es): " + text(all_int8) +
+                               " with every layer INT8, " + text(err) + " with " +
+                               std::to_string(impl.summary.int8_kept_float.size()) +
+                               " layer input(s) kept in higher precision (budget " + text(budget) +
+                               (err <= budget ? ")" : "; not reached)");
+  return model;
+}
+
+// CalibGraphToInferGraph with the batches the accuracy budget is measured on.
+StatusOr<ConvertedModel> ToInferGraph(const ConvertedModel& calib_graph,
+                                      const std::vector<Feeds>& eval);
+
+}  // namespace
+
+StatusOr<ConvertedModel> CalibGraphToInferGraph(const ConvertedModel& calib_graph) {
+  return ToInferGraph(calib_graph, ConvertedModelAccess::Of(calib_graph).params.calibration_feeds);
+}
+
+namespace {
+
+StatusOr<ConvertedModel> ToInferGraph(const ConvertedModel& calib_graph,
+                                      const std::vector<Feeds>& eval) {
+  const auto& impl = ConvertedModelAccess::Of(calib_graph);
+  if (impl.calibration_source == nullptr) {
+    return InvalidArgument(
+        "CalibGraphToInferGraph: the graph is not a calibration graph (convert with "
+        "precision_mode INT8 and use_calibration=true, without a calibration table)");
+  }
+  KILN_ASSIGN_OR_RETURN(CalibrationMethod method,
+                        ParseCalibrationMethod(impl.params.calibration_method));
+  CalibrationTable table;
+  table.calibrator = CalibrationMethodName(method);
+  std::vector<std::string> never;
+  for (const Node& n : impl.graph.nodes) {
+    if (n.op_type != kEngineOpType || n.domain != kEngineOpDomain) continue;
+    const Attr* a = n.FindAttr("calibration_data");
+    if (a == nullptr || a->s.rfind(kCalibratePrefix, 0) != 0) continue;
+    const std::string id = a->s.substr(std::string(kCalibratePrefix).size());
+    std::shared_ptr<CalibrationCollector> c = FindCalibrationCollector(id);
+    if (c == nullptr || c->batches() == 0) {
+      never.push_back(n.name);
+      continue;
+    }
+    CalibrationTable part = c->Table(method, impl.params.calibration_percentile);
+    table.ranges.insert(part.ranges.begin(), part.ranges.end());
+  }
+  if (!never.empty()) {
+    std::string names;
+    for (const auto& s : never) names += (names.empty() ? "'" : ", '") + s + "'";
+    return FailedPrecondition(
+        "CalibGraphToInferGraph: the calibration graph was never calibrated: its engine(s) " +
+        names +
+        " saw no data (run the calibration graph with Session on representative inputs first)");
+  }
+  StatusOr<ConvertedModel> converted =
+      impl.params.max_accuracy_loss >= 0 && !eval.empty()
+          ? BuildWithinBudget(
+                *impl.calibration_source, impl.params, table,
+                std::vector<Feeds>(eval.begin(), eval.begin() + std::min<size_t>(eval.size(), 8)))
+          : CreateInferenceGraph(*impl.calibration_source, WithTable(impl.params, table));
+  if (!converted.ok()) return converted.status();
+  if (!impl.params.calibration_cache.empty()) {
+    KILN_RETURN_IF_ERROR(table.WriteFile(impl.params.calibration_cache));
+  }
+  return converted;
+}
+
+// The one-call form: run the feeds through the calibration graph, then CalibGraphToInferGraph.
+StatusOr<ConvertedModel> CalibrateWithFeeds(ConvertedModel calib, const ConversionParams& params) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::FromGraph(calib.graph()));
+  const int64_t total =
+      params.calibration_input_fn ? -1 : static_cast<int64_t>(params.calibration_feeds.size());
+  int64_t done = 0;
+  std::vector<Feeds> eval;  // the accuracy budget's batches (the first 8)
+  auto run = [&](const Feeds& feeds) -> Status {
+    if (params.max_accuracy_loss >= 0 && eval.size() < 8) eval.push_back(feeds);
+    auto r = session->Run(feeds);
+    if (!r.ok()) {
+      return r.status().WithContext("calibration batch " + std::to_string(done + 1));
+    }
+    ++done;
+    if (params.calibration_progress) params.calibration_progress(done, total);
+    return Status::OK();
+  };
+  for (const Feeds& f : params.calibration_feeds) KILN_RETURN_IF_ERROR(run(f));
+  if (params.calibration_input_fn) {
+    Feeds f;
+    while (params.calibration_input_fn(&f)) {
+      KILN_RETURN_IF_ERROR(run(f));
+      f.clear();
+    }
+  }
+  if (done == 0) {
+    return InvalidArgument("INT8 calibration: the calibration inputs gave no batch");
+  }
+  return ToInferGraph(calib, eval);
+}
+
+[[maybe_unused]] const bool registered = [] {
+  SetCalibrationRunner(&CalibrateWithFeeds);
+  return true;
+}();
+
+}  // namespace
+
+}  // namespace kiln

@@ -1,0 +1,238 @@
+// The CPU backend's INT8 layers (backends/cpu/layers_int8.cc) against the reference kernels:
+// conv with bias + ReLU, conv with a residual sum, grouped conv, Gemm/MatMul with bias; signed
+// and unsigned activations; a serialized plan runs the same. Large biases make a wrongly scaled
+// bias visible; exact ranges make the error the rounding error only.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backends/cpu/cpu_test_util.h"
+#include "engine/calibrator.h"
+
+namespace kiln {
+namespace {
+
+using testing_cpu::A;
+using testing_cpu::Random;
+using testing_cpu::SegmentBuilder;
+
+// Exact min/max ranges of every tensor the INT8 layers read, from a reference run.
+std::map<std::string, TensorRange> ExactRanges(const Graph& g,
+                                               const std::map<std::string, Tensor>& values) {
+  std::map<std::string, TensorRange> out;
+  for (const std::string& t : Int8TensorsOf(g)) {
+    Histogram h;
+    const Tensor& v = values.at(t);
+    h.Add(v.data<float>(), v.num_elements());
+    out[t] = {h.amax(), h.min(), h.max()};
+  }
+  return out;
+}
+
+struct Result {
+  double err = INFINITY;
+  std::vector<LayerInfo> layers;
+};
+
+Result BuildAndCompare(SegmentBuilder& b, const std::vector<Tensor>& in, bool round_trip = false) {
+  Result r;
+  std::map<std::string, Tensor> all;
+  auto ref = testing_cpu::RunReference(b.graph(), in, &all);
+  EXPECT_TRUE(ref.ok()) << ref.status();
+  if (!ref.ok()) return r;
+  b.InferValueInfo(all);
+  BuildConfig cfg = testing_cpu::Config(b.shapes());
+  cfg.precision = Precision::kINT8;
+  cfg.int8_ranges = ExactRanges(b.graph(), all);
+  EXPECT_FALSE(cfg.int8_ranges.empty());
+  auto e = CpuBackend().Build(b.graph(), cfg);
+  EXPECT_TRUE(e.ok()) << e.status();
+  if (!e.ok()) return r;
+  std::unique_ptr<Engine> engine = std::move(e).value();
+  if (round_trip) {
+    auto payload = engine->SerializePayload();
+    EXPECT_TRUE(payload.ok());
+    auto back = CpuBackend().Deserialize(*payload, b.graph(), cfg);
+    EXPECT_TRUE(back.ok()) << back.status();
+    if (!back.ok()) return r;
+    engine = std::move(back).value();
+  }
+  auto got = testing_cpu::RunEngine(*engine, in);
+  EXPECT_TRUE(got.ok()) << got.status();
+  if (!got.ok()) return r;
+  r.err = 0;
+  for (size_t i = 0; i < got->size(); ++i) {
+    r.err = std::max(r.err, testing_cpu::RelL2((*got)[i], (*ref)[i]));
+  }
+  r.layers = engine->Layers();
+  return r;
+}
+
+int CountInt8(const std::vector<LayerInfo>& layers) {
+  int n = 0;
+  for (const auto& l : layers) n += l.precision == "INT8";
+  return n;
+}
+
+TEST(Int8Layers, ConvBiasRelu) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 8, 12, 12})
+      .Init("w", Random({16, 8, 3, 3}, 1, -0.3f, 0.3f))
+      .Init("bias", Random({16}, 2, -2.f, 2.f))  // large: a mis-scaled bias shows
+      .Op("Conv", {"x", "w", "bias"}, {"c"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Relu", {"c"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 8, 12, 12}, 3)});
+  EXPECT_LT(r.err, 2e-2);
+  EXPECT_GT(r.err, 0.0);
+  EXPECT_EQ(CountInt8(r.layers), 1);
+}
+
+TEST(Int8Layers, UnsignedInputResidualSumAndPlan) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 16, 10, 10})
+      .Init("w0", Random({16, 16, 1, 1}, 4, -0.5f, 0.5f))
+      .Init("w1", Random({16, 16, 3, 3}, 5, -0.2f, 0.2f))
+      .Init("b1", Random({16}, 6, -1.f, 1.f))
+      .Op("Conv", {"x", "w0"}, {"c0"})
+      .Op("Relu", {"c0"}, {"r0"})  // unsigned input of the next conv
+      .Op("Conv", {"r0", "w1", "b1"}, {"c1"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Add", {"c1", "r0"}, {"s"})
+      .Op("Relu", {"s"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 16, 10, 10}, 7)}, /*round_trip=*/true);
+  EXPECT_LT(r.err, 2e-2);
+  EXPECT_EQ(CountInt8(r.layers), 2);
+}
+
+// conv -> relu -> conv -> relu -> conv: the first two write INT8 straight into the next one's
+// input (Q/DQ only at the precision boundaries).
+TEST(Int8Layers, ChainedInt8Convs) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 8, 10, 10})
+      .Init("w0", Random({16, 8, 1, 1}, 30, -0.5f, 0.5f))
+      .Init("b0", Random({16}, 31, -0.5f, 0.5f))
+      .Init("w1", Random({16, 16, 3, 3}, 32, -0.2f, 0.2f))
+      .Init("b1", Random({16}, 33, -0.5f, 0.5f))
+      .Init("w2", Random({8, 16, 1, 1}, 34, -0.4f, 0.4f))
+      .Op("Conv", {"x", "w0", "b0"}, {"c0"})
+      .Op("Relu", {"c0"}, {"r0"})
+      .Op("Conv", {"r0", "w1", "b1"}, {"c1"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Relu", {"c1"}, {"r1"})
+      .Op("Conv", {"r1", "w2"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 8, 10, 10}, 35)}, /*round_trip=*/true);
+  EXPECT_LT(r.err, 3e-2);
+  EXPECT_GT(r.err, 0.0);
+  EXPECT_EQ(CountInt8(r.layers), 3);
+}
+
+// An INT8 conv's reader that cannot run in INT8 after all (a matmul with a binary post-op)
+// gets the conv's output dequantized.
+TEST(Int8Layers, FloatReaderOfInt8Output) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 4, 6, 6})
+      .In("z", {2, 8, 6, 5})
+      .Init("w", Random({8, 4, 3, 3}, 40, -0.4f, 0.4f))
+      .Init("k", Random({6, 5}, 41, -0.5f, 0.5f))
+      .Op("Conv", {"x", "w"}, {"c"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Relu", {"c"}, {"r"})
+      .Op("MatMul", {"r", "k"}, {"m"})
+      .Op("Add", {"m", "z"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 4, 6, 6}, 42), Random({2, 8, 6, 5}, 43)});
+  EXPECT_LT(r.err, 3e-2);
+  EXPECT_GE(CountInt8(r.layers), 1);
+}
+
+TEST(Int8Layers, MergedSiblingConvs) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 16, 8, 8})
+      .Init("wa", Random({24, 16, 1, 1}, 20, -0.4f, 0.4f))
+      .Init("wb", Random({8, 16, 1, 1}, 21, -0.4f, 0.4f))
+      .Init("bb", Random({8}, 22, -1.f, 1.f))
+      .Op("Conv", {"x", "wa"}, {"ya"})
+      .Op("Conv", {"x", "wb", "bb"}, {"yb"})
+      .Out("ya")
+      .Out("yb");
+  Result r = BuildAndCompare(b, {Random({2, 16, 8, 8}, 23)});
+  EXPECT_LT(r.err, 2e-2);
+  EXPECT_EQ(CountInt8(r.layers), static_cast<int>(r.layers.size()));
+}
+
+TEST(Int8Layers, GroupedConvInt8DepthwiseStaysFloat) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {1, 16, 9, 9})
+      .Init("w", Random({16, 4, 3, 3}, 8, -0.5f, 0.5f))  // 4 groups of 4 channels
+      .Init("bias", Random({16}, 9, -1.f, 1.f))
+      .Op("Conv", {"x", "w", "bias"}, {"y"},
+          A({{"group", Attr::Int(4)}, {"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({1, 16, 9, 9}, 10)});
+  EXPECT_LT(r.err, 2e-2);
+  EXPECT_EQ(CountInt8(r.layers), 1);
+
+  SegmentBuilder d;  // depthwise: memory-bound, kept in floating point (layers_int8.cc)
+  d.In("x", {1, 16, 9, 9})
+      .Init("w", Random({16, 1, 3, 3}, 11, -0.5f, 0.5f))
+      .Op("Conv", {"x", "w"}, {"y"},
+          A({{"group", Attr::Int(16)}, {"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Out("y");
+  Result rd = BuildAndCompare(d, {Random({1, 16, 9, 9}, 12)});
+  EXPECT_LT(rd.err, 2e-2);
+  ASSERT_EQ(rd.layers.size(), 1u);
+  EXPECT_NE(rd.layers[0].precision, "INT8");
+}
+
+TEST(Int8Layers, GemmAndMatMulWithBias) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {4, 5, 64})
+      .Init("w", Random({64, 48}, 11, -0.3f, 0.3f))
+      .Init("bias", Random({48}, 12, -2.f, 2.f))
+      .Op("MatMul", {"x", "w"}, {"m"})
+      .Op("Add", {"m", "bias"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({4, 5, 64}, 13)});
+  EXPECT_LT(r.err, 2e-2);
+  EXPECT_GT(r.err, 0.0);
+  EXPECT_EQ(CountInt8(r.layers), 1);
+
+  SegmentBuilder g;
+  g.In("x", {3, 40})
+      .Init("w", Random({24, 40}, 14, -0.3f, 0.3f))
+      .Init("c", Random({24}, 15, -2.f, 2.f))
+      .Op("Gemm", {"x", "w", "c"}, {"y"}, A({{"transB", Attr::Int(1)}}))
+      .Out("y");
+  Result rg = BuildAndCompare(g, {Random({3, 40}, 16)});
+  EXPECT_LT(rg.err, 2e-2);
+  EXPECT_EQ(CountInt8(rg.layers), 1);
+}
+
+// A layer without a range (not in the table) keeps its floating precision.
+TEST(Int8Layers, NoRangeNoInt8) {
+  SegmentBuilder b;
+  b.In("x", {1, 8, 6, 6})
+      .Init("w", Random({8, 8, 3, 3}, 17, -0.3f, 0.3f))
+      .Op("Conv", {"x", "w"}, {"y"})
+      .Out("y");
+  std::map<std::string, Tensor> all;
+  ASSERT_TRUE(testing_cpu::RunReference(b.graph(), {Random({1, 8, 6, 6}, 18)}, &all).ok());
+  b.InferValueInfo(all);
+  BuildConfig cfg = testing_cpu::Config(b.shapes());
+  cfg.precision = Precision::kINT8;
+  cfg.int8_ranges["some_other_tensor"] = {1.f, -1.f, 1.f};
+  auto e = CpuBackend().Build(b.graph(), cfg);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(CountInt8((*e)->Layers()), 0);
+}
+
+}  // namespace
+}  // namespace kiln
