@@ -1,0 +1,450 @@
+// kiln's own CUDA kernels (kernels.h). Arithmetic is in float whatever the storage type.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "backends/cuda/kernels.h"
+
+namespace kiln::cuda {
+namespace {
+
+template <typename T>
+__device__ __forceinline__ float Load(const T* p, int64_t i);
+template <>
+__device__ __forceinline__ float Load<float>(const float* p, int64_t i) {
+  return p[i];
+}
+template <>
+__device__ __forceinline__ float Load<__half>(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
+template <>
+__device__ __forceinline__ float Load<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ void Store(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void Store(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void Store(__nv_bfloat16* p, int64_t i, float v) {
+  p[i] = __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ float Sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float SoftRelu(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+__device__ float Elt(int alg, float x, float a, float b) {
+  switch (alg) {
+    case kRelu:
+      return x > 0.f ? x : a * x;
+    case kTanh:
+      return tanhf(x);
+    case kElu:
+      return x > 0.f ? x : a * (expf(x) - 1.f);
+    case kAbs:
+      return fabsf(x);
+    case kSqrt:
+      return sqrtf(x);
+    case kLinear:
+      return a * x + b;
+    case kSoftRelu:
+      return SoftRelu(x);
+    case kLogistic:
+      return Sigmoid(x);
+    case kExp:
+      return expf(x);
+    case kGeluTanh:
+      return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case kLog:
+      return logf(x);
+    case kClip:
+      return fminf(fmaxf(x, a), b);
+    case kPow:
+      return b == 1.f ? a * x : (b == -1.f ? a / x : a * powf(x, b));
+    case kGeluErf:
+      return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+    case kMish:
+      return x * tanhf(SoftRelu(x));
+    case kHardswish:
+      if (a == 0.f) return x * fminf(fmaxf(x + 3.f, 0.f), 6.f) * (1.f / 6.f);
+      return x * fminf(fmaxf(a * x + b, 0.f), 1.f);
+    case kSwish:
+      return x * Sigmoid(a * x);
+    case kErf:
+      return erff(x);
+    default:
+      return x;
+  }
+}
+
+__device__ float Bin(int alg, float x, float y) {
+  switch (alg) {
+    case kAdd:
+      return x + y;
+    case kSub:
+      return x - y;
+    case kMul:
+      return x * y;
+    case kDiv:
+      return x / y;
+    case kMax:
+      return fmaxf(x, y);
+    case kMin:
+      return fminf(x, y);
+    default:
+      return x;
+  }
+}
+
+int Blocks(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  return static_cast<int>(b > 65536 * 8 ? 65536 * 8 : (b < 1 ? 1 : b));
+}
+
+// I: the index type (32-bit when every index and offset fits: much cheaper division).
+template <typename T, typename I>
+__device__ __forceinline__ float LoadOperand(const Operand& o, I i, int rank, const int64_t* dims) {
+  const T* p = static_cast<const T*>(o.ptr);
+  if (o.mode == 1) return Load(p, i);
+  if (o.mode == 2) return Load(p, (i / static_cast<I>(o.div)) % static_cast<I>(o.mod));
+  I off = 0, r = i;
+  for (int d = rank - 1; d >= 0; --d) {
+    const I dim = static_cast<I>(dims[d]);
+    const I q = r / dim;
+    off += (r - q * dim) * static_cast<I>(o.strides[d]);
+    r = q;
+  }
+  return Load(p, off);
+}
+
+template <typename T, typename I>
+__global__ void ChainKernel(const T* x, T* y, I n, const Chain c) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<I>(gridDim.x) * blockDim.x) {
+    float v = Load(x, i);
+    for (int k = 0; k < c.n; ++k) {
+      const ChainOp& op = c.ops[k];
+      if (op.kind == 0) {
+        v = Elt(op.alg, v, op.alpha, op.beta);
+      } else {
+        const float w = LoadOperand<T, I>(op.operand, i, c.rank, c.dims);
+        v = op.kind == 1 ? Bin(op.alg, v, w) : (v > 0.f ? v : v * w);
+      }
+    }
+    Store(y, i, v);
+  }
+}
+
+template <typename T>
+void LaunchChain(const T* x, T* y, int64_t n, const Chain& c, int blocks, int th, cudaStream_t s) {
+  if (n < (int64_t{1} << 31)) {
+    ChainKernel<T, int32_t><<<blocks, th, 0, s>>>(x, y, static_cast<int32_t>(n), c);
+  } else {
+    ChainKernel<T, int64_t><<<blocks, th, 0, s>>>(x, y, n, c);
+  }
+}
+
+template <typename S, typename D, typename I>
+__global__ void CopyKernel(const S* src, D* dst, I n, const Strided s) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<I>(gridDim.x) * blockDim.x) {
+    I so = 0, dso = 0, r = i;
+    for (int d = s.rank - 1; d >= 0; --d) {
+      const I dim = static_cast<I>(s.dims[d]);
+      const I q = r / dim;
+      const I k = r - q * dim;
+      so += k * static_cast<I>(s.src[d]);
+      dso += k * static_cast<I>(s.dst[d]);
+      r = q;
+    }
+    Store(dst, dso, Load(src, so));
+  }
+}
+
+template <typename I>
+__global__ void RawCopyKernel(const uint4* src, uint4* dst, I n, const Strided s) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<I>(gridDim.x) * blockDim.x) {
+    I so = 0, dso = 0, r = i;
+    for (int d = s.rank - 1; d >= 0; --d) {
+      const I dim = static_cast<I>(s.dims[d]);
+      const I q = r / dim;
+      const I k = r - q * dim;
+      so += k * static_cast<I>(s.src[d]);
+      dso += k * static_cast<I>(s.dst[d]);
+      r = q;
+    }
+    dst[dso] = src[so];
+  }
+}
+
+template <typename S, typename D>
+void LaunchCopy(const S* src, D* dst, int64_t n, const Strided& s, cudaStream_t st) {
+  const int th = 256;
+  int64_t span = n;
+  for (int d = 0; d < s.rank; ++d) {
+    span = std::max(span, (s.dims[d] - 1) * std::max(s.src[d], s.dst[d]) + 1);
+  }
+  if (span < (int64_t{1} << 30)) {
+    CopyKernel<S, D, int32_t><<<Blocks(n, th), th, 0, st>>>(src, dst, static_cast<int32_t>(n), s);
+  } else {
+    CopyKernel<S, D, int64_t><<<Blocks(n, th), th, 0, st>>>(src, dst, n, s);
+  }
+}
+
+template <typename S>
+cudaError_t CopyTo(const S* src, DType dt, void* dst, int64_t n, const Strided& s,
+                   cudaStream_t st) {
+  switch (dt) {
+    case DType::kF32:
+      LaunchCopy(src, static_cast<float*>(dst), n, s, st);
+      break;
+    case DType::kF16:
+      LaunchCopy(src, static_cast<__half*>(dst), n, s, st);
+      break;
+    case DType::kBF16:
+      LaunchCopy(src, static_cast<__nv_bfloat16*>(dst), n, s, st);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+__device__ __forceinline__ float WarpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// One warp per row (inner == 1), the row held in registers (cols <= 32 * kPer): one read.
+template <typename T, int kPer>
+__global__ void SoftmaxRows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
+  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const T* xr = x + row * cols;
+  T* yr = y + row * cols;
+  float v[kPer];
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int64_t j = lane + 32 * k;
+    v[k] = j < cols ? Load(xr, j) : -INFINITY;
+    m = fmaxf(m, v[k]);
+  }
+  m = WarpMax(m);
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    v[k] = v[k] - m;
+    s += lane + 32 * k < cols ? expf(v[k]) : 0.f;
+  }
+  s = WarpSum(s);
+  const float ls = logf(s), inv = 1.f / s;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int64_t j = lane + 32 * k;
+    if (j < cols) Store(yr, j, log ? v[k] - ls : expf(v[k]) * inv);
+  }
+}
+
+// One warp per row of any length (three passes over global memory).
+template <typename T>
+__global__ void SoftmaxLongRows(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
+  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const T* xr = x + row * cols;
+  T* yr = y + row * cols;
+  float m = -INFINITY;
+  for (int64_t j = lane; j < cols; j += 32) m = fmaxf(m, Load(xr, j));
+  m = WarpMax(m);
+  float s = 0.f;
+  for (int64_t j = lane; j < cols; j += 32) s += expf(Load(xr, j) - m);
+  s = WarpSum(s);
+  const float ls = logf(s), inv = 1.f / s;
+  for (int64_t j = lane; j < cols; j += 32) {
+    const float e = Load(xr, j) - m;
+    Store(yr, j, log ? e - ls : expf(e) * inv);
+  }
+}
+
+// One thread per (outer, inner) pair.
+template <typename T>
+__global__ void SoftmaxStrided(const T* x, T* y, int64_t outer, int64_t axis, int64_t inner,
+                               bool log) {
+  const int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (t >= outer * inner) return;
+  const int64_t o = t / inner, in = t % inner;
+  const T* xr = x + o * axis * inner + in;
+  T* yr = y + o * axis * inner + in;
+  float m = -INFINITY;
+  for (int64_t j = 0; j < axis; ++j) m = fmaxf(m, Load(xr, j * inner));
+  float s = 0.f;
+  for (int64_t j = 0; j < axis; ++j) s += expf(Load(xr, j * inner) - m);
+  const float ls = logf(s), inv = 1.f / s;
+  for (int64_t j = 0; j < axis; ++j) {
+    const float e = Load(xr, j * inner) - m;
+    Store(yr, j * inner, log ? e - ls : expf(e) * inv);
+  }
+}
+
+// One warp per row: mean, then variance of (x - mean), then the normalized output.
+template <typename T>
+__global__ void LayerNormRows(const T* x, const T* scale, const T* bias, T* y, int64_t rows,
+                              int64_t cols, float eps) {
+  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const T* xr = x + row * cols;
+  T* yr = y + row * cols;
+  float s = 0.f;
+  for (int64_t j = lane; j < cols; j += 32) s += Load(xr, j);
+  const float mean = WarpSum(s) / static_cast<float>(cols);
+  float v = 0.f;
+  for (int64_t j = lane; j < cols; j += 32) {
+    const float d = Load(xr, j) - mean;
+    v += d * d;
+  }
+  const float rstd = rsqrtf(WarpSum(v) / static_cast<float>(cols) + eps);
+  for (int64_t j = lane; j < cols; j += 32) {
+    float o = (Load(xr, j) - mean) * rstd * Load(scale, j);
+    if (bias != nullptr) o += Load(bias, j);
+    Store(yr, j, o);
+  }
+}
+
+}  // namespace
+
+cudaError_t RunChain(DType t, const void* x, void* y, int64_t n, const Chain& c, cudaStream_t s) {
+  const int th = 256;
+  const int blocks = Blocks(n, th);
+  switch (t) {
+    case DType::kF32:
+      LaunchChain(static_cast<const float*>(x), static_cast<float*>(y), n, c, blocks, th, s);
+      break;
+    case DType::kF16:
+      LaunchChain(static_cast<const __half*>(x), static_cast<__half*>(y), n, c, blocks, th, s);
+      break;
+    case DType::kBF16:
+      LaunchChain(static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), n, c,
+                  blocks, th, s);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t StridedCopy(DType src_t, const void* src, DType dst_t, void* dst, const Strided& s,
+                        cudaStream_t stream) {
+  int64_t n = 1;
+  for (int i = 0; i < s.rank; ++i) n *= s.dims[i];
+  if (n == 0) return cudaSuccess;
+  // Same type with a contiguous innermost run of whole 16-byte units on both sides (BERT's
+  // head transposes): copy uint4 units, eight halves per index computation.
+  const int es = SizeOf(src_t);
+  const int r = s.rank - 1;
+  if (src_t == dst_t && s.src[r] == 1 && s.dst[r] == 1 && (s.dims[r] * es) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    const int64_t vec = 16 / es;
+    bool ok = true;
+    Strided v = s;
+    for (int i = 0; i < r; ++i) {
+      if (s.src[i] % vec != 0 || s.dst[i] % vec != 0) ok = false;
+      v.src[i] = s.src[i] / vec;
+      v.dst[i] = s.dst[i] / vec;
+    }
+    v.dims[r] = s.dims[r] / vec;
+    if (ok) {
+      const int64_t nv = n / vec;
+      const int th = 256;
+      if (nv < (int64_t{1} << 30)) {
+        RawCopyKernel<int32_t><<<Blocks(nv, th), th, 0, stream>>>(
+            static_cast<const uint4*>(src), static_cast<uint4*>(dst), static_cast<int32_t>(nv), v);
+      } else {
+        RawCopyKernel<int64_t><<<Blocks(nv, th), th, 0, stream>>>(static_cast<const uint4*>(src),
+                                                                  static_cast<uint4*>(dst), nv, v);
+      }
+      return cudaGetLastError();
+    }
+  }
+  switch (src_t) {
+    case DType::kF32:
+      return CopyTo(static_cast<const float*>(src), dst_t, dst, n, s, stream);
+    case DType::kF16:
+      return CopyTo(static_cast<const __half*>(src), dst_t, dst, n, s, stream);
+    case DType::kBF16:
+      return CopyTo(static_cast<const __nv_bfloat16*>(src), dst_t, dst, n, s, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+template <typename T>
+cudaError_t SoftmaxT(const T* x, T* y, int64_t outer, int64_t axis, int64_t inner, bool log,
+                     cudaStream_t s) {
+  if (inner == 1) {
+    const int warps = 8;
+    const int64_t blocks = (outer + warps - 1) / warps;
+    const unsigned b = static_cast<unsigned>(blocks);
+    if (axis <= 128) {
+      SoftmaxRows<T, 4><<<b, warps * 32, 0, s>>>(x, y, outer, axis, log);
+    } else if (axis <= 1024) {
+      SoftmaxRows<T, 32><<<b, warps * 32, 0, s>>>(x, y, outer, axis, log);
+    } else {
+      SoftmaxLongRows<<<b, warps * 32, 0, s>>>(x, y, outer, axis, log);
+    }
+  } else {
+    const int64_t n = outer * inner;
+    SoftmaxStrided<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(x, y, outer, axis, inner,
+                                                                          log);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t Softmax(DType t, const void* x, void* y, int64_t outer, int64_t axis, int64_t inner,
+                    bool log, cudaStream_t s) {
+  switch (t) {
+    case DType::kF32:
+      return SoftmaxT(static_cast<const float*>(x), static_cast<float*>(y), outer, axis, inner, log,
+                      s);
+    case DType::kF16:
+      return SoftmaxT(static_cast<const __half*>(x), static_cast<__half*>(y), outer, axis, inner,
+                      log, s);
+    case DType::kBF16:
+      return SoftmaxT(static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), outer,
+                      axis, inner, log, s);
+  }
+  return cudaErrorInvalidValue;
+}
+
+template <typename T>
+cudaError_t LayerNormT(const T* x, const T* scale, const T* bias, T* y, int64_t rows, int64_t cols,
+                       float eps, cudaStream_t s) {
+  const int warps = 8;
+  const int64_t blocks = (rows + warps - 1) / warps;
+  LayerNormRows<<<static_cast<unsigned>(blocks), warps * 32, 0, s>>>(x, scale, bias, y, rows, cols,
+                                                                     eps);
+  return cudaGetLastError();
+}
+
+cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bias, void* y,
+                      int64_t rows, int64_t cols, float eps, cudaStream_t s) {
+  switch (t) {
+    case DType::kF32:
+      return LayerNormT(static_cast<const float*>(x), static_cast<const float*>(scale),
+                        static_cast<const float*>(bias), static_cast<float*>(y), rows, cols, eps,
+                        s);
+    case DType::kF16:
+      return LayerNormT(static_cast<const __half*>(x), static_cast<const __half*>(scale),
+                        static_cast<const __half*>(bias), static_cast<__half*>(y), rows, cols, eps,
+                        s);
+    case DType::kBF16:
+      return LayerNormT(static_cast<const __nv_bfloat16*>(x),
+                        static_cast<const __nv_bfloat16*>(scale),
+                        static_cast<const __nv_bfloat16*>(bias), static_cast<__nv_bfloat16*>(y),
+                        rows, cols, eps, s);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,86 @@
+// kiln's own CUDA kernels for the CUDA engine backend (kernels.cu): elementwise chains with
+// broadcast operands, strided copies with casts (layout changes, transposes, concat, split),
+// softmax and layer normalization. Every entry point launches on `stream` and returns the
+// launch error (cudaGetLastError) so the caller can turn it into a Status.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::cuda {
+
+enum class DType : int { kF32 = 0, kF16, kBF16 };
+inline int SizeOf(DType t) { return t == DType::kF32 ? 4 : 2; }
+
+constexpr int kMaxRank = 8;
+constexpr int kMaxOps = 8;
+
+// Eltwise algorithms (mapped from the layer program's oneDNN algorithm values in lowering).
+enum EltAlg : int {
+  kRelu = 0,  // x > 0 ? x : alpha * x
+  kTanh,
+  kElu,  // x > 0 ? x : alpha * (exp(x) - 1)
+  kAbs,
+  kSqrt,
+  kLinear,    // alpha * x + beta
+  kSoftRelu,  // log(1 + exp(x))
+  kLogistic,
+  kExp,
+  kGeluTanh,
+  kLog,
+  kClip,  // min(max(x, alpha), beta)
+  kPow,   // alpha * x^beta
+  kGeluErf,
+  kMish,
+  kHardswish,  // alpha == 0: x * relu6(x + 3) / 6; else x * clamp(alpha * x + beta, 0, 1)
+  kSwish,      // x * sigmoid(alpha * x)
+  kErf,
+};
+enum BinAlg : int { kAdd = 0, kSub, kMul, kDiv, kMax, kMin };
+
+// How an operand element is found from the output's linear (physical) index i.
+struct Operand {
+  const void* ptr = nullptr;  // same dtype as the chain
+  int mode = 0;               // 0: general (strides), 1: i, 2: (i / div) % mod
+  int64_t div = 1, mod = 1;
+  int64_t strides[kMaxRank] = {};  // mode 0: element stride per output (physical) dim
+};
+
+struct ChainOp {
+  int kind = 0;  // 0 eltwise, 1 binary (x op operand), 2 prelu (x > 0 ? x : x * operand)
+  int alg = 0;
+  float alpha = 0, beta = 0;
+  Operand operand;
+};
+
+struct Chain {
+  int n = 0;
+  ChainOp ops[kMaxOps];
+  int rank = 1;
+  int64_t dims[kMaxRank] = {};  // physical output dims (mode-0 operands decompose by these)
+};
+
+// y[i] = ops(x[i]) for i < n; y may equal x.
+cudaError_t RunChain(DType t, const void* x, void* y, int64_t n, const Chain& c, cudaStream_t s);
+
+// dst[sum idx*dst_strides] = cast(src[sum idx*src_strides]) over the index space `dims`.
+struct Strided {
+  int rank = 1;
+  int64_t dims[kMaxRank] = {};
+  int64_t src[kMaxRank] = {};
+  int64_t dst[kMaxRank] = {};
+};
+cudaError_t StridedCopy(DType src_t, const void* src, DType dst_t, void* dst, const Strided& s,
+                        cudaStream_t stream);
+
+// Softmax over `axis` of a plain [outer, axis, inner] tensor (log: LogSoftmax).
+cudaError_t Softmax(DType t, const void* x, void* y, int64_t outer, int64_t axis, int64_t inner,
+                    bool log, cudaStream_t s);
+
+// Layer normalization of `rows` rows of `cols` (scale, bias: `cols` values each; bias may be
+// null).
+cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bias, void* y,
+                      int64_t rows, int64_t cols, float eps, cudaStream_t s);
+
+}  // namespace kiln::cuda
