@@ -6,10 +6,12 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <numeric>
 
 #include "backends/cpu/layers.h"
+#include "backends/cpu/layers_rnn.h"
 #include "backends/cpu/precision.h"
 
 namespace kiln::cpu {
@@ -102,6 +104,9 @@ int LayerThreads(const Layer& l, const std::vector<Dims>& dims, int max_threads)
   } else if (l.kind == LayerKind::kMatMul) {
     const double k = static_cast<double>(l.Int("trans_a") ? x[x.size() - 2] : x.back());
     for (int t : l.outputs) work += Elements(dims[t]) * k;
+  } else if (l.kind == LayerKind::kRnn) {  // Y [T, D, N, H] x gates x (input + hidden)
+    const Dims& w = dims[l.inputs[1]];
+    work = Elements(dims[l.outputs[0]]) * static_cast<double>(w[3]) * (w[2] + w[4]);
   } else {
     for (int t : l.inputs) work += t >= 0 ? 8 * Elements(dims[t]) : 0;
     for (int t : l.outputs) work += 8 * Elements(dims[t]);
@@ -462,6 +467,8 @@ Status BuildLayer(Builder& b) {
         return BuildConv(b);
       case LayerKind::kMatMul:
         return BuildMatMul(b);
+      case LayerKind::kRnn:
+        return BuildRnn(b);
       default:
         return BuildMisc(b);
     }
@@ -569,6 +576,14 @@ std::unique_ptr<Arena> Instance::Acquire() const {
     }
   }
   return a;
+}
+
+Status Instance::Prepare() const {
+  std::unique_ptr<Arena> a = Acquire();
+  if (a == nullptr) return ResourceExhausted("cannot allocate the engine arena");
+  std::memset(a->storage.get(), 0, arena_bytes + scratch_bytes);
+  Release(std::move(a));
+  return Status::OK();
 }
 
 void Instance::Release(std::unique_ptr<Arena> a) const {

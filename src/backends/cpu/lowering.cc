@@ -15,6 +15,7 @@
 #include <set>
 
 #include "backends/cpu/layers.h"
+#include "backends/cpu/layers_rnn.h"
 #include "ops/base/kernel_context.h"
 #include "ops/base/shape_util.h"
 #include "ops/nn_window.h"
@@ -900,6 +901,48 @@ Status LowerReduce(const OpCtx& c) {
   return c.Emit(std::move(l));
 }
 
+// ----------------------------------------------------------------------------- rnn
+
+// LSTM / GRU / RNN: the weights converted into oneDNN's form (layers_rnn.h) as constants.
+Status LowerRnn(const OpCtx& c) {
+  KILN_ASSIGN_OR_RETURN(int x, c.F32(0));
+  KILN_ASSIGN_OR_RETURN(int w, c.F32(1));
+  KILN_ASSIGN_OR_RETURN(int r, c.F32(2));
+  KILN_ASSIGN_OR_RETURN(int b, c.F32(3, true));
+  KILN_ASSIGN_OR_RETURN(int lens, c.L.In(c.n, 4));
+  KILN_ASSIGN_OR_RETURN(int h0, c.F32(5, true));
+  const bool lstm = c.n.op_type == "LSTM";
+  int c0 = -1;
+  if (lstm) {
+    KILN_ASSIGN_OR_RETURN(c0, c.F32(6, true));
+  }
+  const bool peepholes = lstm && c.n.inputs.size() > 7 && !c.n.inputs[7].empty();
+  if (c.L.Const(w) == nullptr || c.L.Const(r) == nullptr || (b >= 0 && c.L.Const(b) == nullptr)) {
+    return c.Fail("W, R and B must be constants (initializers)");
+  }
+  Dims xd = c.L.Dims_(x);
+  if (c.L.validate() && !xd.empty()) {  // In() guessed an unknown leading (sequence) dim
+    const ValueInfo* vi = c.L.graph().FindValueInfo(c.n.inputs[0]);
+    if (vi != nullptr && vi->shape.rank_known() && vi->shape.dims()[0] < 0) xd[0] = -1;
+  }
+  KILN_ASSIGN_OR_RETURN(RnnParams p, LowerRnnParams(c.n, c.a, xd, *c.L.Const(w), *c.L.Const(r),
+                                                    c.L.Const(b), lens >= 0, c.L.Const(lens),
+                                                    peepholes));
+  Layer l;
+  l.kind = LayerKind::kRnn;
+  l.ints = std::move(p.ints);
+  l.inputs = {x, c.L.AddConst(c.n.name + "/w_layer", std::move(p.w_layer)),
+              c.L.AddConst(c.n.name + "/w_iter", std::move(p.w_iter)),
+              c.L.AddConst(c.n.name + "/bias", std::move(p.bias)), h0, c0};
+  // Every output gets a tensor (unused ones an internal name): the primitive writes them all.
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < (lstm ? 3u : 2u); ++i) {
+    const bool used = i < c.n.outputs.size() && !c.n.outputs[i].empty();
+    outs.push_back(used ? c.n.outputs[i] : c.n.name + "/unused_output_" + std::to_string(i));
+  }
+  return c.L.Emit(c.n, std::move(l), outs);
+}
+
 using LowerFn = std::function<Status(const OpCtx&)>;
 
 const std::map<std::string, LowerFn>& LowerTable() {
@@ -957,6 +1000,9 @@ const std::map<std::string, LowerFn>& LowerTable() {
       {"ReduceMax", LowerReduce},
       {"ReduceMin", LowerReduce},
       {"ReduceProd", LowerReduce},
+      {"LSTM", LowerRnn},
+      {"GRU", LowerRnn},
+      {"RNN", LowerRnn},
   };
   return *table;
 }
@@ -980,7 +1026,8 @@ Status LowerNode(Lowerer& L, const Node& n) {
     if (m.compare(0, 2, ": ") == 0 || m.compare(0, 1, " ") == 0) m.erase(0, m[0] == ':' ? 2 : 1);
     return Status(checked.code(), m);
   }
-  if (n.outputs.empty() || n.outputs[0].empty()) return Unimplemented("no output");
+  const bool rnn = n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN";  // Y optional
+  if (n.outputs.empty() || (n.outputs[0].empty() && !rnn)) return Unimplemented("no output");
   AttrReader a(n, *schema);
   return it->second(OpCtx{L, n, a});
 }

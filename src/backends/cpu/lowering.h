@@ -40,6 +40,7 @@ enum class LayerKind : int32_t {
   kResample,   // in: x; ints: alg nhwc out (spatial output dims)
   kReduce,     // in: x; ints: alg axes keepdims
   kPRelu,      // in: x, slope (broadcasts onto x)
+  kRnn,        // ONNX LSTM / GRU / RNN (layers_rnn.h: inputs, ints, outputs)
   kNumKinds
 };
 const char* LayerKindName(LayerKind k);
@@ -122,9 +123,13 @@ Status CheckFused(const Program& p);
 // built by oneDNN (primitive creation) before a fusion is committed.
 void FuseProgram(Program* p);
 
-// Byte form of a program (the plan payload body) and its strict parser.
-std::string SerializeProgram(const Program& p);
-StatusOr<Program> ParseProgram(std::string_view bytes);
+// Byte form of a program (the plan payload body) and its strict parser. With `sources`
+// (lean_weights.h) constants are written as references to the segment instead of bytes; a
+// lean payload parses only with `sources` given, its constants left for ResolveLeanConsts.
+struct ConstSource;
+std::string SerializeProgram(const Program& p, const std::vector<ConstSource>* sources = nullptr);
+StatusOr<Program> ParseProgram(std::string_view bytes,
+                               std::vector<ConstSource>* sources = nullptr);
 // Structural checks a parsed program must pass (ids in range, each tensor defined once before
 // use, params of the right sizes, constants' data matching their dims).
 Status ValidateProgram(const Program& p);

@@ -90,6 +90,7 @@ PrecisionRule RuleOf(LayerKind kind) {
     case LayerKind::kSoftmax:
     case LayerKind::kLayerNorm:
     case LayerKind::kReduce:
+    case LayerKind::kRnn:
       return PrecisionRule::kFP32;
     default:
       return PrecisionRule::kFollow;

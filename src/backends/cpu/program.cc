@@ -10,13 +10,16 @@
 #include <set>
 
 #include "backends/cpu/lowering.h"
+#include "backends/cpu/lean_weights.h"
+#include "backends/cpu/layers_rnn.h"
 
 namespace kiln::cpu {
 
 const char* LayerKindName(LayerKind k) {
   static const char* kNames[] = {"Conv",      "Deconv",  "MatMul",    "Eltwise",   "Binary",
                                  "Pool",      "Softmax", "LayerNorm", "BatchNorm", "Concat",
-                                 "Transpose", "View",    "Resample",  "Reduce",    "PRelu"};
+                                 "Transpose", "View",    "Resample",  "Reduce",    "PRelu",
+                                 "Rnn"};
   const int i = static_cast<int>(k);
   return i >= 0 && i < static_cast<int>(LayerKind::kNumKinds) ? kNames[i] : "?";
 }
@@ -531,6 +534,13 @@ StatusOr<std::vector<Dims>> ShapeOf(const Layer& l, const std::vector<Dims>& in)
       out.push_back(l.Int("nhwc") ? ToLast(y) : y);
       break;
     }
+    case LayerKind::kRnn: {
+      if (!l.post_ops.empty()) return Bad(l, "rnn takes no post-ops");
+      StatusOr<std::vector<Dims>> s = RnnShape(l, in);
+      if (!s.ok()) return Bad(l, s.status().message());
+      out = *s;
+      break;
+    }
     case LayerKind::kReduce: {
       const auto alg = static_cast<dnnl::algorithm>(l.Int("alg"));
       if (alg != dnnl::algorithm::reduction_sum && alg != dnnl::algorithm::reduction_mean &&
@@ -661,6 +671,11 @@ Status ValidateProgram(const Program& p) {
       return DataLoss("conv weights must be constants");
     }
     if (l.kind == LayerKind::kMatMul && !need_const(2)) return DataLoss("bias must be constant");
+    if (l.kind == LayerKind::kRnn &&
+        (l.inputs.size() < 4 || l.inputs[1] < 0 || l.inputs[2] < 0 || l.inputs[3] < 0 ||
+         !need_const(1) || !need_const(2) || !need_const(3))) {
+      return DataLoss("rnn weights must be constants");
+    }
     for (int t : l.outputs) {
       if (t < 0 || t >= n || defined[t]) return DataLoss("layer output defined twice");
       defined[t] = 1;
@@ -676,7 +691,7 @@ Status ValidateProgram(const Program& p) {
 
 namespace {
 
-constexpr char kMagic[8] = {'K', 'C', 'P', 'U', 'P', 'R', 'G', '1'};
+constexpr char kMagic[8] = {'K', 'C', 'P', 'U', 'P', 'R', 'G', '2'};  // 2: lean constants
 
 class Writer {
  public:
@@ -738,17 +753,27 @@ class Reader {
 
 }  // namespace
 
-std::string SerializeProgram(const Program& p) {
+std::string SerializeProgram(const Program& p, const std::vector<ConstSource>* sources) {
   Writer w;
   w.Raw(kMagic, 8);
   w.U32(static_cast<uint32_t>(p.tensors.size()));
-  for (const TensorDef& t : p.tensors) {
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const TensorDef& t = p.tensors[i];
     w.Str(t.name);
     w.I64s(t.dims);
-    w.U32(t.is_const ? 1 : 0);
-    if (t.is_const) {
+    // 0: not constant; ConstSource::Kind otherwise (lean_weights.h).
+    const ConstSource* src =
+        t.is_const && sources != nullptr && i < sources->size() ? &(*sources)[i] : nullptr;
+    const uint32_t kind = !t.is_const     ? 0u
+                          : src != nullptr ? static_cast<uint32_t>(src->kind)
+                                           : static_cast<uint32_t>(ConstSource::kInline);
+    w.U32(kind);
+    if (kind == ConstSource::kInline) {
       w.I64(t.value.num_elements());
       w.Raw(t.value.raw_data(), t.value.nbytes());
+    } else if (kind != 0) {
+      w.Str(src->initializer);
+      w.Str(src->hash);
     }
   }
   auto ids = [&](const std::vector<int>& v) {
@@ -789,23 +814,38 @@ std::string SerializeProgram(const Program& p) {
   return w.Take();
 }
 
-StatusOr<Program> ParseProgram(std::string_view bytes) {
+StatusOr<Program> ParseProgram(std::string_view bytes, std::vector<ConstSource>* sources) {
   const Status bad = DataLoss("CPU engine payload is truncated or malformed");
   Reader r(bytes);
   char magic[8];
-  if (!r.Raw(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) {
+  // Format 1 payloads (every constant inline) are a subset of format 2: both parse.
+  if (!r.Raw(magic, 8) || std::memcmp(magic, kMagic, 7) != 0 ||
+      (magic[7] != '1' && magic[7] != '2')) {
     return DataLoss("CPU engine payload has the wrong magic (not a kiln CPU program)");
   }
   Program p;
   uint32_t nt;
   if (!r.Count(&nt, 12)) return bad;
   p.tensors.resize(nt);
-  for (TensorDef& t : p.tensors) {
+  if (sources != nullptr) sources->assign(nt, ConstSource());
+  bool lean = false;
+  for (uint32_t i = 0; i < nt; ++i) {
+    TensorDef& t = p.tensors[i];
     uint32_t c;
-    if (!r.Str(&t.name) || !r.I64s(&t.dims) || !r.U32(&c) || c > 1) return bad;
-    t.is_const = c == 1;
+    if (!r.Str(&t.name) || !r.I64s(&t.dims) || !r.U32(&c) || c > ConstSource::kDerived) return bad;
+    t.is_const = c != 0;
     if (t.dims.size() > 12 || !StridesFit(t.dims)) return bad;
     if (!t.is_const) continue;
+    if (c != ConstSource::kInline) {  // lean: the value comes from the segment
+      if (sources == nullptr) {
+        return DataLoss("CPU engine payload is a lean plan: its weights come from the segment");
+      }
+      ConstSource& s = (*sources)[i];
+      s.kind = static_cast<ConstSource::Kind>(c);
+      if (!r.Str(&s.initializer) || !r.Str(&s.hash) || s.hash.size() != 16) return bad;
+      lean = true;
+      continue;
+    }
     int64_t n;
     if (!r.I64(&n)) return bad;
     StatusOr<int64_t> want = CheckedNumElements(t.dims);
@@ -870,7 +910,7 @@ StatusOr<Program> ParseProgram(std::string_view bytes) {
     if (!r.Str(&l.impl)) return bad;
   }
   if (!r.done()) return DataLoss("CPU engine payload has trailing bytes");
-  KILN_RETURN_IF_ERROR(ValidateProgram(p));
+  if (!lean) KILN_RETURN_IF_ERROR(ValidateProgram(p));  // lean: after ResolveLeanConsts
   return p;
 }
 
