@@ -16,7 +16,8 @@
 
 namespace kiln {
 
-inline constexpr uint32_t kPlanFormatVersion = 1;
+// 2: CPU payloads may reference the segment's initializers instead of copying them (lean plans).
+inline constexpr uint32_t kPlanFormatVersion = 2;
 
 struct PlanHeader {
   std::string kiln_version;

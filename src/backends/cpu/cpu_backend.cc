@@ -3,9 +3,14 @@
 // each layer preferring the implementation recorded in the plan.
 #include "backends/cpu/cpu_backend.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <dnnl.hpp>
 
 #include "backends/cpu/cpu_engine.h"
+#include "backends/cpu/lean_weights.h"
+#include "core/logging.h"
 #include "backends/cpu/lowering.h"
 
 namespace kiln {
@@ -72,14 +77,28 @@ class CpuBackendImpl : public Backend {
     KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::LowerSegment(segment, config));
     cpu::FuseProgram(&p);
     KILN_RETURN_IF_ERROR(cpu::CheckFused(p));
+    std::vector<cpu::ConstSource> sources = cpu::ClassifyConsts(p, segment);
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<cpu::CpuEngine> e,
                           cpu::CpuEngine::Create(std::move(p), config));
+    e->SetConstSources(std::move(sources));
     return std::unique_ptr<Engine>(std::move(e));
   }
 
   StatusOr<std::unique_ptr<Engine>> Deserialize(std::string_view payload, const Graph& segment,
                                                 const BuildConfig& config) const override {
-    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload));
+    using Clock = std::chrono::steady_clock;
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    const auto t0 = Clock::now();
+    std::vector<cpu::ConstSource> sources;
+    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload, &sources));
+    const bool lean = std::any_of(sources.begin(), sources.end(), [](const auto& s) {
+      return s.kind != cpu::ConstSource::kInline;
+    });
+    const auto t1 = Clock::now();
+    if (lean) KILN_RETURN_IF_ERROR(cpu::ResolveLeanConsts(&p, sources, segment, config));
+    const auto t2 = Clock::now();
     if (Status s = cpu::CheckFused(p); !s.ok()) {
       return DataLoss("CPU engine payload: " + s.message());
     }
@@ -91,6 +110,22 @@ class CpuBackendImpl : public Backend {
     }
     StatusOr<std::unique_ptr<cpu::CpuEngine>> e = cpu::CpuEngine::Create(std::move(p), config);
     if (!e.ok()) return e.status().WithContext("rebuilding the CPU engine from its plan");
+    if (lean) (*e)->SetConstSources(std::move(sources));  // re-serializes lean
+    const auto t3 = Clock::now();
+    // Warm start: the arena is allocated and touched at load (KILN_ENGINE_WARMUP=run: one whole
+    // run too; =0: neither). A failed warm-up is the engine's failure, as the first Execute's
+    // would be.
+    const char* warm = std::getenv("KILN_ENGINE_WARMUP");
+    const std::string_view mode = warm == nullptr ? "" : warm;
+    if (mode != "0") {
+      if (Status s = (*e)->WarmUp(mode == "run"); !s.ok()) {
+        return s.WithContext("warming up the CPU engine");
+      }
+    }
+    KILN_LOG(INFO) << "CPU engine deserialized: parse " << ms(t0, t1) << " ms, "
+                   << (lean ? "weights from the segment " : "self-contained ") << ms(t1, t2)
+                   << " ms, instance (primitives, weight reorders) " << ms(t2, t3)
+                   << " ms, warm-up " << ms(t3, Clock::now()) << " ms";
     return std::unique_ptr<Engine>(std::move(e).value());
   }
 };

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "backends/cpu/layers.h"
+#include "backends/cpu/lean_weights.h"
 #include "engine/engine.h"
 
 namespace kiln::cpu {
@@ -29,6 +30,13 @@ class CpuEngine : public Engine {
   StatusOr<std::string> SerializePayload() const override;
 
   const Program& program() const { return prog_; }
+  // Lean plans (lean_weights.h): where each constant came from (Build sets it); without it, or
+  // with KILN_PLAN_SELF_CONTAINED=1, SerializePayload writes every constant's bytes.
+  void SetConstSources(std::vector<ConstSource> sources) { sources_ = std::move(sources); }
+  // Warm start (docs/design.md "Lean plans and warm starts"): allocates and touches one arena
+  // of the main instance, so the first Execute after a load does not fault its pages in; with
+  // `run`, also runs the engine once on zero inputs (oneDNN kernels and OpenMP threads started).
+  Status WarmUp(bool run) const;
   // Bytes of the per-call arena (activations) and scratchpad at the build batch.
   size_t arena_bytes() const { return main_->arena_bytes; }
   size_t scratch_bytes() const { return main_->scratch_bytes; }
@@ -43,6 +51,7 @@ class CpuEngine : public Engine {
   mutable WeightCache cache_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<Dims>, std::shared_ptr<Instance>> instances_;
+  std::vector<ConstSource> sources_;
 };
 
 }  // namespace kiln::cpu

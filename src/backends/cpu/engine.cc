@@ -87,7 +87,23 @@ std::vector<LayerInfo> CpuEngine::Layers() const {
 StatusOr<std::string> CpuEngine::SerializePayload() const {
   Program p = prog_;
   for (size_t i = 0; i < p.layers.size(); ++i) p.layers[i].impl = main_->impl[i];
-  return SerializeProgram(p);
+  if (sources_.size() != p.tensors.size() || SelfContainedPlans()) return SerializeProgram(p);
+  std::vector<ConstSource> sources = sources_;
+  FillHashes(p, &sources);
+  return SerializeProgram(p, &sources);
+}
+
+Status CpuEngine::WarmUp(bool run) const {
+  if (!run) return main_->Prepare();
+  std::vector<Tensor> in;
+  for (const Dims& d : cfg_.input_shapes) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::Create(DataType::kFloat32, d));
+    in.push_back(std::move(t));
+  }
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : in) ptrs.push_back(&t);
+  std::vector<Tensor> out;
+  return main_->Run(ptrs, &out, nullptr);
 }
 
 }  // namespace kiln::cpu

@@ -120,6 +120,8 @@ class Instance {
   // Runs the steps; `layer_ms` (size = program layers) gets per-layer times when non-null.
   Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
              std::vector<double>* layer_ms) const;
+  // Allocates one pooled arena and touches its pages (warm start without a run).
+  Status Prepare() const;
 
  private:
   std::unique_ptr<Arena> Acquire() const;
