@@ -68,6 +68,9 @@ class Body {
     Graph& g = *body->graph_;
     if (g.opset_imports.empty()) g.opset_imports = init.graph.opset_imports;
     if (g.name.empty()) g.name = node.name + "." + attr;
+    // EngineOps inside the body find their native segments in the enclosing graph's function
+    // library (the converter keeps every segment function at the root: convert/convert_bodies.h).
+    for (const auto& [key, fn] : init.graph.functions) g.functions.emplace(key, fn);
     body->num_formal_ = static_cast<int>(g.inputs.size());
     std::set<std::string> defined(g.inputs.begin(), g.inputs.end());
     for (const auto& [name, t] : g.initializers) defined.insert(name);

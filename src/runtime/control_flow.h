@@ -9,9 +9,9 @@
 // executor hands a control-flow kernel those outer values after the node's own inputs.
 //
 // Loops are capped: KILN_MAX_LOOP_ITERATIONS (default 10,000,000) stops a runaway Loop with an
-// error naming the node. Engines are not built inside subgraph bodies yet (no backend takes a
-// control-flow node, so the segmenter leaves it outside engines; its body runs on the reference
-// kernels).
+// error naming the node. The converter builds engines inside bodies (convert/convert_bodies.h):
+// a body's kiln.EngineOps are compiled with the body, once, and find their native segments in
+// the enclosing graph's function library, which the body inherits here.
 #pragma once
 
 #include <cstdint>

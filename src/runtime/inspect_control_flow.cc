@@ -3,6 +3,7 @@
 #include <string>
 
 #include "ops/base/verify.h"
+#include "runtime/engine_op.h"
 
 namespace kiln {
 namespace {
@@ -11,8 +12,10 @@ struct Counts {
   int64_t nodes = 0, engines = 0, unsupported = 0;
 };
 
-void Walk(const Graph& graph, const OpRegistry& registry, const std::string& path, int depth,
-          ModelInfo* info, Counts* counts) {
+// `root` holds the function library every EngineOp's native segment is in (a body's EngineOps
+// included: convert/convert_bodies.h).
+void Walk(const Graph& root, const Graph& graph, const OpRegistry& registry,
+          const std::string& path, int depth, ModelInfo* info, Counts* counts) {
   if (counts != nullptr) {
     counts->nodes += static_cast<int64_t>(graph.nodes.size());
     for (const auto& u : FindUnsupportedNodes(graph, registry)) {
@@ -21,7 +24,13 @@ void Walk(const Graph& graph, const OpRegistry& registry, const std::string& pat
     }
   }
   for (const auto& node : graph.nodes) {
-    if (counts != nullptr && node.domain == "kiln" && node.op_type == "EngineOp") ++counts->engines;
+    if (counts != nullptr && node.domain == "kiln" && node.op_type == "EngineOp") {
+      ++counts->engines;
+      // Listed with the top level's engines, named "<enclosing node>/<attribute>: <node>".
+      EngineInfo e = InspectEngineOp(root, node, /*profile=*/false, 0);
+      e.node = path + e.node;
+      info->engines.push_back(std::move(e));
+    }
     bool has_graph = false;
     for (const auto& [name, attr] : node.attrs) has_graph |= attr.type == AttrType::kGraph && attr.g;
     if (!has_graph) continue;
@@ -44,7 +53,7 @@ void Walk(const Graph& graph, const OpRegistry& registry, const std::string& pat
     for (const auto& [name, attr] : node.attrs) {
       if (attr.type != AttrType::kGraph || !attr.g) continue;
       Counts body;
-      Walk(*attr.g, registry, cf.node + "/" + name + ": ", depth + 1, info, &body);
+      Walk(root, *attr.g, registry, cf.node + "/" + name + ": ", depth + 1, info, &body);
       info->control_flow[index].bodies.push_back({name, static_cast<int64_t>(attr.g->nodes.size())});
       inside.engines += body.engines;
       inside.unsupported += body.unsupported;
@@ -63,7 +72,7 @@ void Walk(const Graph& graph, const OpRegistry& registry, const std::string& pat
 
 void DescribeControlFlow(const Graph& graph, const OpRegistry& registry, ModelInfo* info) {
   // The top level's unsupported nodes are listed by InspectModel already.
-  Walk(graph, registry, "", 0, info, nullptr);
+  Walk(graph, graph, registry, "", 0, info, nullptr);
 }
 
 }  // namespace kiln

@@ -810,5 +810,87 @@ TEST(TfControlFlow, InspectListsLoopsAndBranchesWithBodySizes) {
   fs::remove_all(dir);
 }
 
+// ---------------------------------------------------------------- engines inside bodies
+
+// StatelessWhile whose body has a float chain (acc' = Tanh(Relu(acc * w) + w)): the converter
+// builds an engine inside the body (loop-carried shape [2,8] from the initial value) and the
+// converted graph matches; the GraphDef writer keeps TF function bodies native (with a
+// warning): the file is the one written for the unconverted graph.
+TEST(TfControlFlow, EngineInsideWhileBodyAndGraphDefKeepsTheBodyNative) {
+  tfpb::GraphDef gd;
+  for (const char* name : {"x", "w"}) {
+    auto* p = AddPlaceholder(&gd, name, F);
+    auto* shape = (*p->mutable_attr())["shape"].mutable_shape();
+    shape->add_dim()->set_size(2);
+    shape->add_dim()->set_size(8);
+  }
+  AddPlaceholder(&gd, "n", I);
+  AddConst(gd.mutable_node(), "zero", Int32Scalar(0));
+  auto* w = AddNode(gd.mutable_node(), "loop", "StatelessWhile", {"zero", "n", "x", "w"});
+  SetTypes(w, "T", {I, I, F, F});
+  SetFunc(w, "cond", "c");
+  SetFunc(w, "body", "b");
+  AddNode(gd.mutable_node(), "out", "Identity", {"loop:2"});
+  auto* c = AddFunction(&gd, "c", {{"i", I}, {"n", I}, {"acc", F}, {"w", F}},
+                        {{"ok", B, "less:z:0"}});
+  Binary(c->mutable_node_def(), "less", "Less", "i", "n", I);
+  auto* b = AddFunction(&gd, "b", {{"i", I}, {"n", I}, {"acc", F}, {"w", F}},
+                        {{"i1", I, "inc:z:0"}, {"n1", I, "n"}, {"a1", F, "tanh:y:0"},
+                         {"w1", F, "w"}});
+  AddConst(b->mutable_node_def(), "one", Int32Scalar(1));
+  Binary(b->mutable_node_def(), "inc", "AddV2", "i", "one:output:0", I);
+  Binary(b->mutable_node_def(), "mul", "Mul", "acc", "w", F);
+  SetType(AddNode(b->mutable_node_def(), "relu", "Relu", {"mul:z:0"}), "T", F);
+  Binary(b->mutable_node_def(), "add", "AddV2", "relu:activations:0", "w", F);
+  SetType(AddNode(b->mutable_node_def(), "tanh", "Tanh", {"add:z:0"}), "T", F);
+
+  auto g = ImportGraphDef(gd, {});
+  ASSERT_TRUE(g.ok()) << g.status();
+  ConversionParams params;
+  auto conv = CreateInferenceGraph(*g, params);
+  ASSERT_TRUE(conv.ok()) << conv.status();
+  const ConversionSummary& summary = conv->summary();
+  ASSERT_EQ(summary.subgraphs.size(), 1u) << summary.ToString();
+  EXPECT_EQ(summary.subgraphs[0].rfind("Loop 'loop' body: 1 engine, ", 0), 0u)
+      << summary.subgraphs[0];
+  ASSERT_EQ(summary.engines.size(), 1u) << summary.ToString();
+  EXPECT_EQ(summary.engines[0].status, "built");
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("kiln_tfcf_engines_" + std::to_string(::getpid()) + ".pbtxt"))
+                               .string();
+  // The GraphDef written for the converted graph is the one written for the unconverted graph:
+  // the While's function library is the original one (the body engine is dropped, with a
+  // warning), and no KilnEngineOp appears.
+  auto file_bytes = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  ASSERT_TRUE(conv->Save(path).ok());
+  const std::string converted_bytes = file_bytes(path);
+  params.minimum_segment_size = -1;
+  auto plain = CreateInferenceGraph(*g, params);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(plain->Save(path).ok());
+  EXPECT_EQ(converted_bytes, file_bytes(path));
+  EXPECT_EQ(converted_bytes.find("KilnEngineOp"), std::string::npos);
+  auto s0 = Session::FromGraph(std::move(g).value());
+  auto s1 = Session::FromGraph(conv->graph());
+  ASSERT_TRUE(s0.ok()) << s0.status();
+  ASSERT_TRUE(s1.ok()) << s1.status();
+  std::mt19937 rng(31);
+  for (int n : {0, 2, 5}) {
+    Feeds feeds = {{"x:0", RandomFloats({2, 8}, &rng)}, {"w:0", RandomFloats({2, 8}, &rng)},
+                   {"n:0", Int32Scalar(n)}};
+    auto a = (*s0)->Run(feeds, {"out:0"});
+    auto e = (*s1)->Run(feeds, {"out:0"});
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(e.ok()) << e.status();
+    for (int k = 0; k < 16; ++k) {
+      EXPECT_NEAR((*a)[0].data<float>()[k], (*e)[0].data<float>()[k], 1e-5f) << "n=" << n;
+    }
+  }
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -488,9 +488,30 @@ bool InlineUnnameableEngines(const Graph& graph, Graph* out) {
 
 }  // namespace
 
+// EngineOps inside If / Loop bodies (convert/convert_bodies.h), nested ones included.
+int BodyEngineCount(const Graph& g, bool top) {
+  int n = 0;
+  for (const auto& node : g.nodes) {
+    n += !top && IsEngineOpNode(node) ? 1 : 0;
+    for (const auto& [name, attr] : node.attrs) {
+      if (attr.type == AttrType::kGraph && attr.g != nullptr) n += BodyEngineCount(*attr.g, false);
+    }
+  }
+  return n;
+}
+
 StatusOr<tfpb::GraphDef> ExportGraphDefProto(const Graph& graph,
                                              const GraphDefExportOptions& options,
                                              std::map<std::string, std::string>* engine_assets) {
+  // Engines inside control-flow bodies are not written: the If / While NodeDefs come back from
+  // their provenance and their bodies from the original function library ("tf.library"), so
+  // those bodies run natively after a GraphDef / SavedModel round trip.
+  if (const int body_engines = BodyEngineCount(graph, true); body_engines > 0) {
+    KILN_LOG(WARNING) << "GraphDef export: " << body_engines
+                      << " engine(s) inside If / While bodies are not written (TensorFlow "
+                         "functions keep their native nodes); those bodies run natively when "
+                         "the file is loaded";
+  }
   bool has_engines = false;
   for (const auto& n : graph.nodes) has_engines |= IsEngineOpNode(n);
   Graph expanded;
