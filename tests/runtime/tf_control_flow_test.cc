@@ -877,16 +877,22 @@ TEST(TfControlFlow, EngineInsideWhileBodyAndGraphDefKeepsTheBodyNative) {
   auto s1 = Session::FromGraph(conv->graph());
   ASSERT_TRUE(s0.ok()) << s0.status();
   ASSERT_TRUE(s1.ok()) << s1.status();
+  // The written GraphDef loads and runs too (its While is imported again).
+  auto reloaded = Session::Load(path);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   std::mt19937 rng(31);
   for (int n : {0, 2, 5}) {
     Feeds feeds = {{"x:0", RandomFloats({2, 8}, &rng)}, {"w:0", RandomFloats({2, 8}, &rng)},
                    {"n:0", Int32Scalar(n)}};
     auto a = (*s0)->Run(feeds, {"out:0"});
     auto e = (*s1)->Run(feeds, {"out:0"});
+    auto r = (*reloaded)->Run(feeds, {"out:0"});
     ASSERT_TRUE(a.ok()) << a.status();
     ASSERT_TRUE(e.ok()) << e.status();
+    ASSERT_TRUE(r.ok()) << r.status();
     for (int k = 0; k < 16; ++k) {
       EXPECT_NEAR((*a)[0].data<float>()[k], (*e)[0].data<float>()[k], 1e-5f) << "n=" << n;
+      EXPECT_NEAR((*a)[0].data<float>()[k], (*r)[0].data<float>()[k], 1e-5f) << "n=" << n;
     }
   }
   std::filesystem::remove(path);

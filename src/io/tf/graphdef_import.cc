@@ -318,7 +318,13 @@ StatusOr<std::shared_ptr<Graph>> TfNodeContext::ImportSubgraph(
 
 void TfNodeContext::Splice(const Graph& g) {
   Graph& outer = importer_->graph();
-  for (const Node& n : g.nodes) outer.nodes.push_back(n);
+  // The spliced nodes stand for this NodeDef (e.g. a While's first condition): they take its
+  // provenance, so the GraphDef exporter writes this NodeDef once and not the function's nodes
+  // at top level (which a re-import would create a second time).
+  for (const Node& n : g.nodes) {
+    outer.nodes.push_back(n);
+    outer.nodes.back().provenance = provenance_;
+  }
   for (const auto& [k, t] : g.initializers) {
     outer.initializers[k] = t;
     importer_->NoteInitializer(k);
@@ -666,6 +672,13 @@ StatusOr<Graph> ImportGraphDef(const tfpb::GraphDef& graph_def, const TfImportOp
     KILN_ASSIGN_OR_RETURN(
         tfpb::GraphDef lowered,
         LowerTf1ControlFlow(graph_def, options.source.empty() ? "GraphDef" : options.source));
+    // A Switch/Merge the lowering leaves (no while/cond pattern around it) would recurse here
+    // forever (found by fuzz/fuzz_graphdef_pb).
+    if (HasTf1ControlFlow(lowered)) {
+      return InvalidArgument((options.source.empty() ? "GraphDef" : options.source) +
+                             ": TF1 control flow (Switch/Merge/Enter/Exit/NextIteration) outside "
+                             "any while loop or cond that kiln can lower");
+    }
     return ImportGraphDef(lowered, options);
   }
   // Function calls (StatefulPartitionedCall, PartitionedCall, a library function used as an op)
