@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 
+#include "core/file_util.h"
+
 namespace kiln {
 
 StatusOr<CalibrationMethod> ParseCalibrationMethod(const std::string& text) {
@@ -289,21 +291,8 @@ StatusOr<CalibrationTable> CalibrationTable::Parse(const std::string& text,
 }
 
 Status CalibrationTable::WriteFile(const std::string& path) const {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return InvalidArgument(path + ": cannot write the calibration table (" + tmp + ")");
-    out << ToText();
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return InvalidArgument(path + ": writing the calibration table failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return InvalidArgument(path + ": cannot rename " + tmp + " into place");
-  }
+  Status st = WriteFileAtomically(path, ToText());
+  if (!st.ok()) return InvalidArgument("cannot write the calibration table: " + st.message());
   return Status::OK();
 }
 

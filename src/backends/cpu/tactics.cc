@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "backends/cpu/cpu_backend.h"
+#include "core/file_util.h"
 #include "backends/cpu/layers.h"
 #include "core/logging.h"
 
@@ -58,28 +59,10 @@ struct TimingCache {
 
   void SaveLocked() const {
     if (loaded_path.empty()) return;
-    namespace fs = std::filesystem;
-    static std::atomic<int> counter{0};
-    const fs::path target(loaded_path);
-    const fs::path tmp =
-        target.parent_path() / ("." + target.filename().string() + ".tmp." +
-                                std::to_string(getpid()) + "." + std::to_string(counter++));
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << kHeader << CpuBackend().DeviceFingerprint() << "\n";
-      for (const auto& [k, v] : entries) f << k << "\t" << v << "\n";
-      if (!f) {
-        KILN_LOG(WARNING) << "cannot write the timing cache " << tmp.string();
-        std::error_code ec;
-        fs::remove(tmp, ec);
-        return;
-      }
-    }
-    std::error_code ec;
-    fs::rename(tmp, target, ec);
-    if (ec) {
-      KILN_LOG(WARNING) << "cannot write the timing cache " << loaded_path << ": " << ec.message();
-      fs::remove(tmp, ec);
+    std::string text = std::string(kHeader) + CpuBackend().DeviceFingerprint() + "\n";
+    for (const auto& [k, v] : entries) text += k + "\t" + v + "\n";
+    if (Status st = WriteFileAtomically(loaded_path, text); !st.ok()) {
+      KILN_LOG(WARNING) << "cannot write the timing cache: " << st.message();
     }
   }
 };

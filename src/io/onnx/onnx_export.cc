@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/file_util.h"
 #include "io/onnx/onnx_import.h"
 #include "onnx.pb.h"
 
@@ -242,28 +243,7 @@ StatusOr<std::string> Serialize(const onnxpb::ModelProto& model) {
 
 // Writes `bytes` to `target` through a temporary file in the same directory, renamed into place.
 Status WriteAtomically(const std::string& bytes, const std::filesystem::path& target) {
-  namespace fs = std::filesystem;
-  fs::path tmp = target;
-  tmp += ".tmp" + std::to_string(static_cast<long long>(::getpid()));
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return NotFound("cannot open '" + tmp.string() + "' for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      return DataLoss("error writing '" + tmp.string() + "'");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return FailedPrecondition("cannot rename the temporary file to '" + target.string() +
-                              "': " + ec.message());
-  }
-  return Status::OK();
+  return WriteFileAtomically(target.string(), bytes);
 }
 
 // Moves the raw data of every top-level initializer of at least `threshold` bytes into

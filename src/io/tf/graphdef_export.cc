@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/file_util.h"
 #include "io/onnx/onnx_import.h"
 #include "io/tf/engine_op_graphdef.h"
 #include "io/tf/tf_tensor.h"
@@ -542,25 +543,7 @@ Status WriteGraphDefFile(const Graph& graph, const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   const bool text = ext == ".pbtxt" || ext == ".txt" || ext == ".prototxt";
   KILN_ASSIGN_OR_RETURN(std::string bytes, ExportGraphDef(graph, text));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return NotFound("cannot create " + Quote(tmp));
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return DataLoss("error writing " + Quote(tmp));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    return InvalidArgument("cannot rename " + Quote(tmp) + " to " + Quote(path) + ": " +
-                           ec.message());
-  }
-  return Status::OK();
+  return WriteFileAtomically(path, bytes);
 }
 
 }  // namespace kiln
