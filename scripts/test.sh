@@ -10,11 +10,15 @@ if [ -x scripts/fetch_tfjs_models.sh ]; then
   scripts/fetch_tfjs_models.sh || echo "test: TF.js models unavailable; their fixture tests will be skipped"
 fi
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BUILD_PYTHON=ON >/dev/null
 ninja -C build
 (cd build && ctest --output-on-failure -j2 --timeout 1500)
 
+echo "== Python API (python/tests, Debian's /usr/bin/python3)"
+PYTHONPATH="$PWD/build/python" /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+
 echo "== robustness tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON >/dev/null
-ninja -C build-asan test_io test_runtime test_cli test_convert kiln_cli
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_WITH_CUDA=OFF >/dev/null
+ninja -C build-asan test_io test_runtime test_cli test_convert test_saved_model_convert \
+  test_engine_cache test_int8 test_robustness test_serve kiln_cli
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -L robustness)

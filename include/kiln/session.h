@@ -46,12 +46,30 @@ struct RunStats {
 
 using Feeds = std::vector<std::pair<std::string, Tensor>>;
 
+// How Session::Load / InspectModel read a model. For a SavedModel directory: the MetaGraph
+// with exactly these tags, and the signature whose inputs/outputs become the graph's (feeds
+// and fetches then accept the signature keys as well as tensor names "node:K" / "node").
+struct LoadOptions {
+  std::vector<std::string> saved_model_tags = {"serve"};
+  std::string saved_model_signature_key = "serving_default";
+};
+
+struct SessionOptions {
+  // Disk engine cache (kiln/engine_cache.h) for engines the model's EngineOps build at run
+  // time; empty: the environment's KILN_ENGINE_CACHE, else none.
+  std::string engine_cache_dir;
+  LoadOptions load;  // SavedModel tags and signature
+};
+
 class Session {
  public:
   // Loads a model file (ONNX; the format is chosen by extension and content).
   static StatusOr<std::unique_ptr<Session>> Load(const std::string& path);
   // Takes an already-built graph (verifies it and infers shapes first).
   static StatusOr<std::unique_ptr<Session>> FromGraph(Graph graph);
+  static StatusOr<std::unique_ptr<Session>> Load(const std::string& path,
+                                                 const SessionOptions& options);
+  static StatusOr<std::unique_ptr<Session>> FromGraph(Graph graph, const SessionOptions& options);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -109,9 +127,22 @@ struct EngineInfo {
   double profiled_ms = -1;  // whole-engine mean time per run when profiled
 };
 
+// A control-flow node (If / Loop / Scan / SequenceMap), nested ones included.
+struct ControlFlowInfo {
+  std::string node;    // nested: "<enclosing node>/<attribute>: <node>"
+  std::string op_type;
+  std::string origin;  // the source op it was imported from ("While", "StatelessIf", "Case",
+                       // "TF1 while frame", ...); empty for ONNX models
+  int depth = 0;       // 0: a node of the model's graph
+  std::vector<std::pair<std::string, int64_t>> bodies;  // subgraph attribute -> its node count
+  int64_t engines = 0;      // kiln.EngineOp nodes inside its subgraphs
+  int64_t unsupported = 0;  // nodes inside its subgraphs that kiln cannot run
+};
+
 struct InspectOptions {
   bool profile = false;  // time each engine layer on random inputs
   int iterations = 10;
+  LoadOptions load;      // SavedModel tags and signature
 };
 
 struct ModelInfo {
@@ -126,6 +157,7 @@ struct ModelInfo {
   std::map<std::string, int64_t> op_histogram;  // op type -> node count
   std::vector<UnsupportedOp> unsupported;       // nodes kiln cannot run, with the reason
   std::vector<EngineInfo> engines;              // kiln.EngineOp nodes (converted models)
+  std::vector<ControlFlowInfo> control_flow;    // If / Loop / Scan nodes and their bodies
 };
 
 // Loads a model without requiring that kiln can run it, and describes it.

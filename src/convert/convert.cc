@@ -3,6 +3,8 @@
 //   verify + infer shapes -> standard clean-up passes (keep = outputs) -> segment with the
 //   backend's Supports -> each segment becomes a function (the native segment) and one
 //   kiln.EngineOp node; in static mode the engine is built now and its plan embedded.
+//   If / Loop / Scan bodies are segmented the same way first, each on its own
+//   (convert/convert_bodies.h); their segment functions join the root's library.
 //
 // A segment whose engine cannot be built at conversion time (static mode with an unknown
 // non-batch dimension, or a backend build failure) is reverted to its native nodes: the
@@ -17,17 +19,25 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
+#include "convert/convert_bodies.h"
 #include "convert/convert_internal.h"
+#include "convert/engine_plans.h"
 #include "convert/engine_op_def.h"
+#include "convert/int8.h"
 #include "core/logging.h"
 #include "engine/plan.h"
 #include "io/onnx/onnx_export.h"
 #include "io/onnx/onnx_import.h"
 #include "io/tf/graphdef_import.h"
+#include "io/tf/tfjs_import.h"
+#include "io/tf/saved_model.h"
+#include "io/tf/saved_model_writer.h"
 #include "ir/graph.h"
 #include "ops/base/verify.h"
 #include "passes/pass.h"
@@ -36,36 +46,6 @@
 namespace kiln {
 
 // ------------------------------------------------------------------ EngineOp helpers
-
-std::string FormatShapeAttr(const Shape& shape) {
-  std::string s = "[";
-  for (int i = 0; i < shape.rank(); ++i) {
-    s += (i ? "," : "") + std::to_string(shape.dim(i) < 0 ? -1 : shape.dim(i));
-  }
-  return s + "]";
-}
-
-StatusOr<Shape> ParseShapeAttr(const std::string& text) {
-  if (text.size() < 2 || text.front() != '[' || text.back() != ']') {
-    return InvalidArgument("bad shape attribute '" + text + "'");
-  }
-  std::vector<int64_t> dims;
-  const std::string body = text.substr(1, text.size() - 2);
-  size_t at = 0;
-  while (at < body.size()) {
-    size_t comma = body.find(',', at);
-    if (comma == std::string::npos) comma = body.size();
-    const std::string item = body.substr(at, comma - at);
-    char* end = nullptr;
-    long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < -1) {
-      return InvalidArgument("bad shape attribute '" + text + "'");
-    }
-    dims.push_back(v < 0 ? Shape::kUnknownDim : v);
-    at = comma + 1;
-  }
-  return Shape(dims);
-}
 
 namespace {
 std::mutex& TestBackendsMutex() {
@@ -133,10 +113,14 @@ Status ValidateConversionParams(const ConversionParams& p) {
                            " batch sizes, more than maximum_cached_engines (" +
                            std::to_string(p.maximum_cached_engines) + ")");
   }
-  KILN_ASSIGN_OR_RETURN(Precision precision, ParsePrecision(p.precision_mode));
-  if (precision != Precision::kFP32) {
-    return InvalidArgument(std::string("precision_mode: precision ") + PrecisionName(precision) +
-                           " is not available yet; FP32 only until the precision work lands");
+  KILN_RETURN_IF_ERROR(ParsePrecision(p.precision_mode).status());
+  {  // INT8 (convert/int8.h)
+    auto method = ParseCalibrationMethod(p.calibration_method);
+    if (!method.ok()) return InvalidArgument("calibration_method: " + method.status().message());
+    if (!(p.calibration_percentile > 0 && p.calibration_percentile <= 100)) {
+      return InvalidArgument("calibration_percentile must be in (0, 100], got " +
+                             std::to_string(p.calibration_percentile));
+    }
   }
   if (ResolveBackend(p.backend) == nullptr) {
     std::string names;
@@ -238,6 +222,10 @@ StatusOr<std::vector<std::vector<int64_t>>> StaticInputShapes(const Graph& seg, 
 struct EngineResult {
   std::string plan;  // empty in dynamic mode
   double build_ms = 0;
+  std::map<std::string, int> layer_precisions;  // precision -> layers that got it
+  std::vector<std::string> tactics;  // "layer: timed 3 implementations" (tactic timing)
+  std::vector<std::string> cached_plans;  // cached_engines: engines built ahead (dynamic mode)
+  bool from_engine_cache = false;         // `plan` came from the disk engine cache
 };
 
 // Builds and serializes the engine for `seg` (static mode).
@@ -249,6 +237,13 @@ StatusOr<EngineResult> BuildPlan(const Backend& backend, const Graph& seg,
   if (!engine.ok()) return engine.status();
   KILN_ASSIGN_OR_RETURN(std::string payload, (*engine)->SerializePayload());
   r.build_ms = MsSince(t0);
+  for (const LayerInfo& l : (*engine)->Layers()) ++r.layer_precisions[l.precision];
+  for (const LayerInfo& l : (*engine)->Layers()) {  // the CPU engine notes tactic timing in []
+    const size_t at = l.implementation.rfind(" [");
+    if (at == std::string::npos || l.implementation.back() != ']') continue;
+    r.tactics.push_back(l.name + ": " +
+                        l.implementation.substr(at + 2, l.implementation.size() - at - 3));
+  }
   KILN_ASSIGN_OR_RETURN(std::string segment_onnx, ExportOnnx(seg));
   PlanHeader h;
   h.kiln_version = KILN_VERSION;
@@ -300,10 +295,69 @@ Node MakeEngineOp(const std::string& name, const Graph& seg, const std::string& 
   std::transform(n.attrs["precision_mode"].s.begin(), n.attrs["precision_mode"].s.end(),
                  n.attrs["precision_mode"].s.begin(), ::toupper);
   n.attrs["use_calibration"] = Attr::Int(p.use_calibration ? 1 : 0);
-  n.attrs["allow_build_at_runtime"] = Attr::Int(p.is_dynamic_op ? 1 : 0);
+  n.attrs["allow_build_at_runtime"] =
+      Attr::Int(p.is_dynamic_op && p.allow_build_at_runtime ? 1 : 0);
+  if (!built.cached_plans.empty()) n.attrs["cached_engines"] = Attr::Strings(built.cached_plans);
   n.attrs["backend"] = Attr::String(p.backend);
   return n;
 }
+
+// TF graphs: a TF NodeDef the importer split into several IR nodes (Unpack -> Split +
+// Squeezes) names only its own outputs; the values between its IR nodes have no TF name. A
+// supported IR node that reads such a value from an unsupported one, or writes one that an
+// unsupported node reads, would sit on an engine boundary at an unnameable value, and the
+// converted graph could not be written as a GraphDef with that engine (graphdef_export.h); it
+// stays native instead (a cheap node: Squeeze, Cast, Reshape of a split NodeDef).
+class TfBoundaryCheck {
+ public:
+  explicit TfBoundaryCheck(const Graph& g) : g_(g) {
+    for (const auto& n : g.nodes) {
+      tf_ |= n.provenance && (n.provenance->format == "tf" || n.provenance->format == "tfjs");
+    }
+    if (!tf_) return;
+    producer_ = g.ProducerIndex();
+    for (int i = 0; i < static_cast<int>(g.nodes.size()); ++i) {
+      for (const auto& in : g.nodes[i].inputs) consumers_[in].push_back(i);
+    }
+  }
+
+  Status Check(const Node& node, const std::function<Status(const Node&)>& supports) const {
+    if (!tf_) return Status::OK();
+    for (const auto& in : node.inputs) {
+      auto p = producer_.find(in);
+      if (p == producer_.end() || Nameable(in)) continue;
+      if (!supports(g_.nodes[p->second]).ok()) return Refuse(in);
+    }
+    for (const auto& out : node.outputs) {
+      if (out.empty() || Nameable(out)) continue;
+      auto c = consumers_.find(out);
+      if (c == consumers_.end()) continue;
+      for (int k : c->second) {
+        if (!supports(g_.nodes[k]).ok()) return Refuse(out);
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  // "X:k" written by an IR node recorded from NodeDef X.
+  bool Nameable(const std::string& value) const {
+    auto p = producer_.find(value);
+    if (p == producer_.end()) return true;
+    const auto& prov = g_.nodes[p->second].provenance;
+    const size_t colon = value.rfind(':');
+    return !prov || (colon != std::string::npos && prov->original_name == value.substr(0, colon));
+  }
+  Status Refuse(const std::string& value) const {
+    return Unimplemented("value '" + value +
+                         "' inside a split TensorFlow node would be an engine boundary");
+  }
+
+  const Graph& g_;
+  bool tf_ = false;
+  std::unordered_map<std::string, int> producer_;
+  std::unordered_map<std::string, std::vector<int>> consumers_;
+};
 
 // Drops value_info of values the graph no longer has (they moved into segments) and
 // initializers nothing reads any more.
@@ -378,6 +432,9 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
     Status st = VerifyAndInferShapes(graph, registry);
     if (!st.ok()) return st.WithContext(where);
   }
+  // INT8: where the ranges come from; Q/DQ / fake-quant ranges are read (and those nodes
+  // bypassed) before clean-up (convert/int8.h).
+  KILN_ASSIGN_OR_RETURN(Int8Setup int8, PrepareInt8(graph, params, where));
 
   Converted result;
   ConversionSummary& summary = result.summary;
@@ -386,7 +443,26 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
   ctx.keep.insert(graph.outputs.begin(), graph.outputs.end());
   ctx.keep.insert(params.outputs.begin(), params.outputs.end());
   PassManager passes = PassManager::Standard();
+  // The passes drop the provenance of constants nothing reads any more; the GraphDef writer
+  // still needs the Const NodeDefs that untouched TF nodes name (e.g. StridedSlice's `begin`,
+  // which the importer turned into other constants), so it is kept (provenance only).
+  // Likewise the NodeDefs of the nodes the passes removed (folded shape arithmetic, Identity):
+  // metadata "tf.removed_node:<name>" (io/tf/graphdef_export.h).
+  const auto const_provenance = graph.initializer_provenance;
+  std::map<std::string, std::string> tf_nodes;
+  for (const auto& n : graph.nodes) {
+    if (n.provenance && (n.provenance->format == "tf" || n.provenance->format == "tfjs")) {
+      tf_nodes.emplace(n.provenance->original_name, n.provenance->serialized);
+    }
+  }
   KILN_RETURN_IF_ERROR(passes.Run(graph, ctx));
+  for (const auto& [value, prov] : const_provenance) {
+    graph.initializer_provenance.emplace(value, prov);
+  }
+  for (const auto& n : graph.nodes) {
+    if (n.provenance) tf_nodes.erase(n.provenance->original_name);
+  }
+  for (auto& [name, bytes] : tf_nodes) graph.metadata["tf.removed_node:" + name] = std::move(bytes);
   for (const auto& s : passes.stats()) {  // the passes that changed something, in order
     if (s.nodes_before == s.nodes_after) continue;
     summary.passes.push_back(s.pass + ": " + std::to_string(s.nodes_before) + " -> " +
@@ -399,134 +475,223 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
   }
 
   KILN_ASSIGN_OR_RETURN(Precision precision, ParsePrecision(params.precision_mode));
+  if (precision != Precision::kFP32 && !backend->HasKernel(precision)) {
+    summary.warnings.push_back(std::string("precision_mode ") + PrecisionName(precision) +
+                               ": backend " + backend->name() + " has no " +
+                               PrecisionName(precision) +
+                               " kernel on this machine; those layers run in the next allowed "
+                               "precision (FP32)");
+  }
   BuildConfig base;
   base.precision = precision;
   base.max_batch_size = params.max_batch_size;
   base.max_workspace_size_bytes = params.max_workspace_size_bytes;
+
+  const PlanCache plan_cache = PlanCache::Open(params.engine_cache_dir);
 
   SegmenterOptions options;
   options.minimum_segment_size = params.minimum_segment_size;
   options.op_denylist.insert(params.op_denylist.begin(), params.op_denylist.end());
   options.max_engines = params.max_engines;
   options.keep_outside.insert(params.outputs.begin(), params.outputs.end());
-  const Graph& g = graph;
-  auto supports = [&](const Node& node) { return backend->Supports(node, g, base); };
-  KILN_ASSIGN_OR_RETURN(SegmentationResult seg_result, SegmentGraph(graph, supports, options));
-  summary.total_nodes = seg_result.report.total_nodes;
-  summary.converted_nodes = seg_result.report.converted_nodes;
-  summary.not_converted = seg_result.report.by_op;
-
-  // Build every segment first (indices into graph.nodes stay valid), then rewrite.
-  struct Replacement {
-    const Segment* seg;
-    Node engine_op;
-    std::string key;
-    std::shared_ptr<Graph> function;
-  };
-  std::vector<Replacement> replacements;
+  // Segments one scope (the top level, or an If / Loop / Scan body: convert/convert_bodies.h)
+  // and replaces its segments with EngineOps; the native segments go to the root's library.
+  Graph& root = graph;
   std::set<std::string> used_keys;
-  for (const auto& [key, fn] : graph.functions) used_keys.insert(key);
-  std::set<std::string> used_names;
-  for (const auto& n : graph.nodes) used_names.insert(n.name);
+  for (const auto& [key, fn] : root.functions) used_keys.insert(key);
+  std::set<std::string> used_engine_names;
   int engine_index = 0;
-  for (const Segment& seg : seg_result.segments) {
-    if (seg.nodes.empty()) continue;
-    std::string key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment";
-    for (int s = 1; used_keys.count(key); ++s) {
-      key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment_" + std::to_string(s);
+  auto segment_scope = [&](Graph& graph, const std::string& scope, std::set<std::string>* moved,
+                           int* engines, int* converted) -> Status {
+    const Graph& g = graph;
+    auto backend_supports = [&](const Node& node) { return backend->Supports(node, g, base); };
+    const TfBoundaryCheck tf_boundary(g);
+    auto supports = [&](const Node& node) {
+      Status st = backend_supports(node);
+      return st.ok() ? tf_boundary.Check(node, backend_supports) : st;
+    };
+    KILN_ASSIGN_OR_RETURN(SegmentationResult seg_result, SegmentGraph(graph, supports, options));
+    summary.total_nodes += seg_result.report.total_nodes;
+    summary.converted_nodes += seg_result.report.converted_nodes;
+    for (const auto& [op, reasons] : seg_result.report.by_op) {
+      for (const auto& [reason, n] : reasons) summary.not_converted[op][reason] += n;
     }
-    auto fn = std::make_shared<Graph>(MakeSegmentGraph(graph, seg, key));
-    EngineSummary es;
-    for (int k : seg.nodes) ++es.op_histogram[OpName(graph.nodes[k])];
-    es.num_nodes = static_cast<int>(seg.nodes.size());
-    es.inputs = seg.inputs;
-    es.outputs = seg.outputs;
-    EngineResult built;
-    bool has_engine = false;
-    if (params.is_dynamic_op) {
-      es.status = "dynamic: built at run time for the shapes seen";
-    } else {
-      Status why;
-      auto shapes = StaticInputShapes(*fn, params.max_batch_size);
-      if (shapes.ok()) {
-        BuildConfig config = base;
-        config.input_shapes = *shapes;
-        auto r = BuildPlan(*backend, *fn, config);
-        if (r.ok()) {
-          built = std::move(r).value();
-          has_engine = true;
-        } else {
-          why = r.status();
-          why = Status(why.code(), "engine build failed: " + why.message());
-        }
-      } else {
-        why = shapes.status();
+    if (!scope.empty()) {
+      KILN_LOG(INFO) << where << ": " << scope << ": " << seg_result.report.ToString();
+    }
+    if (int8.active && !int8.calibrating) {
+      std::set<std::string> needed;
+      for (const Segment& seg : seg_result.segments) {
+        const std::set<std::string> t = Int8TensorsOfNodes(graph, seg.nodes);
+        needed.insert(t.begin(), t.end());
       }
-      if (!has_engine) {  // revert: the nodes stay native (file comment)
-        KILN_LOG(INFO) << where << ": segment starting at "
-                       << graph.nodes[seg.nodes.front()].Describe()
-                       << " left native: " << why.message();
-        for (int k : seg.nodes) ++summary.not_converted[OpName(graph.nodes[k])][why.message()];
-        summary.converted_nodes -= es.num_nodes;
-        continue;
-      }
-      es.status = "built";
-      es.build_ms = built.build_ms;
+      KILN_RETURN_IF_ERROR(CheckInt8Table(int8, needed, where));
     }
-    used_keys.insert(key);
-    std::string name = "kiln_engine_" + std::to_string(engine_index++);
-    for (int s = 1; used_names.count(name); ++s) {
-      name = "kiln_engine_" + std::to_string(engine_index - 1) + "_" + std::to_string(s);
-    }
-    used_names.insert(name);
-    es.name = name;
-    summary.engines.push_back(es);
-    replacements.push_back(
-        {&seg, MakeEngineOp(name, *fn, key, built, params, has_engine), key, fn});
-  }
 
-  if (!replacements.empty()) {
-    std::map<int, const Replacement*> first_node;
-    std::set<int> removed;
-    std::set<std::string> moved_initializers;
-    for (const auto& r : replacements) {
-      first_node[r.seg->nodes.front()] = &r;
-      removed.insert(r.seg->nodes.begin(), r.seg->nodes.end());
-      for (const auto& [name, t] : r.function->initializers) moved_initializers.insert(name);
+    // Build every segment first (indices into graph.nodes stay valid), then rewrite.
+    struct Replacement {
+      const Segment* seg;
+      Node engine_op;
+      std::string key;
+      std::shared_ptr<Graph> function;
+    };
+    std::vector<Replacement> replacements;
+    std::set<std::string> used_names = used_engine_names;
+    for (const auto& n : graph.nodes) used_names.insert(n.name);
+    for (const Segment& seg : seg_result.segments) {
+      if (seg.nodes.empty()) continue;
+      std::string key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment";
+      for (int s = 1; used_keys.count(key); ++s) {
+        key = Sanitize(graph.nodes[seg.nodes.front()].name) + "_segment_" + std::to_string(s);
+      }
+      auto fn = std::make_shared<Graph>(MakeSegmentGraph(graph, seg, key));
+      EngineSummary es;
+      for (int k : seg.nodes) ++es.op_histogram[OpName(graph.nodes[k])];
+      es.num_nodes = static_cast<int>(seg.nodes.size());
+      es.inputs = seg.inputs;
+      es.outputs = seg.outputs;
+      EngineResult built;
+      bool has_engine = false;
+      BuildConfig seg_base = base;  // INT8: plus the segment's ranges
+      std::string calibration_data;
+      KILN_RETURN_IF_ERROR(Int8ForSegment(int8, *fn, &seg_base, &calibration_data));
+      if (int8.calibrating) {
+        es.status = "calibration: runs its native segment in FP32 and collects INT8 statistics";
+      } else if (params.is_dynamic_op) {
+        es.status = params.allow_build_at_runtime ? "dynamic: built at run time for the shapes seen"
+                                                  : "dynamic: engines built ahead only";
+        es.status += BuildBatchPlans(*backend, *fn, seg_base, params.cached_engine_batches,
+                                     plan_cache, &built.cached_plans);
+      } else {
+        Status why;
+        auto shapes = StaticInputShapes(*fn, params.max_batch_size);
+        if (shapes.ok()) {
+          BuildConfig config = seg_base;
+          config.input_shapes = *shapes;
+          // Through the disk engine cache when one is configured (engine_plans.h).
+          std::optional<uint64_t> fnv;
+          if (plan_cache.enabled()) {
+            if (auto f = SegmentFnv(*fn); f.ok()) fnv = *f;
+          }
+          std::optional<std::string> cached;
+          if (fnv) cached = plan_cache.Find(*backend, *fn, *fnv, config, "");
+          EngineResult hit;
+          if (cached) {
+            hit.plan = std::move(*cached);
+            hit.from_engine_cache = true;
+          }
+          StatusOr<EngineResult> r = cached ? StatusOr<EngineResult>(std::move(hit))
+                                            : BuildPlan(*backend, *fn, config);
+          if (r.ok() && !cached && fnv) plan_cache.Put(*backend, *fnv, config, "", r->plan);
+          if (r.ok()) {
+            built = std::move(r).value();
+            has_engine = true;
+          } else {
+            why = r.status();
+            why = Status(why.code(), "engine build failed: " + why.message());
+          }
+        } else {
+          why = shapes.status();
+        }
+        if (!has_engine) {  // revert: the nodes stay native (file comment)
+          KILN_LOG(INFO) << where << ": segment starting at "
+                         << graph.nodes[seg.nodes.front()].Describe()
+                         << " left native: " << why.message();
+          for (int k : seg.nodes) ++summary.not_converted[OpName(graph.nodes[k])][why.message()];
+          summary.converted_nodes -= es.num_nodes;
+          continue;
+        }
+        es.status = "built";
+        es.build_ms = built.build_ms;
+        es.layer_precisions = built.layer_precisions;
+        es.tactics = built.tactics;
+        es.from_engine_cache = built.from_engine_cache;
+      }
+      used_keys.insert(key);
+      std::string name = "kiln_engine_" + std::to_string(engine_index++);
+      for (int s = 1; used_names.count(name); ++s) {
+        name = "kiln_engine_" + std::to_string(engine_index - 1) + "_" + std::to_string(s);
+      }
+      used_names.insert(name);
+      used_engine_names.insert(name);
+      es.name = name;
+      es.scope = scope;
+      summary.engines.push_back(es);
+      replacements.push_back(
+          {&seg, MakeEngineOp(name, *fn, key, built, params, has_engine), key, fn});
+      replacements.back().engine_op.attrs["calibration_data"] = Attr::String(calibration_data);
     }
-    std::vector<Node> nodes;
-    for (int k = 0; k < static_cast<int>(graph.nodes.size()); ++k) {
-      auto it = first_node.find(k);
-      if (it != first_node.end()) nodes.push_back(it->second->engine_op);
-      if (!removed.count(k)) nodes.push_back(std::move(graph.nodes[k]));
+
+    if (!replacements.empty()) {
+      std::map<int, const Replacement*> first_node;
+      std::set<int> removed;
+      std::set<std::string>& moved_initializers = *moved;
+      for (const auto& r : replacements) {
+        first_node[r.seg->nodes.front()] = &r;
+        removed.insert(r.seg->nodes.begin(), r.seg->nodes.end());
+        for (const auto& [name, t] : r.function->initializers) moved_initializers.insert(name);
+      }
+      std::vector<Node> nodes;
+      for (int k = 0; k < static_cast<int>(graph.nodes.size()); ++k) {
+        auto it = first_node.find(k);
+        if (it != first_node.end()) nodes.push_back(it->second->engine_op);
+        if (!removed.count(k)) nodes.push_back(std::move(graph.nodes[k]));
+      }
+      graph.nodes = std::move(nodes);
+      for (auto& r : replacements) root.functions[r.key] = std::move(r.function);
+      graph.opset_imports[kEngineOpDomain] = 1;
+      KILN_RETURN_IF_ERROR(graph.SortTopologically());
+      PruneMovedValues(graph, moved_initializers);
     }
-    graph.nodes = std::move(nodes);
-    for (auto& r : replacements) graph.functions[r.key] = std::move(r.function);
-    graph.opset_imports[kEngineOpDomain] = 1;
-    KILN_RETURN_IF_ERROR(graph.SortTopologically());
-    PruneMovedValues(graph, moved_initializers);
+    if (engines != nullptr) *engines = static_cast<int>(replacements.size());
+    if (converted != nullptr) {
+      *converted = 0;
+      for (const auto& r : replacements) *converted += static_cast<int>(r.seg->nodes.size());
+    }
+    return Status::OK();
+  };
+  // Bodies first (INT8 keeps them native: its ranges and calibration are per top-level
+  // segment), then the top level.
+  std::set<std::string> moved_top;
+  if (!int8.active) {
+    KILN_RETURN_IF_ERROR(
+        ConvertControlFlowBodies(graph, where, segment_scope, &summary, &moved_top));
   }
+  KILN_RETURN_IF_ERROR(segment_scope(graph, "", &moved_top, nullptr, nullptr));
+  if (!moved_top.empty()) PruneMovedValues(graph, moved_top);
+  if (!used_engine_names.empty()) graph.opset_imports[kEngineOpDomain] = 1;
   summary.total_ms = MsSince(t_start);
   result.graph = std::move(graph);
   return result;
 }
 
-StatusOr<Graph> LoadForConversion(const std::string& path) {
+}  // namespace
+
+StatusOr<Graph> LoadGraphForConversion(const std::string& path, const ConversionParams& params) {
+  if (IsSavedModelDir(path)) {
+    SavedModelOptions options;
+    options.tags = {params.input_saved_model_tags.begin(), params.input_saved_model_tags.end()};
+    options.signature_key = params.input_saved_model_signature_key;
+    // Static engines are built for the signature's declared input shapes (TF-TRT's behaviour)
+    // unless params.input_shapes names others; the written SavedModel relaxes them again when
+    // loaded.
+    KILN_ASSIGN_OR_RETURN(Graph graph, LoadSavedModel(path, options));
+    std::set<std::string> declared;
+    for (const auto& [name, dims] : params.input_shapes) declared.insert(name);
+    RestoreDeclaredInputShapes(graph, declared);
+    return graph;
+  }
   std::string ext = std::filesystem::path(path).extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".pb" || ext == ".pbtxt") return ImportGraphDefFile(path);
+  if (ext == ".json") return ImportTfjsModel(path);  // a TF.js graph model's model.json
   return ImportOnnxFile(path);
 }
 
-}  // namespace
-
 // ------------------------------------------------------------------ ConvertedModel
 
-struct ConvertedModel::Impl {
-  Graph graph;
-  ConversionSummary summary;
-};
-
+// ConvertedModel::Impl is in convert_internal.h (BuildEngines, src/runtime/shape_profile.cc,
+// reaches it too).
 ConvertedModel::ConvertedModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ConvertedModel::~ConvertedModel() = default;
 ConvertedModel::ConvertedModel(ConvertedModel&&) noexcept = default;
@@ -534,24 +699,35 @@ ConvertedModel& ConvertedModel::operator=(ConvertedModel&&) noexcept = default;
 const ConversionSummary& ConvertedModel::summary() const { return impl_->summary; }
 const Graph& ConvertedModel::graph() const { return impl_->graph; }
 
-// The converted graph holds kiln.EngineOp nodes, which only kiln reads; ONNX is kiln's
-// interchange format for them whatever the input format was.
+// By the path's form (io/tf/saved_model_writer.h): ONNX, GraphDef or SavedModel.
 Status ConvertedModel::Save(const std::string& path) const {
-  return WriteOnnxFile(impl_->graph, path);
+  return SaveGraphByPath(impl_->graph, path);
 }
 
 StatusOr<ConvertedModel> CreateInferenceGraph(Graph graph, const ConversionParams& params) {
+  // INT8 calibration graph: keeps its source for CalibGraphToInferGraph (convert/int8.h).
+  std::shared_ptr<const Graph> calibration_source;
+  if (IsCalibrationConversion(params)) calibration_source = std::make_shared<Graph>(graph);
   KILN_ASSIGN_OR_RETURN(Converted c, Convert(std::move(graph), params));
   auto impl = std::make_unique<ConvertedModel::Impl>();
   impl->graph = std::move(c.graph);
   impl->summary = std::move(c.summary);
-  return ConvertedModel(std::move(impl));
+  impl->calibration_source = calibration_source;
+  impl->params = params;
+  ConvertedModel model(std::move(impl));
+  if (calibration_source != nullptr &&
+      (!params.calibration_feeds.empty() || params.calibration_input_fn)) {
+    CalibrationRunner run = GetCalibrationRunner();  // the one-call form
+    if (run == nullptr) return FailedPrecondition("INT8 calibration needs the kiln runtime");
+    return run(std::move(model), params);
+  }
+  return model;
 }
 
 StatusOr<ConvertedModel> CreateInferenceGraph(const std::string& model_path,
                                               const ConversionParams& params) {
   KILN_RETURN_IF_ERROR(ValidateConversionParams(params));
-  KILN_ASSIGN_OR_RETURN(Graph graph, LoadForConversion(model_path));
+  KILN_ASSIGN_OR_RETURN(Graph graph, LoadGraphForConversion(model_path, params));
   return CreateInferenceGraph(std::move(graph), params);
 }
 

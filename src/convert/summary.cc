@@ -55,11 +55,27 @@ std::string ConversionSummary::ToString() const {
     for (const auto& p : passes) os << "    " << p << "\n";
   }
   for (const auto& e : engines) {
-    os << "\n  " << e.name << ": " << e.num_nodes << " nodes, " << e.status;
+    os << "\n  " << e.name << (e.scope.empty() ? "" : " (in " + e.scope + ")") << ": "
+       << e.num_nodes << " nodes, " << e.status;
     if (e.build_ms > 0) os << " in " << Ms(e.build_ms);
+    if (e.from_engine_cache) os << " (loaded from the engine cache)";
+    if (!e.tactics.empty()) {
+      int timed = 0;
+      for (const auto& t : e.tactics) timed += t.find(": timed ") != std::string::npos ? 1 : 0;
+      os << "\n    tactics: " << timed << " layers timed, "
+         << static_cast<int>(e.tactics.size()) - timed << " from the timing cache or single";
+    }
     os << "\n    ops:";
     for (const auto& [op, n] : e.op_histogram) os << " " << op << " x" << n;
+    if (!e.layer_precisions.empty()) {
+      os << "\n    layer precisions:";
+      for (const auto& [p, n] : e.layer_precisions) os << " " << p << " x" << n;
+    }
     os << "\n    inputs:  " << Join(e.inputs) << "\n    outputs: " << Join(e.outputs) << "\n";
+  }
+  if (!subgraphs.empty()) {  // If / Loop / Scan bodies (convert/convert_bodies.h)
+    os << "\n  control-flow bodies:\n";
+    for (const auto& line : subgraphs) os << "    " << line << "\n";
   }
   if (!not_converted.empty()) {
     os << "\n  not converted (op: count reason):\n";
@@ -69,6 +85,13 @@ std::string ConversionSummary::ToString() const {
       }
     }
   }
+  if (!int8_accuracy.empty()) {  // INT8 accuracy budget (runtime/calibration_flow.cc)
+    os << "\n  INT8 accuracy budget: " << int8_accuracy << "\n";
+    for (const auto& t : int8_kept_float) {
+      os << "    kept in higher precision: the layer(s) reading '" << t << "'\n";
+    }
+  }
+  for (const auto& w : warnings) os << "\n  warning: " << w << "\n";
   os << "\n  total conversion time: " << Ms(total_ms) << "\n";
   return os.str();
 }
@@ -83,10 +106,20 @@ std::string ConversionSummary::ToJson() const {
     const auto& e = engines[i];
     os << (i ? "," : "") << "\n    {\"name\": " << JsonQuote(e.name)
        << ", \"num_nodes\": " << e.num_nodes << ", \"status\": " << JsonQuote(e.status)
-       << ", \"build_ms\": " << JsonNumber(e.build_ms) << ", \"op_histogram\": {";
+       << ", \"build_ms\": " << JsonNumber(e.build_ms)
+       << ", \"from_engine_cache\": " << (e.from_engine_cache ? "true" : "false")
+       << ", \"scope\": " << JsonQuote(e.scope)
+       << ", \"tactics\": " << JsonList(e.tactics)
+       << ", \"op_histogram\": {";
     bool first = true;
     for (const auto& [op, n] : e.op_histogram) {
       os << (first ? "" : ", ") << JsonQuote(op) << ": " << n;
+      first = false;
+    }
+    os << "}, \"layer_precisions\": {";
+    first = true;
+    for (const auto& [p, n] : e.layer_precisions) {
+      os << (first ? "" : ", ") << JsonQuote(p) << ": " << n;
       first = false;
     }
     os << "}, \"inputs\": " << JsonList(e.inputs) << ", \"outputs\": " << JsonList(e.outputs)
@@ -105,6 +138,10 @@ std::string ConversionSummary::ToJson() const {
     first_op = false;
   }
   os << (not_converted.empty() ? "" : "\n  ") << "},\n  \"passes\": " << JsonList(passes)
+     << ",\n  \"warnings\": " << JsonList(warnings)
+     << ",\n  \"subgraphs\": " << JsonList(subgraphs)
+     << ",\n  \"int8_accuracy\": " << JsonQuote(int8_accuracy)
+     << ",\n  \"int8_kept_float\": " << JsonList(int8_kept_float)
      << ",\n  \"total_ms\": " << JsonNumber(total_ms) << "\n}\n";
   return os.str();
 }

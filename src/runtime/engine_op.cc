@@ -9,10 +9,13 @@
 
 #include "convert/engine_op_def.h"
 #include "core/logging.h"
+#include "engine/engine_loader.h"
 #include "engine/plan.h"
 #include "io/onnx/onnx_export.h"
 #include "ops/base/kernel_context.h"
 #include "runtime/executor.h"
+#include "runtime/calibration_flow.h"
+#include "runtime/shape_profile.h"
 
 namespace kiln {
 namespace {
@@ -20,15 +23,6 @@ namespace {
 bool NativeFallbackAllowed() {
   const char* v = std::getenv("KILN_ALLOW_NATIVE_FALLBACK");
   return v == nullptr || std::string(v) != "0";
-}
-
-// "float32[8,3,48,192]" -> {8,3,48,192}.
-StatusOr<std::vector<int64_t>> DimsOfSpec(const std::string& spec) {
-  const size_t open = spec.find('[');
-  if (open == std::string::npos) return InvalidArgument("bad tensor spec '" + spec + "'");
-  KILN_ASSIGN_OR_RETURN(Shape shape, ParseShapeAttr(spec.substr(open)));
-  if (!shape.fully_known()) return InvalidArgument("tensor spec '" + spec + "' is not concrete");
-  return shape.dims();
 }
 
 std::string DimsList(const std::vector<std::vector<int64_t>>& dims) {
@@ -44,7 +38,16 @@ struct EngineOpSetup {
   BuildConfig config;  // of the embedded plan, or the base config for runtime builds
   bool allow_build = false;
   int64_t max_cached = 1;
-  std::unique_ptr<Engine> engine;
+  SharedEngine engine;
+  // Engine caches (engine/engine_loader.h): shared with every Session running this node.
+  std::shared_ptr<EngineOpCache> cache;
+  EngineSource source;
+  std::vector<PinnedEngine> pinned;  // the cached_engines attribute's plans
+  // ConvertedModel::BuildEngines' recording run: report input shapes, run the native segment.
+  bool record_shapes = false;
+  // INT8 calibration graph (runtime/calibration_flow.h): the collector's id; empty otherwise.
+  std::string calibrate_id;
+  std::string name;
   std::vector<std::string> input_specs;
   std::string no_engine_reason;  // why `engine` is null
 };
@@ -75,6 +78,8 @@ StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
                            std::to_string(node.outputs.size()));
   }
   s.allow_build = num("allow_build_at_runtime", 0) != 0;
+  s.record_shapes = num("record_shapes", 0) != 0;
+  s.name = node.name;
   s.max_cached = std::max<int64_t>(1, num("max_cached_engines_count", 1));
   const std::string backend_name = str("backend").empty() ? "cpu" : str("backend");
   s.backend = ResolveBackend(backend_name);
@@ -82,9 +87,33 @@ StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
   s.config.precision = precision.ok() ? *precision : Precision::kFP32;
   s.config.max_batch_size = num("max_batch_size", 1);
   s.config.max_workspace_size_bytes = num("workspace_size_bytes", int64_t{1} << 30);
+  // INT8: calibration_data is the table (ranges into the config) or "calibrate:<id>".
+  KILN_RETURN_IF_ERROR(
+      ApplyCalibrationData(str("calibration_data"), node.Describe(), &s.config, &s.calibrate_id));
   if (s.backend == nullptr) {
     s.no_engine_reason = "backend '" + backend_name + "' is not built into this kiln";
     return s;
+  }
+  auto segment_onnx = ExportOnnx(*s.segment);
+  if (!segment_onnx.ok()) {
+    s.no_engine_reason = "the native segment cannot be hashed: " + segment_onnx.status().message();
+    s.allow_build = false;
+    return s;
+  }
+  s.source.backend = s.backend;
+  s.source.segment = s.segment.get();
+  s.source.segment_fnv = FnvUpdate(kFnvOffset, *segment_onnx);
+  s.source.calibration = str("calibration_data");
+  s.source.cache_dir = ResolveEngineCacheDir(str("engine_cache_dir"));
+  s.source.who = node.Describe();
+  s.source.base = s.config;
+  s.cache = AcquireEngineOpCache(node.name + "|" + FnvHex(s.source.segment_fnv) + "|" +
+                                     s.backend->name() + "|" + s.config.Fingerprint() + "|" +
+                                     std::to_string(s.max_cached) + "|" +
+                                     FnvHex(FnvUpdate(kFnvOffset, s.source.calibration)),
+                                 static_cast<size_t>(s.max_cached));
+  if (const Attr* cached = node.FindAttr("cached_engines"); cached != nullptr) {
+    s.pinned = LoadPinnedPlans(cached->strings, s.source, s.cache.get());
   }
   const std::string bytes = str("serialized_engine");
   if (bytes.empty()) {
@@ -128,14 +157,18 @@ StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
     return reject("its build config '" + h.build_config + "' does not match the node's '" +
                   config.Fingerprint() + "'");
   }
-  auto segment_onnx = ExportOnnx(*s.segment);
-  if (!segment_onnx.ok()) return reject(segment_onnx.status().message());
-  if (HashBytes(*segment_onnx + h.build_config) != h.content_hash) {
+  if (FnvHex(FnvUpdate(s.source.segment_fnv, h.build_config)) != h.content_hash) {
     return reject("its content hash does not match the node's native segment '" + key + "'");
   }
-  auto engine = s.backend->Deserialize(plan->second, *s.segment, config);
-  if (!engine.ok()) return reject(engine.status().message());
-  s.engine = std::move(engine).value();
+  // Deserialized once per process for every Session running this node (EngineOpCache::pinned).
+  auto deserialize = [&]() -> StatusOr<SharedEngine> {
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Engine> e,
+                          s.backend->Deserialize(plan->second, *s.segment, config));
+    return SharedEngine(std::move(e));
+  };
+  auto pinned = s.cache->pinned.GetOrBuild("plan|" + h.content_hash, deserialize);
+  if (pinned.engine == nullptr) return reject(pinned.failure);
+  s.engine = pinned.engine;
   s.config = config;
   return s;
 }
@@ -159,8 +192,17 @@ class EngineOpKernel : public OpKernel {
       inputs.push_back(&ctx.input(i));
       dims.push_back(ctx.input(i).dims());
     }
-    std::string reason;
-    const Engine* engine = FindEngine(dims, &reason);
+    if (!setup_.calibrate_id.empty()) {  // INT8 calibration: native segment + statistics
+      std::vector<std::pair<int, Tensor>> feeds;
+      for (size_t i = 0; i < inputs.size(); ++i) feeds.emplace_back(feed_[i], *inputs[i]);
+      auto outs = RunCalibrationStep(native_, *setup_.segment, setup_.calibrate_id, feeds, fetch_);
+      if (!outs.ok()) return outs.status().WithContext(node_name_ + " (calibration)");
+      for (size_t o = 0; o < outs->size(); ++o) ctx.SetOutput(static_cast<int>(o), (*outs)[o]);
+      return Status::OK();
+    }
+    std::string reason = "recording input shapes (ConvertedModel::BuildEngines)";
+    if (setup_.record_shapes) RecordEngineOpShapes(setup_.name, dims);
+    const SharedEngine engine = setup_.record_shapes ? nullptr : FindEngine(dims, &reason);
     if (engine != nullptr) {
       std::vector<Tensor> outs;
       Status st = engine->Execute(inputs, &outs);
@@ -173,12 +215,12 @@ class EngineOpKernel : public OpKernel {
         ctx.SetOutput(static_cast<int>(o), std::move(outs[o]));
       return Status::OK();
     }
-    if (!NativeFallbackAllowed()) {
+    if (!setup_.record_shapes && !NativeFallbackAllowed()) {
       return FailedPrecondition(node_name_ + ": no engine can run inputs " + DimsList(dims) + " (" +
                                 reason +
                                 ") and native fallback is disabled (KILN_ALLOW_NATIVE_FALLBACK=0)");
     }
-    if (!logged_fallback_.exchange(true)) {
+    if (!setup_.record_shapes && !logged_fallback_.exchange(true)) {
       KILN_LOG(WARNING) << node_name_ << ": running the native segment '" << setup_.segment->name
                         << "' instead of the engine: " << reason;
     }
@@ -191,61 +233,48 @@ class EngineOpKernel : public OpKernel {
   }
 
  private:
-  // The engine for these dims, or nullptr with the reason in `why`.
-  const Engine* FindEngine(const std::vector<std::vector<int64_t>>& dims, std::string* why) const {
-    if (setup_.engine != nullptr) {
-      if (setup_.engine->Accepts(dims)) return setup_.engine.get();
-      for (const auto& d : dims) {
-        if (!d.empty() && d[0] > setup_.config.max_batch_size) {
-          *why = "batch " + std::to_string(d[0]) + " is above max_batch_size " +
-                 std::to_string(setup_.config.max_batch_size);
-          return nullptr;
+  // The engine for these dims, or nullptr with the reason in `why`: the embedded engine, a
+  // pinned one (cached_engines), else (allow_build_at_runtime) the shared run-time LRU, which
+  // loads from the disk cache or builds once per shape key.
+  SharedEngine FindEngine(const std::vector<std::vector<int64_t>>& dims, std::string* why) const {
+    if (setup_.engine != nullptr && setup_.engine->Accepts(dims)) return setup_.engine;
+    if (SharedEngine e = PickPinned(setup_.pinned, dims)) return e;
+    if (!setup_.allow_build || setup_.backend == nullptr || setup_.cache == nullptr) {
+      *why = setup_.no_engine_reason + (setup_.source.segment != nullptr && !setup_.allow_build
+                                            ? " (allow_build_at_runtime is off)"
+                                            : "");
+      if (setup_.engine != nullptr || !setup_.pinned.empty()) {
+        *why = "no engine was built for input shapes " + DimsList(dims) +
+               (setup_.allow_build ? "" : " and allow_build_at_runtime is off");
+        for (const auto& d : dims) {
+          if (!d.empty() && d[0] > setup_.config.max_batch_size) {
+            *why = "batch " + std::to_string(d[0]) + " is above max_batch_size " +
+                   std::to_string(setup_.config.max_batch_size);
+          }
         }
       }
-      *why = "the engine was not built for input shapes " + DimsList(dims);
-      if (!setup_.allow_build) return nullptr;
-    } else if (!setup_.allow_build || setup_.backend == nullptr) {
-      *why = setup_.no_engine_reason;
       return nullptr;
     }
-    // Dynamic mode: one engine per distinct input shapes, built on first sight.
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(dims);
-    if (it != cache_.end()) {
-      if (it->second.engine != nullptr) return it->second.engine.get();
-      *why = it->second.failure;
-      return nullptr;
-    }
-    if (static_cast<int64_t>(cache_.size()) >= setup_.max_cached) {
-      *why = "max_cached_engines_count (" + std::to_string(setup_.max_cached) +
-             ") engines are built already, none for input shapes " + DimsList(dims);
-      return nullptr;
-    }
-    BuildConfig config = setup_.config;
+    // Dynamic mode: one engine per distinct input shapes, in the LRU shared between Sessions.
+    BuildConfig config = setup_.source.base;
     config.input_shapes = dims;
     config.exact_shapes = true;
-    auto built = setup_.backend->Build(*setup_.segment, config);
-    Cached& entry = cache_[dims];
-    if (built.ok()) {
-      entry.engine = std::move(built).value();
-      return entry.engine.get();
+    auto r = setup_.cache->runtime.GetOrBuild(
+        config.Fingerprint(), [&] { return LoadOrBuildEngine(setup_.source, config); });
+    if (r.engine != nullptr) return r.engine;
+    if (r.built) {  // reported once: the failure is remembered, never retried for this key
+      KILN_LOG(WARNING) << node_name_ << ": engine build at run time for input shapes "
+                        << DimsList(dims) << " failed (not retried): " << r.failure;
     }
-    entry.failure = "engine build at run time failed: " + built.status().message();
-    *why = entry.failure;
+    *why = "engine build at run time failed: " + r.failure;
     return nullptr;
   }
 
-  struct Cached {
-    std::unique_ptr<Engine> engine;
-    std::string failure;
-  };
   std::string node_name_;
   EngineOpSetup setup_;
   Executor native_;
   std::vector<int> feed_, fetch_;
   mutable std::atomic<bool> logged_fallback_{false};
-  mutable std::mutex mu_;
-  mutable std::map<std::vector<std::vector<int64_t>>, Cached> cache_;
 };
 
 StatusOr<std::unique_ptr<OpKernel>> MakeEngineOpKernel(const KernelInitContext& init) {
@@ -298,6 +327,9 @@ void AddEngineOp(OpRegistry& r) {
              .AttrDefault("use_calibration", int64_t{0})
              .AttrDefault("allow_build_at_runtime", int64_t{0})
              .AttrDefault("backend", "cpu")
+             .AttrNoDefault("cached_engines", AttrType::kStrings)
+             .AttrDefault("engine_cache_dir", "")
+             .AttrDefault("record_shapes", int64_t{0})
              .Infer(InferEngineOp)
              .StatefulKernel(MakeEngineOpKernel));
 }
@@ -337,11 +369,16 @@ EngineInfo InspectEngineOp(const Graph& graph, const Node& node, bool profile, i
   }
   info.segment_nodes = static_cast<int64_t>(setup->segment->nodes.size());
   info.input_specs = setup->input_specs;
+  std::string ahead;  // engines built ahead (cached_engines): cached_engine_batches, profiles
+  for (const auto& p : setup->pinned) {
+    ahead += (ahead.empty() ? "; engines built ahead for " : " | ") +
+             DimsList(p.config.input_shapes) + (p.config.exact_shapes ? "" : " (batch up to)");
+  }
   if (setup->engine == nullptr) {
-    info.status = setup->no_engine_reason;
+    info.status = setup->no_engine_reason + ahead;
     return info;
   }
-  info.status = "ready";
+  info.status = "ready" + ahead;
   std::vector<LayerInfo> layers = setup->engine->Layers();
   if (profile) {
     std::mt19937 rng(1234);

@@ -6,8 +6,10 @@
 #include "ir/graph.h"
 #include "ops/base/op_schema.h"
 #include "ops/base/verify.h"
+#include "runtime/control_flow.h"
 #include "runtime/engine_op.h"
 #include "runtime/executor.h"
+#include "runtime/inspect_control_flow.h"
 #include "runtime/model_loader.h"
 
 namespace kiln {
@@ -39,8 +41,19 @@ StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path) {
   return FromGraph(std::move(graph));
 }
 
+StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path,
+                                                  const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(Graph graph, LoadModelGraph(path, options.load));
+  return FromGraph(std::move(graph), options);
+}
+
 StatusOr<std::unique_ptr<Session>> Session::FromGraph(Graph graph) {
+  return FromGraph(std::move(graph), SessionOptions{});
+}
+
+StatusOr<std::unique_ptr<Session>> Session::FromGraph(Graph graph, const SessionOptions& options) {
   RegisterEngineOp();
+  RegisterControlFlowKernels();
   const OpRegistry& registry = OpRegistry::Global();
   auto unsupported = FindUnsupportedNodes(graph, registry);
   if (!unsupported.empty()) {
@@ -54,6 +67,13 @@ StatusOr<std::unique_ptr<Session>> Session::FromGraph(Graph graph) {
     return Unimplemented(msg);
   }
   KILN_RETURN_IF_ERROR(VerifyAndInferShapes(graph, registry));
+  if (!options.engine_cache_dir.empty()) {  // read by each EngineOp kernel (engine_op.cc)
+    for (auto& node : graph.nodes) {
+      if (node.domain == "kiln" && node.op_type == "EngineOp") {
+        node.attrs["engine_cache_dir"] = Attr::String(options.engine_cache_dir);
+      }
+    }
+  }
   auto impl = std::make_unique<Impl>();
   impl->graph = std::move(graph);
   const Graph& g = impl->graph;
@@ -128,7 +148,8 @@ StatusOr<ModelInfo> InspectModel(const std::string& path) { return InspectModel(
 
 StatusOr<ModelInfo> InspectModel(const std::string& path, const InspectOptions& options) {
   RegisterEngineOp();
-  KILN_ASSIGN_OR_RETURN(Graph graph, LoadModelGraph(path));
+  RegisterControlFlowKernels();
+  KILN_ASSIGN_OR_RETURN(Graph graph, LoadModelGraph(path, options.load));
   ModelInfo info;
   info.path = path;
   info.format = ModelFormatName(DetectModelFormat(path));
@@ -164,6 +185,7 @@ StatusOr<ModelInfo> InspectModel(const std::string& path, const InspectOptions& 
       info.engines.push_back(InspectEngineOp(graph, node, options.profile, options.iterations));
     }
   }
+  DescribeControlFlow(graph, registry, &info);
   return info;
 }
 

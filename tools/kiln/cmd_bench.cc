@@ -18,13 +18,16 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <random>
 #include <thread>
 
 #include "cli_util.h"
+#include "core/file_util.h"
 #include "commands.h"
 #include "io/npy/npy.h"
 #include "ir/graph.h"
 #include "kiln/convert.h"
+#include "kiln/engine_cache.h"
 #include "kiln/session.h"
 #include "ops/base/dispatch.h"
 
@@ -49,11 +52,23 @@ options:
   --threads N             threads of the engine backend (oneDNN's OpenMP pool; default: the
                           OpenMP default, i.e. OMP_NUM_THREADS or every core). The reference
                           kernels are single-threaded.
-  --precision P           engine precision: fp32 (default); passed to the converter
+  --precision P           engine precision: fp32 (default), fp16, bf16, int8; passed to the
+                          converter (docs/precision.md)
+  --calib-cache FILE      int8: the calibration table (`kiln convert --calib-data ...
+                          --calib-cache FILE` writes it); required with --precision int8
+  --device D              engine backend: cpu (default), cuda or cuda:N
   --max-batch-size N      converter's max_batch_size (default: the bench batch)
   --minimum-segment-size N  converter's minimum_segment_size (default 3)
   --max-workspace-size B  converter's max_workspace_size_bytes (default 1 GiB)
   --dynamic-op            build engines at run time (is_dynamic_op) instead of at conversion
+  --engine-cache DIR      disk engine cache for the conversion and run-time builds (default
+                          KILN_ENGINE_CACHE): a second bench of the same model loads its
+                          engines instead of building them (`kiln cache --help`)
+  --time-tactics          time each conv/matmul layer's implementations at build, keep the
+                          fastest (KILN_TACTIC_TIMING=1)
+  --timing-cache FILE     remember timed choices in FILE (KILN_TIMING_CACHE)
+  --batch-sweep           after the timed runs, run every batch 1..max-batch-size once in
+                          random order (twice each) and report the engine builds it caused
   --compare native        also run the unconverted graph on the same inputs (timed runs
                           interleaved with the converted ones) and report the max abs error,
                           the relative L2 error (||converted - native|| / ||native||, the worst
@@ -61,6 +76,8 @@ options:
   --no-convert            time the reference runtime (unconverted graph) only
   --outputs a,b           fetch these values instead of the model's outputs
   --output-dir DIR        write the outputs of the last timed run to DIR/NAME.npy
+  --tags a,b              SavedModel MODEL: the MetaGraph's tag set (default serve)
+  --signature KEY         SavedModel MODEL: the signature (default serving_default)
   --json FILE             write the results as JSON: model, batch, precision, threads,
                           latency_ms {min, mean, median, p90, p95, p99, stddev},
                           throughput_per_s (samples/s = batch x runs/s), inferences_per_s, cv,
@@ -204,13 +221,17 @@ struct Options {
   int64_t max_batch = 0, workspace = int64_t{1} << 30;
   uint32_t seed = 0;
   std::string precision = "fp32";
-  bool convert = true, compare = false, dynamic_op = false;
+  std::string device = "cpu";  // --device: the engine backend
+  bool convert = true, compare = false, dynamic_op = false, batch_sweep = false;
+  std::string engine_cache;
+  LoadOptions load;  // --tags / --signature
 };
 
 StatusOr<Options> ParseOptions(const Args& args) {
   Options o;
   if (args.positionals().size() != 1) return InvalidArgument("bench needs exactly one MODEL");
   o.model = args.positionals()[0];
+  o.load = LoadOptionsFromArgs(args);
   auto integer = [&args](const char* name, int64_t min, int64_t* out) -> Status {
     auto v = args.Get(name);
     if (!v) return Status::OK();
@@ -239,12 +260,18 @@ StatusOr<Options> ParseOptions(const Args& args) {
   o.threads = static_cast<int>(threads);
   o.seed = static_cast<uint32_t>(seed);
   o.min_segment = static_cast<int>(min_segment);
+  if (auto d = args.Get("device")) o.device = *d;
   if (auto p = args.Get("precision")) {
     o.precision = *p;
     std::transform(o.precision.begin(), o.precision.end(), o.precision.begin(), ::tolower);
   }
   o.convert = !args.Has("no-convert");
   o.dynamic_op = args.Has("dynamic-op");
+  o.batch_sweep = args.Has("batch-sweep");
+  // Tactic timing is read by the CPU backend from the environment (backends/cpu/tactics.h).
+  if (args.Has("time-tactics")) setenv("KILN_TACTIC_TIMING", "1", 1);
+  if (auto t = args.Get("timing-cache")) setenv("KILN_TIMING_CACHE", t->c_str(), 1);
+  if (auto d = args.Get("engine-cache")) o.engine_cache = *d;
   if (auto c = args.Get("compare")) {
     if (*c != "native") return InvalidArgument("--compare takes 'native', got '" + *c + "'");
     if (!o.convert) return InvalidArgument("--compare native needs conversion (drop --no-convert)");
@@ -278,9 +305,11 @@ std::string JsonNumber(double v) {
 int BenchCommand(int argc, char** argv) {
   auto parsed = Args::Parse(argc, argv,
                             {"batch", "shape", "input", "iterations", "warmup", "threads",
-                             "precision", "compare", "json", "seed", "outputs", "output-dir",
-                             "max-batch-size", "minimum-segment-size", "max-workspace-size"},
-                            {"help", "no-convert", "dynamic-op"});
+                             "precision", "device", "compare", "json", "seed", "outputs",
+                             "output-dir",
+                             "max-batch-size", "minimum-segment-size", "max-workspace-size",
+                             "engine-cache", "tags", "signature", "calib-cache", "timing-cache"},
+                            {"help", "no-convert", "dynamic-op", "batch-sweep", "time-tactics"});
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Args& args = *parsed;
   if (args.Has("help")) {
@@ -306,13 +335,23 @@ int BenchCommand(int argc, char** argv) {
   std::string conversion_line, conversion_json = "null";
   if (o.convert) {
     ConversionParams params;
+    params.input_saved_model_tags = o.load.saved_model_tags;
+    params.input_saved_model_signature_key = o.load.saved_model_signature_key;
     params.precision_mode = o.precision;
+    params.backend = o.device;
     std::transform(params.precision_mode.begin(), params.precision_mode.end(),
                    params.precision_mode.begin(), ::toupper);
     params.max_batch_size = o.max_batch > 0 ? o.max_batch : batch;
     params.max_workspace_size_bytes = o.workspace;
     params.minimum_segment_size = o.min_segment;
     params.is_dynamic_op = o.dynamic_op;
+    params.engine_cache_dir = o.engine_cache;
+    if (auto v = args.Get("calib-cache")) params.calibration_cache = *v;  // INT8
+    if (params.precision_mode == "INT8" && (params.calibration_cache.empty() ||
+                                            !std::filesystem::exists(params.calibration_cache))) {
+      return Usage("--precision int8 needs --calib-cache FILE, an existing calibration table "
+                   "(kiln convert --calib-data ... --calib-cache FILE writes one)");
+    }
     if (auto outs = args.Get("outputs")) params.outputs = SplitList(*outs);
     // Shapes given for the bench are the shapes the engines are built for; dimension 0 stays
     // the batch, which static engines serve up to max_batch_size.
@@ -336,13 +375,20 @@ int BenchCommand(int argc, char** argv) {
     if (!converted.ok()) return Fail(converted.status().WithContext("converting " + o.model));
     const ConversionSummary& sum = converted->summary();
     const double convert_ms = MsSince(t_load);
-    auto s = Session::FromGraph(Graph(converted->graph()));
+    SessionOptions session_options;
+    session_options.engine_cache_dir = o.engine_cache;
+    auto s = Session::FromGraph(Graph(converted->graph()), session_options);
     if (!s.ok()) return Fail(s.status().WithContext("loading the converted graph"));
     session = std::move(*s);
     char buf[256];
     std::snprintf(buf, sizeof buf, "%zu engine(s), %d of %d nodes in engines, conversion %.0f ms",
                   sum.engines.size(), sum.converted_nodes, sum.total_nodes, convert_ms);
     conversion_line = buf;
+    int from_cache = 0;
+    for (const auto& e : sum.engines) from_cache += e.from_engine_cache ? 1 : 0;
+    if (from_cache > 0) {
+      conversion_line += ", " + std::to_string(from_cache) + " from the engine cache";
+    }
     std::snprintf(buf, sizeof buf,
                   "{\"engines\": %zu, \"converted_nodes\": %d, \"total_nodes\": %d, "
                   "\"ms\": %.1f}",
@@ -350,7 +396,9 @@ int BenchCommand(int argc, char** argv) {
     conversion_json = buf;
   }
   if (!o.convert || o.compare) {
-    auto s = Session::Load(o.model);
+    SessionOptions native_options;
+    native_options.load = o.load;
+    auto s = Session::Load(o.model, native_options);
     if (!s.ok()) return Fail(s.status());
     (o.convert ? native : session) = std::move(*s);
   }
@@ -425,6 +473,39 @@ int BenchCommand(int argc, char** argv) {
         "machine.\n",
         100 * lat.cv(), 100 * kNoisyCv);
   }
+  if (o.convert) {
+    std::printf("engines     %s\n", FormatEngineCacheCounters(GetEngineCacheCounters()).c_str());
+  }
+  if (o.batch_sweep && o.convert) {
+    // Every batch up to the converter's max_batch_size, in random order, twice each: static
+    // engines serve them all, so no engine should be built (issue 6).
+    const int64_t max_batch = o.max_batch > 0 ? o.max_batch : batch;
+    std::vector<int64_t> order;
+    for (int64_t b = 1; b <= max_batch; ++b) order.push_back(b);
+    std::mt19937 rng(o.seed + 17);
+    std::shuffle(order.begin(), order.end(), rng);
+    const EngineCacheCounters before = GetEngineCacheCounters();
+    std::printf("batch sweep (random order; first and second run of each batch):\n");
+    for (int64_t b : order) {
+      auto specs = BatchShapeSpecs(session->inputs(), args, b, false);
+      if (!specs.ok()) return Fail(specs.status());
+      auto bf = MakeFeeds(session->inputs(), {}, *specs, o.seed + static_cast<uint32_t>(b),
+                          [&graph](const std::string& n) { return graph.ResolveName(n); });
+      if (!bf.ok()) return Fail(bf.status());
+      double t[2];
+      for (double& ms_b : t) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = session->Run(*bf, fetches);
+        ms_b = MsSince(t0);
+        if (!r.ok()) return Fail(r.status().WithContext("batch " + std::to_string(b)));
+      }
+      std::printf("  batch %3lld  %9.3f ms  %9.3f ms\n", static_cast<long long>(b), t[0], t[1]);
+    }
+    const EngineCacheCounters after = GetEngineCacheCounters();
+    std::printf("  engine builds during the sweep: %lld (run-time cache misses %lld)\n",
+                static_cast<long long>(after.builds - before.builds),
+                static_cast<long long>(after.misses - before.misses));
+  }
 
   std::string compare_json;
   if (native) {
@@ -469,9 +550,9 @@ int BenchCommand(int argc, char** argv) {
        << ",\n  \"throughput_per_s\": " << JsonNumber(samples_per_s)
        << ",\n  \"inferences_per_s\": " << JsonNumber(inferences_per_s)
        << ",\n  \"cv\": " << JsonNumber(lat.cv()) << compare_json << "\n}\n";
-    std::ofstream f(*file);
-    f << js.str();
-    if (!f.good()) return Fail(InvalidArgument("cannot write --json " + *file));
+    if (Status st = WriteFileAtomically(*file, js.str()); !st.ok()) {
+      return Fail(InvalidArgument("cannot write --json: " + st.message()));
+    }
   }
   return 0;
 }

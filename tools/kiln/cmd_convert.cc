@@ -7,7 +7,10 @@
 #include <iostream>
 #include <sstream>
 
+#include "calib_data.h"
 #include "cli_util.h"
+#include "core/file_util.h"
+#include "convert/convert_internal.h"
 #include "kiln/convert.h"
 #include "kiln/session.h"
 #include "runtime/model_loader.h"
@@ -25,7 +28,22 @@ converted, and why the other nodes were not.
 
 options:
   -o, --output OUT             where to write the converted model (required)
-  --precision fp32             engine precision (only FP32 for now)
+  --precision P                fp32 (default), fp16 or bf16: each layer runs in the fastest
+                               precision the mode allows that has a kernel on this machine
+                               (docs/precision.md); `kiln inspect` shows what each layer got;
+                               int8: conv / matmul layers in INT8 from calibration ranges
+  --calib-data PATH            int8: calibration batches: a directory of .npz files (one batch
+                               each, an array per input) or of .npy files (single-input model),
+                               or one .npz
+  --calib-method M             int8: entropy (default), minmax or percentile
+  --calib-percentile P         int8: the percentile calibrator's percentile (default 99.99)
+  --calib-cache FILE           int8: calibration table: read when FILE exists (no data needed),
+                               written after calibrating otherwise
+  --max-accuracy-loss X        int8 with --calib-data: keep the layers whose quantization hurts
+                               most in higher precision until the outputs' rel. L2 error vs
+                               FP32 on the calibration data is at most X (reports them)
+  --device D                   engine backend: cpu (default), cuda or cuda:N (GPU N; built
+                               when CMake found CUDA + cuDNN)
   --max-batch-size N           largest batch the engines serve (default 1); larger batches
                                run the native segment
   --minimum-segment-size N     smallest segment worth an engine (default 3; -1: convert nothing)
@@ -36,8 +54,24 @@ options:
   --denylist Op1,Op2           ops never put into engines (also KILN_OP_DENYLIST)
   --dynamic                    build engines at run time for the shapes seen (is_dynamic_op)
   --max-cached-engines N       engines kept per EngineOp in dynamic mode (default 1)
+  --cached-engine-batches B,.. dynamic mode: build engines for these batches now (embedded)
+  --no-runtime-build           dynamic mode: unseen shapes run the native segment instead of
+                               building an engine (allow_build_at_runtime=false)
+  --time-tactics               time each conv/matmul layer's oneDNN implementations and keep
+                               the fastest (KILN_TACTIC_TIMING=1; slower builds)
+  --timing-cache FILE          remember the timed choices in FILE (implies --time-tactics;
+                               KILN_TIMING_CACHE): the next build skips the timing
+  --engine-cache DIR           disk engine cache: reuse engines built before with the same
+                               segment, config, device and kiln (default KILN_ENGINE_CACHE;
+                               `kiln cache --help`)
   --json-summary FILE          also write the summary as JSON
+  --tags a,b                   SavedModel MODEL: the MetaGraph's tag set (default serve)
+  --signature KEY              SavedModel MODEL: the signature to convert (default
+                               serving_default)
   --help                       show this help
+
+OUT's form picks the format: .onnx -> ONNX; .pb / .pbtxt -> TensorFlow GraphDef (TF models);
+anything else -> a SavedModel directory for TF models (engines in OUT/assets), ONNX otherwise.
 )";
 
 int Usage(const std::string& message) {
@@ -72,9 +106,12 @@ int ConvertCommand(int argc, char** argv) {
   for (auto& s : storage) rewritten.push_back(s.data());
   auto parsed = Args::Parse(
       static_cast<int>(rewritten.size()), rewritten.data(),
-      {"output", "precision", "max-batch-size", "minimum-segment-size", "max-workspace-size",
-       "outputs", "json-summary", "denylist", "max-cached-engines", "input-shape"},
-      {"help", "dynamic"});
+      {"output", "precision", "device", "max-batch-size", "minimum-segment-size",
+       "max-workspace-size", "outputs", "json-summary", "denylist", "max-cached-engines",
+       "input-shape",
+       "engine-cache", "cached-engine-batches", "timing-cache", "tags", "signature", "calib-data",
+       "calib-method", "calib-cache", "calib-percentile", "max-accuracy-loss"},
+      {"help", "dynamic", "no-runtime-build", "time-tactics"});
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Args& args = *parsed;
   if (args.Has("help")) {
@@ -101,9 +138,22 @@ int ConvertCommand(int argc, char** argv) {
   params.minimum_segment_size = static_cast<int>(min_segment);
   params.maximum_cached_engines = static_cast<int>(max_cached);
   if (auto v = args.Get("precision")) params.precision_mode = *v;
+  if (auto v = args.Get("device")) params.backend = *v;  // "cpu" (default), "cuda", "cuda:N"
   if (auto v = args.Get("outputs")) params.outputs = SplitList(*v);
   if (auto v = args.Get("denylist")) params.op_denylist = SplitList(*v);
   params.is_dynamic_op = args.Has("dynamic");
+  params.allow_build_at_runtime = !args.Has("no-runtime-build");
+  // Tactic timing is read by the CPU backend from the environment (backends/cpu/tactics.h).
+  if (args.Has("time-tactics")) setenv("KILN_TACTIC_TIMING", "1", 1);
+  if (auto v = args.Get("timing-cache")) setenv("KILN_TIMING_CACHE", v->c_str(), 1);
+  if (auto v = args.Get("engine-cache")) params.engine_cache_dir = *v;
+  if (auto v = args.Get("cached-engine-batches")) {
+    for (const auto& b : SplitList(*v)) {
+      int64_t batch = 0;
+      if (!ParseInt(b, &batch)) return Usage("--cached-engine-batches: bad batch '" + b + "'");
+      params.cached_engine_batches.push_back(batch);
+    }
+  }
   for (const auto& spec : args.GetAll("input-shape")) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos)
@@ -119,12 +169,22 @@ int ConvertCommand(int argc, char** argv) {
   }
 
   const std::string model = args.positionals()[0];
-  auto graph = LoadModelGraph(model);
+  const LoadOptions load = LoadOptionsFromArgs(args);
+  params.input_saved_model_tags = load.saved_model_tags;
+  params.input_saved_model_signature_key = load.saved_model_signature_key;
+  auto graph = DetectModelFormat(model) == ModelFormat::kSavedModel
+                   ? LoadGraphForConversion(model, params)
+                   : LoadModelGraph(model);
   if (!graph.ok()) {
     std::cerr << "kiln: error: " << graph.status().ToString() << "\n";
     return 1;
   }
+  auto calib_read_error = std::make_shared<Status>();  // INT8 (calib_data.h)
+  if (Status st = ApplyCalibrationArgs(args, *graph, &params, calib_read_error); !st.ok()) {
+    return Usage(st.message());
+  }
   auto converted = CreateInferenceGraph(std::move(graph).value(), params);
+  if (!calib_read_error->ok()) converted = *calib_read_error;
   if (!converted.ok()) {
     std::cerr << "kiln: error: " << converted.status().ToString() << "\n";
     return 1;
@@ -136,10 +196,8 @@ int ConvertCommand(int argc, char** argv) {
   }
   std::cout << converted->summary().ToString() << "\nwrote " << out << "\n";
   if (auto json = args.Get("json-summary")) {
-    std::ofstream f(*json);
-    f << converted->summary().ToJson();
-    if (!f) {
-      std::cerr << "kiln: error: cannot write " << *json << "\n";
+    if (Status st = WriteFileAtomically(*json, converted->summary().ToJson()); !st.ok()) {
+      std::cerr << "kiln: error: --json-summary: " << st.ToString() << "\n";
       return 1;
     }
   }

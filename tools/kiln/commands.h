@@ -11,4 +11,13 @@ int BenchCommand(int argc, char** argv);
 // `kiln convert MODEL -o OUT [options]` (cmd_convert.cc).
 int ConvertCommand(int argc, char** argv);
 
+// `kiln cache ls|clear [--engine-cache DIR]` (cmd_cache.cc): the disk engine cache.
+int CacheCommand(int argc, char** argv);
+
+// `kiln freeze --meta M --checkpoint C --outputs a,b -o OUT` (cmd_freeze.cc).
+int FreezeCommand(int argc, char** argv);
+
+// `kiln serve --model-repository DIR [options]` (cmd_serve.cc, src/serve/): KServe v2 HTTP.
+int ServeCommand(int argc, char** argv);
+
 }  // namespace kiln::cli

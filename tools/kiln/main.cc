@@ -38,10 +38,15 @@ commands:
   bench     time a model (converted, or --no-convert) like trtexec; --compare native
   inspect   describe a model: inputs, outputs, op histogram, ops kiln cannot run, engines
   ops       list kiln's op table
+  cache     list or clear the disk engine cache (ls | clear)
+  freeze    freeze a MetaGraph + checkpoint into a GraphDef (convert_variables_to_constants)
+  serve     serve a model repository over KServe v2 HTTP (dynamic batching, /metrics)
   version   print kiln's version
 
 `kiln <command> --help` shows a command's options.
-Environment: KILN_LOG_LEVEL=DEBUG|INFO|WARNING|ERROR, KILN_MAX_TENSOR_BYTES=N.
+Environment: KILN_LOG_LEVEL=DEBUG|INFO|WARNING|ERROR, KILN_MAX_TENSOR_BYTES=N,
+KILN_ENGINE_CACHE=DIR, KILN_ENGINE_CACHE_MAX_BYTES=N, KILN_TACTIC_TIMING=1,
+KILN_TIMING_CACHE=FILE (docs/engine_caches.md).
 )";
 
 const char* kRunHelp = R"(usage: kiln run MODEL [options]
@@ -59,6 +64,11 @@ options:
                           [A-Za-z0-9._-] in NAME become '_')
   --iterations N          run N times and report the median time (default 1)
   --profile               print the time of each node
+  --engine-cache DIR      disk engine cache for engines built at run time (dynamic-mode
+                          models; default KILN_ENGINE_CACHE; see `kiln cache --help`)
+  --tags a,b              SavedModel directory: the MetaGraph's tag set (default serve)
+  --signature KEY         SavedModel directory: the signature (default serving_default);
+                          --input/--outputs accept its keys as well as tensor names
   --help                  show this help
 )";
 
@@ -72,6 +82,8 @@ implementation, or why the engine would not run on this machine.
 options:
   --json      print the same as JSON
   --profile   time each engine layer on random inputs (at the engine's build shapes)
+  --tags a,b  SavedModel directory: the MetaGraph's tag set (default serve)
+  --signature KEY  SavedModel directory: the signature (default serving_default)
   --help      show this help
 )";
 
@@ -96,7 +108,8 @@ int Usage(const std::string& message, const char* help) {
 
 int RunCommand(int argc, char** argv) {
   auto parsed = Args::Parse(argc, argv,
-                            {"input", "shape", "seed", "outputs", "output-dir", "iterations"},
+                            {"input", "shape", "seed", "outputs", "output-dir", "iterations",
+                             "engine-cache", "tags", "signature"},
                             {"help", "profile"});
   if (!parsed.ok()) return Usage(parsed.status().message(), kRunHelp);
   const Args& args = *parsed;
@@ -117,7 +130,10 @@ int RunCommand(int argc, char** argv) {
   if (iterations < 1) return Usage("--iterations must be at least 1", kRunHelp);
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto session = Session::Load(model);
+  SessionOptions session_options;
+  if (auto dir = args.Get("engine-cache")) session_options.engine_cache_dir = *dir;
+  session_options.load = LoadOptionsFromArgs(args);
+  auto session = Session::Load(model, session_options);
   if (!session.ok()) return Fail(session.status());
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -179,7 +195,7 @@ std::string InfoLine(const TensorInfo& t) {
 }
 
 int InspectCommand(int argc, char** argv) {
-  auto parsed = Args::Parse(argc, argv, {}, {"help", "json", "profile"});
+  auto parsed = Args::Parse(argc, argv, {"tags", "signature"}, {"help", "json", "profile"});
   if (!parsed.ok()) return Usage(parsed.status().message(), kInspectHelp);
   const Args& args = *parsed;
   if (args.Has("help")) {
@@ -189,6 +205,7 @@ int InspectCommand(int argc, char** argv) {
   if (args.positionals().size() != 1) return Usage("inspect needs exactly one MODEL", kInspectHelp);
   InspectOptions options;
   options.profile = args.Has("profile");
+  options.load = LoadOptionsFromArgs(args);
   auto info = InspectModel(args.positionals()[0], options);
   if (!info.ok()) return Fail(info.status());
   if (args.Has("json")) {
@@ -234,7 +251,18 @@ int InspectCommand(int argc, char** argv) {
          << ", \"op\": " << JsonEscape(u.op_type) << ", \"reason\": " << JsonEscape(u.reason)
          << "}";
     }
-    os << "],\n  \"engines\": " << EnginesJson(*info) << "\n}\n";
+    os << "],\n  \"engines\": " << EnginesJson(*info) << ",\n  \"control_flow\": [";
+    for (size_t k = 0; k < info->control_flow.size(); ++k) {
+      const auto& c = info->control_flow[k];
+      os << (k ? ", " : "") << "{\"node\": " << JsonEscape(c.node) << ", \"op\": "
+         << JsonEscape(c.op_type) << ", \"origin\": " << JsonEscape(c.origin)
+         << ", \"depth\": " << c.depth << ", \"bodies\": {";
+      for (size_t b = 0; b < c.bodies.size(); ++b) {
+        os << (b ? ", " : "") << JsonEscape(c.bodies[b].first) << ": " << c.bodies[b].second;
+      }
+      os << "}, \"engines\": " << c.engines << ", \"unsupported\": " << c.unsupported << "}";
+    }
+    os << "]\n}\n";
     std::cout << os.str();
     return 0;
   }
@@ -249,6 +277,20 @@ int InspectCommand(int argc, char** argv) {
   for (const auto& t : info->outputs) std::printf("  %-32s %s\n", t.name.c_str(), InfoLine(t).c_str());
   std::printf("\nops\n");
   for (const auto& [op, n] : info->op_histogram) std::printf("  %-32s %lld\n", op.c_str(), static_cast<long long>(n));
+  if (!info->control_flow.empty()) {  // loops and branches, nested ones indented
+    std::printf("\ncontrol flow\n");
+    for (const auto& c : info->control_flow) {
+      std::string bodies;
+      for (const auto& [attr, n] : c.bodies) {
+        bodies += (bodies.empty() ? "" : ", ") + attr + " " + std::to_string(n) + " nodes";
+      }
+      std::printf("  %*s%s %s%s: %s; %s\n", 2 * c.depth, "", c.op_type.c_str(), c.node.c_str(),
+                  c.origin.empty() ? "" : (" (from " + c.origin + ")").c_str(), bodies.c_str(),
+                  c.unsupported > 0 ? (std::to_string(c.unsupported) + " node(s) kiln cannot run").c_str()
+                  : c.engines > 0 ? (std::to_string(c.engines) + " engine(s) inside").c_str()
+                                  : "bodies run on kiln's kernels, not converted to engines");
+    }
+  }
   if (info->unsupported.empty()) {
     std::printf("\nkiln can run every node of this model.\n");
   } else {
@@ -332,6 +374,9 @@ int main(int argc, char** argv) {
   if (cmd == "bench") return BenchCommand(argc - 2, argv + 2);
   if (cmd == "inspect") return InspectCommand(argc - 2, argv + 2);
   if (cmd == "ops") return OpsCommand(argc - 2, argv + 2);
+  if (cmd == "cache") return CacheCommand(argc - 2, argv + 2);
+  if (cmd == "freeze") return FreezeCommand(argc - 2, argv + 2);
+  if (cmd == "serve") return ServeCommand(argc - 2, argv + 2);
   std::cerr << "kiln: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }
