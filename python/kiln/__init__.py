@@ -48,6 +48,7 @@ from .errors import (
     UnimplementedError,
     _register,
 )
+from . import errors as _errors
 
 _register(_kiln)
 
@@ -63,14 +64,7 @@ __all__ = [
     "calib_graph_to_infer_graph",
     "freeze_meta_graph",
     "PRECISION_MODES",
-    "Error",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "UnimplementedError",
-    "FailedPreconditionError",
-    "ResourceExhaustedError",
-    "DataLossError",
-    "InternalError",
+    *_errors.__all__,
 ]
 
 #: The precision modes kiln knows (``precision_mode`` is case-insensitive).

@@ -10,11 +10,13 @@
 //   max_batch_size, precision_mode, allow_build_at_runtime, backend ("cpu")
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/strings.h"
 #include "engine/engine.h"
+#include "ir/graph.h"
 #include "kiln/status.h"
 #include "kiln/tensor.h"
 
@@ -27,6 +29,17 @@ inline constexpr const char* kEngineOpType = "EngineOp";
 inline std::string FormatShapeAttr(const Shape& shape) { return FormatShapeText(shape); }
 // Parses FormatShapeAttr's text; "-1" dims become unknown.
 inline StatusOr<Shape> ParseShapeAttr(const std::string& text) { return ParseShapeText(text); }
+
+// An EngineOp node's string / int attribute `name`: "" / `def` when the node lacks it (the
+// runtime and the GraphDef exporter read the attributes above this way).
+inline std::string EngineOpStrAttr(const Node& node, const char* name) {
+  const Attr* a = node.FindAttr(name);
+  return a != nullptr ? a->s : std::string();
+}
+inline int64_t EngineOpIntAttr(const Node& node, const char* name, int64_t def) {
+  const Attr* a = node.FindAttr(name);
+  return a != nullptr ? a->i : def;
+}
 
 // The backend named `name`: one registered with RegisterBackendForTesting first, then
 // FindBackend (engine/engine.h). nullptr when unknown.

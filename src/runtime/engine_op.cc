@@ -54,14 +54,8 @@ struct EngineOpSetup {
 
 StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
   EngineOpSetup s;
-  auto str = [&node](const char* name) {
-    const Attr* a = node.FindAttr(name);
-    return a != nullptr ? a->s : std::string();
-  };
-  auto num = [&node](const char* name, int64_t def) {
-    const Attr* a = node.FindAttr(name);
-    return a != nullptr ? a->i : def;
-  };
+  auto str = [&node](const char* name) { return EngineOpStrAttr(node, name); };
+  auto num = [&node](const char* name, int64_t def) { return EngineOpIntAttr(node, name, def); };
   const std::string key = str("segment_func");
   auto fn = graph.functions.find(key);
   if (fn == graph.functions.end() || fn->second == nullptr) {

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "convert/convert_internal.h"
+#include "convert/convert_test_util.h"
 #include "convert/engine_op_def.h"
 #include "convert/test_backend.h"
 #include "engine/plan.h"
@@ -24,28 +25,11 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Random;
+using testing::RelL2;
 using testing::ScopedTestBackend;
 
 const std::string kModel = std::string(KILN_SOURCE_DIR) + "/models/ppocr_cls/model.onnx";
-
-Tensor Random(std::vector<int64_t> dims, uint32_t seed) {
-  Tensor t = Tensor::Empty(DataType::kFloat32, dims);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.mutable_data<float>()[i] = u(rng);
-  return t;
-}
-
-double RelL2(const Tensor& got, const Tensor& want) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const double g = got.GetAsDouble(i), w = want.GetAsDouble(i);
-    if (std::isnan(g)) return INFINITY;
-    num += (g - w) * (g - w);
-    den += w * w;
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
 
 ConversionParams TestParams() {
   ConversionParams p;

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "convert/convert_test_util.h"
 #include "convert/test_backend.h"
 #include "engine/disk_cache.h"
 #include "io/onnx/onnx_export.h"
@@ -30,23 +31,11 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Count;
+using testing::Random;
 using testing::ScopedTestBackend;
 
 const std::string kModel = std::string(KILN_SOURCE_DIR) + "/models/ppocr_cls/model.onnx";
-
-Tensor Random(std::vector<int64_t> dims, uint32_t seed) {
-  Tensor t = Tensor::Empty(DataType::kFloat32, dims);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.mutable_data<float>()[i] = u(rng);
-  return t;
-}
-
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

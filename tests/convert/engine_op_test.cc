@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "convert/convert_test_util.h"
 #include "convert/test_backend.h"
 #include "io/onnx/onnx_import.h"
 #include "kiln/convert.h"
@@ -15,23 +16,11 @@
 namespace kiln {
 namespace {
 
+using testing::Count;
+using testing::Random;
 using testing::ScopedTestBackend;
 
 const std::string kModel = std::string(KILN_SOURCE_DIR) + "/models/ppocr_cls/model.onnx";
-
-Tensor Random(std::vector<int64_t> dims, uint32_t seed) {
-  Tensor t = Tensor::Empty(DataType::kFloat32, dims);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.mutable_data<float>()[i] = u(rng);
-  return t;
-}
-
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 
 class EngineOpTest : public ::testing::Test {
  protected:

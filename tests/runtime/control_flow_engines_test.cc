@@ -16,38 +16,15 @@
 #include "kiln/session.h"
 #include "ops/op_test_util.h"
 #include "runtime/onnx_builder.h"
+#include "runtime/onnx_graph_util.h"
 
 namespace kiln {
 namespace {
 
+using testing::AddNode;
+using testing::GraphAttr;
 using testing::OnnxBuilder;
-
-void TypedValue(onnxpb::ValueInfoProto* v, const std::string& name, int elem,
-                std::vector<int64_t> dims, bool with_shape = true) {
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  if (!with_shape) return;
-  auto* shape = tt->mutable_shape();
-  for (auto d : dims) shape->add_dim()->set_dim_value(d);
-}
-
-onnxpb::NodeProto* AddNode(onnxpb::GraphProto* g, const std::string& op,
-                           std::vector<std::string> in, std::vector<std::string> out) {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(op + "_" + out[0]);
-  for (auto& i : in) n->add_input(i);
-  for (auto& o : out) n->add_output(o);
-  return n;
-}
-
-void GraphAttr(onnxpb::NodeProto* n, const std::string& name, const onnxpb::GraphProto& g) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnxpb::AttributeProto::GRAPH);
-  *a->mutable_g() = g;
-}
+using testing::TypedValue;
 
 void IntsAttr(onnxpb::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
   auto* a = n->add_attribute();

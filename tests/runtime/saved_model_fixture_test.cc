@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/fixture_util.h"
 #include "io/npy/npy.h"
 #include "io/tf/freeze.h"
 #include "io/tf/saved_model.h"
@@ -18,27 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string FixturesDir() {
-  const char* env = std::getenv("KILN_FIXTURES_DIR");
-  return env ? std::string(env) : std::string(KILN_SOURCE_DIR) + "/../shared/fixtures";
-}
-
-std::vector<fs::path> FixtureDirs(const std::string& kind) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  const fs::path root = fs::path(FixturesDir()) / kind;
-  if (!fs::is_directory(root, ec)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (fs::is_regular_file(e.path() / "manifest.json")) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-nlohmann::json ReadManifest(const fs::path& dir) {
-  std::ifstream f(dir / "manifest.json");
-  return nlohmann::json::parse(f);
-}
+using testing::FixtureDirs;
+using testing::FixturesDir;
+using testing::ReadManifest;
 
 // Runs `graph` on the fixture's inputs and compares with its outputs; "" on success.
 std::string CheckFixture(Graph graph, const fs::path& dir, const nlohmann::json& m,

@@ -388,18 +388,25 @@ void FrameConst(const Tf1Frame& f, const std::string& name, const Tensor& t) {
   c->add_input("^" + f.Var(0));
 }
 
+// Placeholders n (int32), x, w, acc0 (float) and a while frame `prefix` over (i = 0, acc0),
+// with loop invariants (n, w, x), that runs while i < n.
+Tf1Frame CountedAccFrame(tfpb::GraphDef* gd, const std::string& prefix) {
+  AddPlaceholder(gd, "n", I);
+  AddPlaceholder(gd, "x", F);
+  AddPlaceholder(gd, "w", F);
+  AddPlaceholder(gd, "acc0", F);
+  AddConst(gd->mutable_node(), "zero", Int32Scalar(0));
+  Tf1Frame f = BeginFrame(gd, prefix, {{"zero", I}, {"acc0", F}}, {{"n", I}, {"w", F}, {"x", F}});
+  Binary(gd->mutable_node(), prefix + "/Less", "Less", f.Merge(0), f.Inv(0), I);
+  SetLoopCond(f, prefix + "/Less");
+  return f;
+}
+
 // outer: for i in [0, n): inner: for j in [0, i): acc = acc * w + x
 // (nested frames, loop-invariant Enters in both, an inner trip count set by the outer loop).
 tfpb::GraphDef NestedTf1Loops() {
   tfpb::GraphDef gd;
-  AddPlaceholder(&gd, "n", I);
-  AddPlaceholder(&gd, "x", F);
-  AddPlaceholder(&gd, "w", F);
-  AddPlaceholder(&gd, "acc0", F);
-  AddConst(gd.mutable_node(), "zero", Int32Scalar(0));
-  Tf1Frame o = BeginFrame(&gd, "outer", {{"zero", I}, {"acc0", F}}, {{"n", I}, {"w", F}, {"x", F}});
-  Binary(gd.mutable_node(), "outer/Less", "Less", o.Merge(0), o.Inv(0), I);
-  SetLoopCond(o, "outer/Less");
+  Tf1Frame o = CountedAccFrame(&gd, "outer");
   FrameConst(o, "outer/one", Int32Scalar(1));
   Binary(gd.mutable_node(), "outer/inc", "AddV2", o.Var(0), "outer/one", I);
   FrameConst(o, "outer/zero_j", Int32Scalar(0));
@@ -630,14 +637,7 @@ TEST(TfControlFlow, Tf1CondRunsTheTakenBranch) {
 // for i in [0, n): acc = (i % 2 == 0) ? acc * w : acc + x     (a tf.cond inside a while frame)
 TEST(TfControlFlow, Tf1CondInsideAWhileFrame) {
   tfpb::GraphDef gd;
-  AddPlaceholder(&gd, "n", I);
-  AddPlaceholder(&gd, "x", F);
-  AddPlaceholder(&gd, "w", F);
-  AddPlaceholder(&gd, "acc0", F);
-  AddConst(gd.mutable_node(), "zero", Int32Scalar(0));
-  Tf1Frame f = BeginFrame(&gd, "w", {{"zero", I}, {"acc0", F}}, {{"n", I}, {"w", F}, {"x", F}});
-  Binary(gd.mutable_node(), "w/Less", "Less", f.Merge(0), f.Inv(0), I);
-  SetLoopCond(f, "w/Less");
+  Tf1Frame f = CountedAccFrame(&gd, "w");
   FrameConst(f, "w/two", Int32Scalar(2));
   Binary(gd.mutable_node(), "w/mod", "FloorMod", f.Var(0), "w/two", I);
   FrameConst(f, "w/zero", Int32Scalar(0));

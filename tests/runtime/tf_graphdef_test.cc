@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/graph_test_util.h"
+#include "io/fixture_util.h"
 #include "io/npy/npy.h"
 #include "io/tf/graphdef_export.h"
 #include "io/tf/graphdef_import.h"
@@ -25,10 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string FixturesDir() {
-  const char* env = std::getenv("KILN_FIXTURES_DIR");
-  return env ? std::string(env) : std::string(KILN_SOURCE_DIR) + "/../shared/fixtures";
-}
+using testing::FixturesDir;
 
 // ---------------------------------------------------------------- GraphDef building helpers
 

@@ -6,42 +6,10 @@
 // sibling's output is a sub-memory (channel offset) of the merged dst. Sub-memories of a blocked
 // layout are only valid at block-aligned offsets: when the chosen layout does not allow that,
 // the primitive is re-created with a channels-last dst, where any channel range is a view.
+#include "backends/cpu/layer_views.h"
 #include "backends/cpu/layers.h"
 
 namespace kiln::cpu {
-namespace {
-
-memory::desc Any(const Dims& d, memory::data_type t) {
-  return memory::desc(memory::dims(d.begin(), d.end()), t, memory::format_tag::any);
-}
-
-memory::format_tag ChannelsLastTag(size_t rank) {
-  return rank == 3   ? memory::format_tag::acb
-         : rank == 4 ? memory::format_tag::acdb
-                     : memory::format_tag::acdeb;
-}
-
-// Sub-memories of `dst` (logical NCHW) for each split; false when the layout cannot express one.
-bool SplitViews(const memory::desc& dst, const std::vector<int64_t>& split,
-                std::vector<memory::desc>* views) {
-  views->clear();
-  memory::dims dims = dst.dims();
-  int64_t off = 0;
-  for (int64_t c : split) {
-    memory::dims d = dims, o(dims.size(), 0);
-    d[1] = c;
-    o[1] = off;
-    off += c;
-    try {
-      views->push_back(dst.submemory_desc(d, o));
-    } catch (const dnnl::error&) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
 
 Status BuildConv(Builder& b) {
   const Layer& l = b.L();
@@ -83,17 +51,9 @@ Status BuildConv(Builder& b) {
                           wstrides);
 
   // Output (merged when split).
-  Dims yl = xl;
-  yl[1] = out_ch;
-  const Dims first = LogicalDims(b.dims[l.outputs[0]], nhwc);
-  for (int i = 2; i < r; ++i) yl[i] = first[i];
-  memory::dims strides, dil, pl, pr;
-  for (int i = 0; i < r - 2; ++i) {
-    strides.push_back(l.Ints("strides")[i]);
-    dil.push_back(l.Ints("dilations")[i] - 1);
-    pl.push_back(l.Ints("pads_begin")[i]);
-    pr.push_back(l.Ints("pads_end")[i]);
-  }
+  const ConvGeometry geo = ConvOutputGeometry(l, xl, b.dims[l.outputs[0]], out_ch, nhwc);
+  const Dims& yl = geo.yl;
+  const memory::dims &strides = geo.strides, &dil = geo.dil, &pl = geo.pl, &pr = geo.pr;
   std::vector<StepArg> args;
   int sum_tensor = -1;
   const memory::data_type dst_dt = b.DstType();
@@ -135,17 +95,7 @@ Status BuildConv(Builder& b) {
     KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, pd.weights_desc(1)));
     args.push_back({DNNL_ARG_BIAS, pd.weights_desc(1), bb});
   }
-  int dst_buf;
-  if (split.empty()) {
-    KILN_ASSIGN_OR_RETURN(
-        dst_buf, DefineDst(b, l.outputs[0], Permuted(dst_md, to_tensor), sum_tensor, args));
-  } else {
-    dst_buf = b.NewBuffer(dst_md.get_size());
-    for (size_t i = 0; i < split.size(); ++i) {
-      b.Define(l.outputs[i], Permuted(views[i], to_tensor), dst_buf);
-    }
-  }
-  args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+  KILN_RETURN_IF_ERROR(DefineConvDst(b, l, dst_md, split, views, to_tensor, sum_tensor, &args));
   b.AddStep(dnnl::primitive(pd), pd, std::move(args));
   return Status::OK();
 }

@@ -17,6 +17,7 @@
 // fallback; instance.cc).
 #include <cmath>
 
+#include "backends/cpu/layer_views.h"
 #include "backends/cpu/layers.h"
 #include "engine/calibrator.h"
 
@@ -25,42 +26,11 @@ namespace {
 
 using dt = memory::data_type;
 
-memory::desc AnyOf(const Dims& d, dt t) {
-  return memory::desc(memory::dims(d.begin(), d.end()), t, memory::format_tag::any);
-}
-
 memory::desc Strided(const Dims& d, const Dims& strides, dt t, int64_t offset0 = 0) {
   memory::desc md(memory::dims(d.begin(), d.end()), t,
                   memory::dims(strides.begin(), strides.end()));
   md.data.offset0 = offset0;
   return md;
-}
-
-// Sub-memories of `dst` (logical NCHW) for each split (merged siblings); false when the layout
-// cannot express one (as layers_conv.cc).
-bool SplitViews(const memory::desc& dst, const std::vector<int64_t>& split,
-                std::vector<memory::desc>* views) {
-  views->clear();
-  memory::dims dims = dst.dims();
-  int64_t off = 0;
-  for (int64_t c : split) {
-    memory::dims d = dims, o(dims.size(), 0);
-    d[1] = c;
-    o[1] = off;
-    off += c;
-    try {
-      views->push_back(dst.submemory_desc(d, o));
-    } catch (const dnnl::error&) {
-      return false;
-    }
-  }
-  return true;
-}
-
-memory::format_tag ChannelsLast(size_t rank) {
-  return rank == 3   ? memory::format_tag::acb
-         : rank == 4 ? memory::format_tag::acdb
-                     : memory::format_tag::acdeb;
 }
 
 struct ActQuant {
@@ -228,22 +198,14 @@ Status BuildConvInt8(Builder& b, const TensorRange& range) {
   std::vector<float> oscale(out_ch);
   for (int64_t c = 0; c < out_ch; ++c) oscale[c] = wscale[c] / aq.scale;
 
-  Dims yl = xl;
-  yl[1] = out_ch;
-  const Dims first = LogicalDims(b.dims[l.outputs[0]], nhwc);
-  for (int i = 2; i < r; ++i) yl[i] = first[i];
-  memory::dims strides, dil, pl, pr;
-  for (int i = 0; i < r - 2; ++i) {
-    strides.push_back(l.Ints("strides")[i]);
-    dil.push_back(l.Ints("dilations")[i] - 1);
-    pl.push_back(l.Ints("pads_begin")[i]);
-    pr.push_back(l.Ints("pads_end")[i]);
-  }
+  const ConvGeometry geo = ConvOutputGeometry(l, xl, b.dims[l.outputs[0]], out_ch, nhwc);
+  const Dims& yl = geo.yl;
+  const memory::dims &strides = geo.strides, &dil = geo.dil, &pl = geo.pl, &pr = geo.pr;
   b.dt = dt::f32;  // post-ops and dst in FP32
   std::vector<StepArg> args;
   int sum_tensor = -1;
   KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops,
-                        MakePostOps(b, AnyOf(yl, dt::f32), to_logical, &args, &sum_tensor));
+                        MakePostOps(b, Any(yl, dt::f32), to_logical, &args, &sum_tensor));
   // INT8 output for INT8 readers: the last post-op scales into their quantization.
   const TensorRange* out_range = ChainedOutputRange(b);
   const ActQuant oq = out_range != nullptr ? ActivationQuant(*out_range) : ActQuant{dt::f32, 1.f};
@@ -256,18 +218,18 @@ Status BuildConvInt8(Builder& b, const TensorRange& range) {
   const memory::desc bias_md = bias >= 0 ? Builder::Plain({out_ch}) : memory::desc();
   auto make = [&](const memory::desc& dst) -> StatusOr<dnnl::convolution_forward::primitive_desc> {
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                      dnnl::algorithm::convolution_direct, AnyOf(xl, aq.type),
-                                      AnyOf(wdims, dt::s8), bias_md, dst, strides, dil, pl, pr);
+                                      dnnl::algorithm::convolution_direct, Any(xl, aq.type),
+                                      Any(wdims, dt::s8), bias_md, dst, strides, dil, pl, pr);
     dnnl::convolution_forward::primitive_desc pd(d, attr, b.eng);
     KILN_RETURN_IF_ERROR(b.Choose(pd));
     return pd;
   };
-  KILN_ASSIGN_OR_RETURN(dnnl::convolution_forward::primitive_desc pd, make(AnyOf(yl, oq.type)));
+  KILN_ASSIGN_OR_RETURN(dnnl::convolution_forward::primitive_desc pd, make(Any(yl, oq.type)));
   const std::vector<int64_t>& split = l.Ints("split");
   std::vector<memory::desc> views;
   if (!split.empty() && !SplitViews(pd.dst_desc(), split, &views)) {
     KILN_ASSIGN_OR_RETURN(pd, make(memory::desc(memory::dims(yl.begin(), yl.end()), dt::f32,
-                                                ChannelsLast(yl.size()))));
+                                                ChannelsLastTag(yl.size()))));
     if (!SplitViews(pd.dst_desc(), split, &views)) return Unimplemented("cannot split channels");
   }
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
@@ -286,18 +248,8 @@ Status BuildConvInt8(Builder& b, const TensorRange& range) {
     KILN_ASSIGN_OR_RETURN(int bb, b.WeightsFromData(102, bias_md, bq.data(), pd.bias_desc()));
     args.push_back({DNNL_ARG_BIAS, pd.bias_desc(), bb});
   }
-  int dst_buf;
-  if (split.empty()) {
-    KILN_ASSIGN_OR_RETURN(
-        dst_buf, DefineDst(b, l.outputs[0], Permuted(dst_md, to_tensor), sum_tensor, args));
-    if (out_range != nullptr) b.SetQuantized(l.outputs[0], oq.scale);
-  } else {
-    dst_buf = b.NewBuffer(dst_md.get_size());
-    for (size_t i = 0; i < split.size(); ++i) {
-      b.Define(l.outputs[i], Permuted(views[i], to_tensor), dst_buf);
-    }
-  }
-  args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+  KILN_RETURN_IF_ERROR(DefineConvDst(b, l, dst_md, split, views, to_tensor, sum_tensor, &args));
+  if (split.empty() && out_range != nullptr) b.SetQuantized(l.outputs[0], oq.scale);
   b.AddStep(dnnl::primitive(pd), pd, std::move(args));
   return Status::OK();
 }
@@ -354,7 +306,7 @@ Status BuildMatMulInt8(Builder& b, const TensorRange& range) {
   dnnl::primitive_attr attr = ScratchAttr();
   attr.set_post_ops(ops);
   attr.set_output_scales(1 << 1, oscale);
-  const memory::desc w_any = AnyOf({k, n}, dt::s8);
+  const memory::desc w_any = Any({k, n}, dt::s8);
   const memory::desc bias_md = bias >= 0 ? Builder::Plain({1, n}) : memory::desc();
   dnnl::matmul::desc d = bias >= 0 ? dnnl::matmul::desc(a_md, w_any, bias_md, dst_md)
                                    : dnnl::matmul::desc(a_md, w_any, dst_md);

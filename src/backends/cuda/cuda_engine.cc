@@ -507,6 +507,9 @@ class Builder {
   // Buffer of tensor t stored plain / NHWC (a conversion step the first time it is needed).
   StatusOr<int> Plain(int t);
   StatusOr<int> Nhwc(int t);
+  // A new buffer holding 4-D tensor t's buffer `b` converted NCHW -> NHWC (to_nhwc) or back
+  // (one strided copy step).
+  int LayoutCopy(int t, int b, bool to_nhwc);
   StatusOr<int> BufOf(int t) {
     if (p_.tensors[t].is_const) return ConstBuf(t, false);
     if (ts_[t].buf < 0 && ts_[t].pending_src >= 0) {
@@ -527,6 +530,10 @@ class Builder {
   // Appends post-ops [from, end) of the layer as a chain step on `buf` (dims y, layout).
   Status ChainStep(int buf, const Dims& y, bool y_nhwc, size_t from, int in_buf = -1,
                    std::vector<ChainOp> pre = {});
+  // A one-op chain xb -> yb (dims y, layout) whose operand pointer, buffer `ub`, is resolved
+  // per call, then the layer's post-ops; `what` names the kernel in errors.
+  Status LateOperandChain(const ChainOp& op, int xb, int ub, int yb, const Dims& y, bool nhwc,
+                          const char* what);
 
   Status Inputs();
   Status Outputs();
@@ -605,10 +612,18 @@ StatusOr<int> Builder::Plain(int t) {
     Use(ts_[t].plain_variant);
     return ts_[t].plain_variant;
   }
+  const int nb = LayoutCopy(t, b, /*to_nhwc=*/false);
+  ts_[t].plain_variant = nb;
+  return nb;
+}
+
+int Builder::LayoutCopy(int t, int b, bool to_nhwc) {
   const Dims& d = dims_[t];
   Strided s;
   s.rank = 4;
-  const Dims src = LogicalStrides(d, true), dst = Contiguous(d);
+  const Dims plain = Contiguous(d), nhwc = LogicalStrides(d, true);
+  const Dims& src = to_nhwc ? plain : nhwc;
+  const Dims& dst = to_nhwc ? nhwc : plain;
   for (int i = 0; i < 4; ++i) {
     s.dims[i] = d[i];
     s.src[i] = src[i];
@@ -616,10 +631,10 @@ StatusOr<int> Builder::Plain(int t) {
   }
   const int nb = NewBuf(Bytes(t));
   const DType ty = dt();
+  const char* what = to_nhwc ? "NCHW->NHWC copy" : "NHWC->NCHW copy";
   AddStep([=](const RunCtx& r) {
-    return CudaStatus(StridedCopy(ty, r.P(b), ty, r.P(nb), s, r.c->stream), "NHWC->NCHW copy");
+    return CudaStatus(StridedCopy(ty, r.P(b), ty, r.P(nb), s, r.c->stream), what);
   });
-  ts_[t].plain_variant = nb;
   return nb;
 }
 
@@ -631,20 +646,7 @@ StatusOr<int> Builder::Nhwc(int t) {
     Use(ts_[t].nhwc_variant);
     return ts_[t].nhwc_variant;
   }
-  const Dims& d = dims_[t];
-  Strided s;
-  s.rank = 4;
-  const Dims src = Contiguous(d), dst = LogicalStrides(d, true);
-  for (int i = 0; i < 4; ++i) {
-    s.dims[i] = d[i];
-    s.src[i] = src[i];
-    s.dst[i] = dst[i];
-  }
-  const int nb = NewBuf(Bytes(t));
-  const DType ty = dt();
-  AddStep([=](const RunCtx& r) {
-    return CudaStatus(StridedCopy(ty, r.P(b), ty, r.P(nb), s, r.c->stream), "NCHW->NHWC copy");
-  });
+  const int nb = LayoutCopy(t, b, /*to_nhwc=*/true);
   ts_[t].nhwc_variant = nb;
   return nb;
 }
@@ -1463,6 +1465,11 @@ Status Builder::Binary() {
   Define(l.outputs[0], yb, nhwc);
   out_->impl[layer_] = "kiln:chain";
   // The operand pointer is resolved per call: wrap as a one-op pre-chain with a late pointer.
+  return LateOperandChain(op, xb, ub, yb, y, nhwc, "binary kernel");
+}
+
+Status Builder::LateOperandChain(const ChainOp& op, int xb, int ub, int yb, const Dims& y,
+                                 bool nhwc, const char* what) {
   Chain c;
   const std::vector<int> perm = PhysPerm(y.size(), nhwc);
   c.rank = static_cast<int>(y.size());
@@ -1474,7 +1481,7 @@ Status Builder::Binary() {
   AddStep([=](const RunCtx& r) {
     Chain cc = c;
     cc.ops[0].operand.ptr = r.P(ub);
-    return CudaStatus(RunChain(ty, r.P(xb), r.P(yb), n, cc, r.c->stream), "binary kernel");
+    return CudaStatus(RunChain(ty, r.P(xb), r.P(yb), n, cc, r.c->stream), what);
   });
   return ChainStep(yb, y, nhwc, 0);
 }
@@ -1491,19 +1498,7 @@ Status Builder::PRelu() {
   const int yb = NewBuf(Bytes(l.outputs[0]));
   Define(l.outputs[0], yb, false);
   out_->impl[layer_] = "kiln:chain";
-  Chain c;
-  c.rank = static_cast<int>(y.size());
-  for (int k = 0; k < c.rank; ++k) c.dims[k] = y[k];
-  c.ops[0] = op;
-  c.n = 1;
-  const int64_t n = Elements(y);
-  const DType ty = dt();
-  AddStep([=](const RunCtx& r) {
-    Chain cc = c;
-    cc.ops[0].operand.ptr = r.P(ub);
-    return CudaStatus(RunChain(ty, r.P(xb), r.P(yb), n, cc, r.c->stream), "prelu kernel");
-  });
-  return ChainStep(yb, y, false, 0);
+  return LateOperandChain(op, xb, ub, yb, y, false, "prelu kernel");
 }
 
 Status Builder::Softmax() {

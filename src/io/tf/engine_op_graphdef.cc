@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "convert/engine_op_def.h"
 #include "core/strings.h"
 #include "io/onnx/onnx_export.h"
 #include "io/onnx/onnx_import.h"
@@ -52,14 +53,8 @@ StatusOr<tfpb::NodeDef> EngineOpToNodeDef(const Node& node, const Graph& graph,
                                           const std::vector<DataType>& in_types,
                                           const std::string& engine_asset) {
   const std::string what = "cannot export " + node.Describe();
-  auto str = [&node](const char* name) {
-    const Attr* a = node.FindAttr(name);
-    return a != nullptr ? a->s : std::string();
-  };
-  auto num = [&node](const char* name, int64_t def) {
-    const Attr* a = node.FindAttr(name);
-    return a != nullptr ? a->i : def;
-  };
+  auto str = [&node](const char* name) { return EngineOpStrAttr(node, name); };
+  auto num = [&node](const char* name, int64_t def) { return EngineOpIntAttr(node, name, def); };
   const std::string key = str("segment_func");
   auto fn = graph.functions.find(key);
   if (fn == graph.functions.end() || fn->second == nullptr) {

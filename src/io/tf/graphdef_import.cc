@@ -14,6 +14,7 @@
 #include "io/onnx/onnx_import.h"
 #include "io/tf/engine_op_graphdef.h"
 #include "io/tf/freeze.h"
+#include "io/tf/proto_util.h"
 #include "io/tf/tf1_control_flow.h"
 #include "io/tf/handlers/handler.h"
 #include "io/tf/tf_tensor.h"
@@ -36,19 +37,6 @@ bool IsSideEffectOnly(const std::string& op) {
       "Restore",   "RestoreSlice", "MergeV2Checkpoints", "Print", "PrintV2",  "Placeholder",
       "Const",     "VarHandleOp",  "AssignVariableOp", "Assign"};
   return kOps.count(op) > 0;
-}
-
-// Map fields (NodeDef.attr) serialize in a stable order, so a NodeDef recorded at import
-// and the same NodeDef re-imported from kiln's export give the same bytes.
-std::string SerializeDeterministic(const google::protobuf::Message& msg) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    msg.SerializeToCodedStream(&coded);
-  }
-  return out;
 }
 
 // A NodeDef input "<kOuterMarker>node:K" inside a control-flow subgraph reads value "node:K"

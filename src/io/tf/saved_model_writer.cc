@@ -1,7 +1,5 @@
 #include "io/tf/saved_model_writer.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/text_format.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 #include "io/onnx/onnx_import.h"
 #include "io/tf/engine_op_graphdef.h"
 #include "io/tf/graphdef_export.h"
+#include "io/tf/proto_util.h"
 #include "io/tf/tf_tensor.h"
 
 namespace kiln {
@@ -28,17 +27,6 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 std::string NodeOf(const std::string& tensor) {
   const size_t c = tensor.rfind(':');
   return c == std::string::npos ? tensor : tensor.substr(0, c);
-}
-
-std::string SerializeDeterministic(const google::protobuf::Message& msg) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    msg.SerializeToCodedStream(&coded);
-  }
-  return out;
 }
 
 Status WriteFile(const fs::path& path, const std::string& bytes) {
