@@ -89,6 +89,17 @@ void OmpSetThreads(int n) {
   if (Omp().set) Omp().set(n);
 }
 
+double ParallelWorkThreshold() {
+  static const double threshold = [] {
+    const char* v = std::getenv("KILN_PARALLEL_WORK");
+    if (v == nullptr || *v == '\0') return kParallelWork;
+    char* end = nullptr;
+    const double d = std::strtod(v, &end);
+    return end != v && *end == '\0' && d >= 0 ? d : kParallelWork;
+  }();
+  return threshold;
+}
+
 int LayerThreads(const Layer& l, const std::vector<Dims>& dims, int max_threads) {
   if (max_threads <= 1) return 1;
   const Dims& x = dims[l.inputs[0]];
@@ -111,7 +122,7 @@ int LayerThreads(const Layer& l, const std::vector<Dims>& dims, int max_threads)
     for (int t : l.inputs) work += t >= 0 ? 8 * Elements(dims[t]) : 0;
     for (int t : l.outputs) work += 8 * Elements(dims[t]);
   }
-  return work >= kParallelWork ? max_threads : 1;
+  return work >= ParallelWorkThreshold() ? max_threads : 1;
 }
 
 namespace {
@@ -352,7 +363,7 @@ Status Builder::Finish() {
       claimed[s.buffer] = true;
       continue;
     }
-    threads = 16 * Elements(dims[t]) >= kParallelWork ? max_threads : 1;
+    threads = 16 * Elements(dims[t]) >= ParallelWorkThreshold() ? max_threads : 1;
     OmpSetThreads(threads);
     KILN_ASSIGN_OR_RETURN(int nb, Copy(s.md, s.buffer, plain));
     out_->buffers[nb].where = BufferDef::kOutput;

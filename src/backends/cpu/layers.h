@@ -60,13 +60,16 @@ struct Step {
 
 // Threads (instance.cc): the OpenMP thread count of the calling thread (1 when oneDNN does not
 // run on OpenMP), and the count a layer gets: 1 when its work (multiply-adds, or 8 per element
-// moved for memory-bound layers) is below kParallelWork, else `max_threads`. kParallelWork is
-// about 1 ms of one core's work (25 GMAC/s measured on brgconv): a parallel region costs ~10 us
-// on idle cores but up to a scheduler time slice (~8 ms measured) on shared ones, so only layers
-// that long risk it.
+// moved for memory-bound layers) is below ParallelWorkThreshold(), else `max_threads`.
+// kParallelWork is about 10 us of one core's work (25 GMAC/s measured on brgconv), the cost of a
+// parallel region on idle cores: MobileNetV2 at batch 1 takes 1.7 ms with it and 3.3 ms when
+// every layer under 1 ms of work ran on one thread. On cores shared with other busy processes a
+// parallel region can wait a scheduler slice (~8 ms measured) for a descheduled thread; there
+// KILN_PARALLEL_WORK=3.2e7 (about 1 ms) keeps small layers on one thread. Read once.
 int OmpMaxThreads();
 void OmpSetThreads(int n);
-inline constexpr double kParallelWork = 3.2e7;
+inline constexpr double kParallelWork = 2.5e5;
+double ParallelWorkThreshold();
 int LayerThreads(const Layer& l, const std::vector<std::vector<int64_t>>& dims, int max_threads);
 
 // Reordered constant operands shared by all instances of an engine.
