@@ -189,6 +189,10 @@ class Builder {
   // max_workspace_size_bytes, preferring the layer's recorded `impl`.
   template <typename PD>
   Status Choose(PD& pd);
+  // Whether this build times tactics (tactics.h), and the fastest of several primitive
+  // descriptors of the current layer (timed, or from the timing cache).
+  bool TimingTactics() const { return layer >= 0 && TacticTimingEnabled(); }
+  size_t PickTacticOf(const std::vector<dnnl::primitive_desc>& candidates);
   // True when tensor t's buffer may be overwritten by the current layer (t and every tensor
   // sharing its buffer die here, none is an engine I/O).
   bool Reusable(int t) const;
@@ -213,7 +217,6 @@ class Builder {
   Status ScratchError(size_t need, int impls) const;
   // Tactic timing (tactics.h): on for conv / deconv / matmul / inner product when enabled.
   bool TimesTactics(const dnnl::primitive_desc_base& pd) const;
-  size_t PickTacticOf(const std::vector<dnnl::primitive_desc>& candidates);
   size_t ScratchOf(const dnnl::primitive_desc_base& pd) const;
 
   WeightCache* cache_;

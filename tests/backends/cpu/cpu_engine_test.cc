@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -443,6 +444,47 @@ TEST(CpuEngine, ProfileFillsLayerTimes) {
   ASSERT_TRUE(e->Execute({&x}, &out, &prof).ok());
   ASSERT_EQ(prof.size(), e->Layers().size());
   for (const LayerInfo& l : prof) EXPECT_GT(l.ms, 0.0) << l.op;
+}
+
+// FP32 3x3 stride-1 convs run on oneDNN's Winograd kernels where it has one (layers_conv.cc):
+// same numbers as the reference within the FP32 tolerance, the algorithm kept by a plan, and
+// KILN_CPU_WINOGRAD=0 keeping every conv direct.
+bool AnyWinograd(const Engine& e) {
+  for (const LayerInfo& l : e.Layers()) {
+    if (l.implementation.find("wino") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(CpuConv, WinogradMatchesReferenceAndSurvivesThePlan) {
+  SegmentBuilder b = ResidualBlock(2, 64, 28);
+  const BuildConfig cfg = testing_cpu::Config(b.shapes());
+  auto e = MustBuild(b, cfg);
+  ASSERT_NE(e, nullptr);
+  if (!AnyWinograd(*e)) GTEST_SKIP() << "oneDNN has no Winograd kernel on this CPU: " << Ops(*e);
+  const std::vector<Tensor> in = {Random({2, 64, 28, 28}, 7, -2.f, 2.f)};
+  ExpectMatches(b.graph(), *e, in);
+  StatusOr<std::string> payload = e->SerializePayload();
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  StatusOr<std::unique_ptr<Engine>> d = CpuBackend().Deserialize(*payload, b.graph(), cfg);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(Ops(**d), Ops(*e));
+  auto a = testing_cpu::RunEngine(*e, in);
+  auto c = testing_cpu::RunEngine(**d, in);
+  ASSERT_TRUE(a.ok() && c.ok());
+  EXPECT_TRUE((*a)[0].BitwiseEqual((*c)[0]));
+
+  setenv("KILN_CPU_WINOGRAD", "0", 1);
+  auto direct = MustBuild(b, cfg);
+  unsetenv("KILN_CPU_WINOGRAD");
+  ASSERT_NE(direct, nullptr);
+  EXPECT_FALSE(AnyWinograd(*direct)) << Ops(*direct);
+  ExpectMatches(b.graph(), *direct, in);
+  // A plan made without Winograd stays direct when loaded where Winograd is allowed.
+  StatusOr<std::unique_ptr<Engine>> dd =
+      CpuBackend().Deserialize(*direct->SerializePayload(), b.graph(), cfg);
+  ASSERT_TRUE(dd.ok()) << dd.status();
+  EXPECT_FALSE(AnyWinograd(**dd)) << Ops(**dd);
 }
 
 // Not a pass/fail test: prints the engine vs the reference kernels on a ResNet-50 stage-2 block
