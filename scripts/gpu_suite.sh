@@ -6,7 +6,12 @@
 # times PyTorch eager / torch.compile on the same models, and writes the table.
 #
 #   OUT=/tmp/gpu scripts/gpu_suite.sh                 # everything
-#   STAGES=build,test scripts/gpu_suite.sh            # a subset: build test models kiln torch table
+#   STAGES=build,test scripts/gpu_suite.sh            # a subset: build test models kiln torch probe table
+#   CONV_APIS="graph legacy" scripts/gpu_suite.sh     # each kiln case per convolution path
+#                                                     # (KILN_CUDA_CONV; label gets "-legacy")
+#   STAGES=probe scripts/gpu_suite.sh                 # ResNet-50's convs FP16 vs INT8 (cuDNN graph)
+#   CUDNN_FROM_TORCH=1 ...                            # run against PyTorch's (newer) cuDNN 9 wheel
+#                                                     # instead of the system one (labels get "-cudnn<v>")
 #
 # oneDNN (the CPU backend, whose lowering the CUDA backend shares) is not installed on those
 # machines: DNNL points at Debian's libdnnl unpacked with dpkg -x (default .deps/dnnl/usr).
@@ -17,12 +22,22 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu_suite_out}
 BUILD=${BUILD:-$ROOT/build-gpu}
 DNNL=${DNNL:-$ROOT/.deps/dnnl/usr}
-STAGES=${STAGES:-build,test,models,kiln,torch,table}
+STAGES=${STAGES:-build,test,models,kiln,torch,probe,table}
+CONV_APIS=${CONV_APIS:-auto}
+MODELS=${MODELS:-resnet50,bert_base}
+TARGETS=${TARGETS:-test_backend_cuda kiln_cuda_suite kiln_cli}
+PROBE_BATCHES=${PROBE_BATCHES:-128}
 ITERS=${ITERS:-50}
 KILN_CASES=${KILN_CASES:-"resnet50:fp16:1 resnet50:fp16:128 resnet50:fp32:128 bert_base:fp16:128 bert_base:fp32:128"}
 TORCH_CASES=${TORCH_CASES:-"resnet50:1,resnet50:128,bert_base:128"}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$DNNL/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+SUFFIX=
+if [[ ${CUDNN_FROM_TORCH:-0} == 1 ]]; then
+  tdir=$(python3 -c "import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))")
+  export LD_LIBRARY_PATH="$tdir:$LD_LIBRARY_PATH"
+  SUFFIX=-cudnn$(python3 -c "import torch; print(torch.backends.cudnn.version())")
+fi
 has() { [[ ",$STAGES," == *",$1,"* ]]; }
 log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/suite.log"; }
 
@@ -35,14 +50,30 @@ log "machine"
   echo
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
   nproc; uptime
+  lscpu | grep -E "Model name|Flags" | grep -o -E "Model name.*|amx[a-z0-9_]*|avx512_bf16|avx512_vnni" | sort -u | tr '\n' ' '
+  echo
 } 2>&1 | tee -a "$OUT/suite.log"
 
 if has build; then
   log "build"
+  # kiln serve needs cpp-httplib and gRPC, which the GPU machines lack: empty pkg-config stubs
+  # let CMake configure, and the serve targets (kiln_serve, kiln_cli) are simply not built.
+  extra=()
+  if ! pkg-config --exists cpp-httplib grpc++ 2>/dev/null; then
+    mkdir -p "$BUILD/pc-stubs"
+    for m in cpp-httplib grpc++; do
+      printf 'Name: %s\nDescription: stub (serve not built)\nVersion: 0\nCflags:\nLibs:\n' "$m" >"$BUILD/pc-stubs/$m.pc"
+    done
+    export PKG_CONFIG_PATH="$BUILD/pc-stubs:${PKG_CONFIG_PATH:-}"
+    extra+=(-DKILN_GRPC_CPP_PLUGIN=/bin/false)
+    TARGETS=${TARGETS//kiln_cli/}
+    echo "serve dependencies missing: configured with stubs, kiln_cli not built" | tee -a "$OUT/suite.log"
+  fi
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$DNNL" \
-    -DKILN_BUILD_BENCH=ON >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+    -DKILN_BUILD_BENCH=ON "${extra[@]}" >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
   grep "kiln:" "$OUT/cmake.log" | tee -a "$OUT/suite.log"
-  ninja -C "$BUILD" -j"$(nproc)" test_backend_cuda kiln_cuda_suite kiln_cli >"$OUT/build.log" 2>&1 ||
+  # shellcheck disable=SC2086
+  ninja -C "$BUILD" -j"$(nproc)" $TARGETS >"$OUT/build.log" 2>&1 ||
     { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -60; exit 1; }
   grep -c "warning" "$OUT/build.log" | sed 's/^/build warnings: /' | tee -a "$OUT/suite.log"
 fi
@@ -56,7 +87,7 @@ fi
 
 if has models; then
   log "models"
-  python3 "$ROOT/scripts/gpu_export_models.py" --only resnet50,bert_base 2>&1 | tail -4 | tee -a "$OUT/suite.log"
+  python3 "$ROOT/scripts/gpu_export_models.py" --only "$MODELS" 2>&1 | tail -4 | tee -a "$OUT/suite.log"
 fi
 
 if has kiln; then
@@ -64,8 +95,12 @@ if has kiln; then
   for c in $KILN_CASES; do
     IFS=: read -r m p b <<<"$c"
     if [[ $m == bert_base ]]; then args=(--input input_ids --dims 128 --int-high 30522); else args=(--input input --dims 3,224,224); fi
-    "$BUILD/bin/kiln_cuda_suite" --model "$ROOT/bench/models/$m.onnx" "${args[@]}" --precision "$p" \
-      --batch "$b" --iters "$ITERS" --label "$m" --tsv "$OUT/kiln.tsv" --profile "$OUT/profile.tsv" 2>>"$OUT/kiln_stderr.log" | tee -a "$OUT/suite.log"
+    for api in $CONV_APIS; do
+      label=$m$SUFFIX
+      [[ $api != auto ]] && label=$label-$api
+      KILN_CUDA_CONV=$api "$BUILD/bin/kiln_cuda_suite" --model "$ROOT/bench/models/$m.onnx" "${args[@]}" --precision "$p" \
+        --batch "$b" --iters "$ITERS" --label "$label" --tsv "$OUT/kiln.tsv" --profile "$OUT/profile.tsv" 2>>"$OUT/kiln_stderr.log" | tee -a "$OUT/suite.log"
+    done
   done
 fi
 
@@ -73,6 +108,18 @@ if has torch; then
   log "torch"
   python3 "$ROOT/bench/torch_gpu_bench.py" --cases "$TORCH_CASES" --iters "$ITERS" \
     2>>"$OUT/torch_stderr.log" | tee -a "$OUT/torch.tsv" | tee -a "$OUT/suite.log"
+fi
+
+if has probe; then
+  log "probe (ResNet-50 convolutions, cuDNN graph API, FP16 vs INT8)"
+  CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}
+  PB=$(mktemp -d)
+  nvcc -O2 -std=c++17 -arch=sm_90 -c "$ROOT/src/backends/cuda/kernels.cu" -I"$ROOT/src" -o "$PB/kernels.o" &&
+    g++ -O2 -std=c++20 "$ROOT/bench/cuda_int8_probe.cc" "$ROOT/src/backends/cuda/cudnn_graph.cc" \
+      "$ROOT/src/core/status.cc" "$PB/kernels.o" -I"$ROOT/include" -I"$ROOT/src" -I"$CUDA_HOME/include" \
+      -I/usr/include/x86_64-linux-gnu -L"$CUDA_HOME/lib64" -lcudnn -lcudart -o "$PB/int8_probe" &&
+    for b in $PROBE_BATCHES; do echo "cuDNN libraries: ${SUFFIX:-system}" | tee -a "$OUT/probe.log"; "$PB/int8_probe" "$b" ${PROBE_MODE:-} 2>&1 | tee -a "$OUT/probe.log" | tee -a "$OUT/suite.log"; done
+  rm -rf "$PB"
 fi
 
 if has table; then

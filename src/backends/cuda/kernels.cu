@@ -447,4 +447,22 @@ cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bia
   return cudaErrorInvalidValue;
 }
 
+namespace {
+__global__ void SpinKernel(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+}  // namespace
+
+cudaError_t Spin(double us, cudaStream_t s) {
+  int khz = 0;
+  int dev = 0;
+  cudaGetDevice(&dev);
+  if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev) != cudaSuccess || khz <= 0)
+    khz = 2000000;
+  SpinKernel<<<1, 1, 0, s>>>(static_cast<long long>(us * khz / 1000.0));
+  return cudaGetLastError();
+}
+
 }  // namespace kiln::cuda

@@ -83,4 +83,9 @@ cudaError_t Softmax(DType t, const void* x, void* y, int64_t outer, int64_t axis
 cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bias, void* y,
                       int64_t rows, int64_t cols, float eps, cudaStream_t s);
 
+// Keeps the stream busy for about `us` microseconds (one thread spinning on clock64): the
+// per-layer profile enqueues every step behind it, so the events between steps time the GPU
+// work alone, without the host's launch gaps.
+cudaError_t Spin(double us, cudaStream_t s);
+
 }  // namespace kiln::cuda

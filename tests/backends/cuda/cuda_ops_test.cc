@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "backends/cpu/cpu_test_util.h"
@@ -37,6 +38,10 @@ struct Mode {
   Precision precision;
   bool tf32;
   double tol;
+  // KILN_CUDA_CONV for the mode's engines: null = the default (auto: the faster of the cuDNN
+  // graph-API plan and the legacy fused call per convolution, which depends on timing), so the
+  // two fp16 modes below force each path once.
+  const char* conv_api = nullptr;
 };
 
 void PrintTo(const Mode& m, std::ostream* os) { *os << m.name; }
@@ -45,7 +50,9 @@ const std::vector<Mode>& Modes() {
   static const std::vector<Mode> m = {{"fp32", Precision::kFP32, false, 1e-5},
                                       {"tf32", Precision::kFP32, true, 1e-3},
                                       {"fp16", Precision::kFP16, false, 1e-2},
-                                      {"bf16", Precision::kBF16, false, 5e-2}};
+                                      {"bf16", Precision::kBF16, false, 5e-2},
+                                      {"fp16_graph", Precision::kFP16, false, 1e-2, "graph"},
+                                      {"fp16_legacy", Precision::kFP16, false, 1e-2, "legacy"}};
   return m;
 }
 
@@ -364,7 +371,9 @@ class CudaOps : public testing::TestWithParam<Mode> {};
 
 TEST_P(CudaOps, EveryCaseMatchesReference) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  if (GetParam().conv_api != nullptr) setenv("KILN_CUDA_CONV", GetParam().conv_api, 1);
   for (const Case& c : Cases()) CheckCase(c, GetParam());
+  if (GetParam().conv_api != nullptr) unsetenv("KILN_CUDA_CONV");
 }
 
 INSTANTIATE_TEST_SUITE_P(All, CudaOps, testing::ValuesIn(Modes()),
