@@ -376,7 +376,16 @@ int main(int argc, char** argv) {
   if (cmd == "ops") return OpsCommand(argc - 2, argv + 2);
   if (cmd == "cache") return CacheCommand(argc - 2, argv + 2);
   if (cmd == "freeze") return FreezeCommand(argc - 2, argv + 2);
+#ifdef KILN_NO_SERVE
+  if (cmd == "serve") {
+    std::fprintf(stderr,
+                 "kiln: this kiln was built without `kiln serve` (-DKILN_BUILD_SERVE=OFF: no "
+                 "cpp-httplib / gRPC on the build machine)\n");
+    return 2;
+  }
+#else
   if (cmd == "serve") return ServeCommand(argc - 2, argv + 2);
+#endif
   std::cerr << "kiln: unknown command '" << cmd << "'\n\n" << kMainHelp;
   return 2;
 }
