@@ -26,7 +26,13 @@ memory::desc AnyLike(const memory::desc& md, memory::data_type t = memory::data_
 // (precision.h) skip the first try when x is not f32.
 template <typename F>
 Status WithLayout(Builder& b, int x, F&& f, bool f32_only = false) {
-  if (!f32_only || b.MdOf(x).data_type() == memory::data_type::f32) {
+  // A strided (not blocked) layout with an offset, e.g. a column (channel) range of merged
+  // siblings' output after the first, is read plain: these layers computed wrong values on it
+  // (strided_view_test.cc: softmax, reduction, eltwise, pooling).
+  const memory::desc& md = b.MdOf(x);
+  const bool offset_strided = md.data.offset0 != 0 && md.data.format_kind == dnnl_blocked &&
+                              md.data.format_desc.blocking.inner_nblks == 0;
+  if ((!f32_only || md.data_type() == memory::data_type::f32) && !offset_strided) {
     try {
       return f(b.MdOf(x), b.BufferOf(x));
     } catch (const dnnl::error&) {
@@ -293,12 +299,85 @@ Status BuildTranspose(Builder& b) {
   return Status::OK();
 }
 
+// Strides of `out` as a view of a strided tensor `in` (dims, strides), or nullopt when the
+// reshape merges dims that are not contiguous with each other (PyTorch's view rule, computeStride:
+// dims are matched in groups whose products agree; a group of `in` must be contiguous within itself
+// to be merged or re-split).
+std::optional<Dims> StridedReshape(const Dims& in, const Dims& in_strides, const Dims& out) {
+  for (int64_t d : in) {
+    if (d <= 0) return std::nullopt;
+  }
+  Dims strides(out.size(), 0);
+  int view_d = static_cast<int>(out.size()) - 1;
+  int64_t base = in.empty() ? 1 : in_strides.back(), in_numel = 1, view_numel = 1;
+  for (int d = static_cast<int>(in.size()) - 1; d >= 0; --d) {
+    in_numel *= in[d];
+    if (d == 0 || (in[d - 1] != 1 && in_strides[d - 1] != in_numel * base)) {
+      while (view_d >= 0 && (view_numel < in_numel || out[view_d] == 1)) {
+        strides[view_d] = view_numel * base;
+        view_numel *= out[view_d];
+        --view_d;
+      }
+      if (view_numel != in_numel) return std::nullopt;
+      if (d > 0) {
+        base = in_strides[d - 1];
+        in_numel = view_numel = 1;
+      }
+    }
+  }
+  if (view_d != -1) return std::nullopt;
+  return strides;
+}
+
+// True when every later reader of tensor t takes a strided layout at no extra cost: the B
+// operand of a MatMul of two activations (reordered once into the layout the matmul wants, as a
+// copy of the view would be), a post-op operand, another view, or a Transpose whose output is read
+// that way. A strided A costs more than its copy (oneDNN 2.6 takes gemm:jit instead of brgemm:
+// BERT's Q.K^T 80 us instead of 65 + 3 us), and other layers (eltwise, softmax, ...) would run a
+// slow reference kernel on a non-dense layout.
+bool ReadsStrided(const Builder& b, int t, int from) {
+  const std::vector<Layer>& layers = b.prog.layers;
+  for (size_t i = static_cast<size_t>(from) + 1; i < layers.size(); ++i) {
+    const Layer& c = layers[i];
+    if (c.dead || std::find(c.inputs.begin(), c.inputs.end(), t) == c.inputs.end()) continue;
+    if (c.kind == LayerKind::kMatMul && c.inputs.size() >= 2 && c.inputs[0] != t &&
+        c.inputs[1] == t) {
+      continue;
+    }
+    if (c.kind == LayerKind::kView) continue;
+    if (c.kind == LayerKind::kTranspose && ReadsStrided(b, c.outputs[0], static_cast<int>(i))) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 Status BuildView(Builder& b) {
   const Layer& l = b.L();
   const int x = l.inputs[0], y = l.outputs[0];
   if (static_cast<ViewMode>(l.Int("mode")) == ViewMode::kIdentity) {
     b.Define(y, b.MdOf(x), b.BufferOf(x));
     return Status::OK();
+  }
+  // An FP32 strided tensor that is not plain (a column range of merged siblings' output, a
+  // Transpose view) keeps its buffer when the reshape is expressible on its strides and its
+  // readers take strided operands: BERT's K / V head splits are read from the merged QKV output
+  // by the one reorder their matmul makes anyway, instead of a copy and then that reorder.
+  const memory::desc& x_md = b.MdOf(x);
+  if (x_md.data_type() == memory::data_type::f32 && x_md.data.format_kind == dnnl_blocked &&
+      x_md.data.format_desc.blocking.inner_nblks == 0 && x_md != Builder::Plain(b.dims[x]) &&
+      ReadsStrided(b, y, b.layer)) {
+    const auto& st = x_md.data.format_desc.blocking.strides;
+    const Dims in_strides(st, st + x_md.data.ndims);
+    if (std::optional<Dims> out_strides = StridedReshape(b.dims[x], in_strides, b.dims[y])) {
+      const Dims& yd = b.dims[y];
+      memory::desc view(memory::dims(yd.begin(), yd.end()), memory::data_type::f32,
+                        memory::dims(out_strides->begin(), out_strides->end()));
+      view.data.offset0 = x_md.data.offset0;
+      b.Define(y, view, b.BufferOf(x));
+      return Status::OK();
+    }
   }
   const memory::data_type t = b.MdOf(x).data_type();
   KILN_ASSIGN_OR_RETURN(int buf, b.As(x, Builder::Plain(b.dims[x], t)));
