@@ -147,6 +147,13 @@ StatusOr<std::shared_ptr<void>> WeightCache::Get(int layer, int operand, const m
   for (const Entry& e : entries_) {
     if (e.layer == layer && e.operand == operand && e.md == want) return e.data;
   }
+  if (describe_only_) {
+    // A probe: the reorder must exist (its primitive descriptor is made), it is not run and
+    // its result is never read. (Making the primitive too bought nothing measurable at load,
+    // and crashed inside oneDNN 2.6 under --time-tactics: design.md.)
+    dnnl::reorder::primitive_desc pd(eng, src, eng, want);
+    return std::shared_ptr<void>();
+  }
   std::shared_ptr<void> dst = AlignedAlloc(want.get_size());
   if (dst == nullptr) return ResourceExhausted("cannot allocate weights");
   memory src_m(src, eng, const_cast<void*>(data));
@@ -303,7 +310,7 @@ StatusOr<int> Builder::Weights(int operand, int t, const memory::desc& src,
     b.data = data;
   } else {
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> w,
-                          cache_->Get(layer, operand, src, data, want, eng));
+                          cache_->Get(layer + layer_base, operand, src, data, want, eng));
     out_->keep.push_back(w);
     b.data = w.get();
   }
@@ -346,7 +353,7 @@ bool Builder::Reusable(int t) const {
   return true;
 }
 
-Status Builder::Finish() {
+Status Builder::Finish(bool keep_layouts) {
   layer = -1;
   // Engine outputs: hand the caller's tensor to the producer when the layout is plain and the
   // buffer is exclusively this output's; otherwise copy into it.
@@ -355,7 +362,9 @@ Status Builder::Finish() {
     const int t = prog.outputs[o];
     const TState& s = state_[t];
     BufferDef& b = out_->buffers[s.buffer];
-    const memory::desc plain = Plain(dims[t]);
+    const memory::desc plain =
+        keep_layouts && BatchSliceable(s.md) ? s.md : Plain(dims[t]);  // batch_slice.cc
+    out_->out_mds.push_back(plain);
     if (b.where == BufferDef::kArena && !claimed[s.buffer] && s.md == plain &&
         b.bytes == plain.get_size()) {
       b.where = BufferDef::kOutput;
@@ -492,13 +501,17 @@ Status BuildLayer(Builder& b) {
 // reasons name no node).
 StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Dims>& input_dims,
                                           const BuildConfig& cfg, WeightCache* cache,
-                                          bool name_layers) {
+                                          bool name_layers, const PartOptions& part = {}) {
   KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims, PropagateShapes(p, input_dims));
   auto inst = std::make_shared<Instance>();
   ThreadScope scope;
   try {
     Builder b(p, dims, cfg, cache, inst.get());
     b.max_threads = scope.caller();
+    b.layer_base = part.layer_base;
+    for (size_t i = 0; part.input_mds != nullptr && i < part.input_mds->size(); ++i) {
+      b.SetInputLayout(i, (*part.input_mds)[i]);
+    }
     for (size_t i = 0; i < p.layers.size(); ++i) {
       b.layer = static_cast<int>(i);
       const Layer& l = p.layers[i];
@@ -531,7 +544,7 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
                                                ? b.dt
                                                : b.MdOf(l.outputs[0]).data_type());
     }
-    KILN_RETURN_IF_ERROR(b.Finish());
+    KILN_RETURN_IF_ERROR(b.Finish(part.keep_output_layouts));
   } catch (const dnnl::error& e) {
     return Unimplemented(std::string("oneDNN: ") + e.what());
   } catch (const std::exception& e) {
@@ -545,14 +558,24 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
 StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
                                                   const std::vector<Dims>& input_dims,
                                                   const BuildConfig& cfg, WeightCache* cache) {
+  // Leading memory-bound layers depth-first on sub-batches when that applies (batch_slice.cc).
+  std::shared_ptr<Instance> sliced = BuildSlicedInstance(p, input_dims, cfg, cache);
+  if (sliced != nullptr) return sliced;
   return Build(p, input_dims, cfg, cache, /*name_layers=*/true);
+}
+
+StatusOr<std::shared_ptr<Instance>> BuildPart(const Program& p, const std::vector<Dims>& input_dims,
+                                              const BuildConfig& cfg, WeightCache* cache,
+                                              const PartOptions& opt) {
+  return Build(p, input_dims, cfg, cache, /*name_layers=*/true, opt);
 }
 
 Status ProbeProgram(const Program& p, const BuildConfig& cfg) {
   std::vector<Dims> in;
   for (int t : p.inputs) in.push_back(p.tensors[t].dims);
   ScopedNoTacticTiming no_timing;  // a probe is thrown away: no tactic timing (tactics.h)
-  return Build(p, in, cfg, nullptr, /*name_layers=*/false).status();
+  WeightCache describe_only{WeightCache::DescribeOnly{}};  // nor weight reorders
+  return Build(p, in, cfg, &describe_only, /*name_layers=*/false).status();
 }
 
 std::unique_ptr<Arena> Instance::Acquire() const {
@@ -572,14 +595,18 @@ std::unique_ptr<Arena> Instance::Acquire() const {
   a->args.resize(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
     const Step& s = steps[i];
-    for (const StepArg& arg : s.args) {
+    for (size_t k = 0; k < s.args.size(); ++k) {
+      const StepArg& arg = s.args[k];
+      const size_t off = k < s.arg_offsets.size() ? s.arg_offsets[k] : 0;
       const BufferDef& b = buffers[arg.buffer];
       void* ptr = nullptr;
-      if (b.where == BufferDef::kArena) ptr = base + b.offset;
-      if (b.where == BufferDef::kConst) ptr = const_cast<void*>(b.data);
+      if (b.where == BufferDef::kArena) ptr = base + b.offset + off;
+      if (b.where == BufferDef::kConst) {
+        ptr = const_cast<char*>(static_cast<const char*>(b.data)) + off;
+      }
       a->args[i].emplace(arg.arg, memory(arg.md, eng, ptr));
       if (b.where == BufferDef::kInput || b.where == BufferDef::kOutput) {
-        a->ext.push_back({i, arg.arg, b.where == BufferDef::kInput, b.ext});
+        a->ext.push_back({i, arg.arg, b.where == BufferDef::kInput, b.ext, off});
       }
     }
     if (s.scratch_md.get_size() > 0) {
@@ -614,7 +641,7 @@ Status Instance::Run(const std::vector<const Tensor*>& inputs, std::vector<Tenso
     for (const Arena::Ext& e : a->ext) {
       void* p = e.input ? const_cast<void*>(inputs[e.index]->raw_data())
                         : (*outputs)[e.index].raw_mutable_data();
-      a->args[e.step].at(e.arg).set_data_handle(p);
+      a->args[e.step].at(e.arg).set_data_handle(static_cast<char*>(p) + e.offset);
     }
     using Clock = std::chrono::steady_clock;
     ThreadScope scope;

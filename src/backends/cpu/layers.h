@@ -56,6 +56,9 @@ struct Step {
   int layer = -1;           // the program layer it belongs to (-1: an output copy)
   memory::desc scratch_md;  // zero-size when the primitive needs no scratchpad
   int threads = 0;          // OpenMP threads it was created for (0: the caller's)
+  // Per arg: bytes into its buffer (a batch slice of a sliced instance, batch_slice.cc); empty
+  // when every arg starts at its buffer.
+  std::vector<size_t> arg_offsets;
 };
 
 // Threads (instance.cc): the OpenMP thread count of the calling thread (1 when oneDNN does not
@@ -75,6 +78,13 @@ int LayerThreads(const Layer& l, const std::vector<std::vector<int64_t>>& dims, 
 // Reordered constant operands shared by all instances of an engine.
 class WeightCache {
  public:
+  WeightCache() = default;
+  // For support probes (ProbeProgram), whose instance is thrown away unrun: Get makes the
+  // reorder primitive (so "supported" still means "builds") but neither allocates nor copies
+  // the weights, and returns no data.
+  struct DescribeOnly {};
+  explicit WeightCache(DescribeOnly) : describe_only_(true) {}
+
   // The constant `data` (plain layout `src`) in layout `want`, reordered on first request.
   StatusOr<std::shared_ptr<void>> Get(int layer, int operand, const memory::desc& src,
                                       const void* data, const memory::desc& want,
@@ -86,6 +96,7 @@ class WeightCache {
     memory::desc md;
     std::shared_ptr<void> data;
   };
+  bool describe_only_ = false;
   std::mutex mu_;
   std::vector<Entry> entries_;
 };
@@ -104,6 +115,7 @@ struct Arena {
     int arg;
     bool input;
     int index;
+    size_t offset;  // bytes into the caller's tensor (Step::arg_offsets)
   };
   std::vector<Ext> ext;
 };
@@ -119,6 +131,8 @@ class Instance {
   size_t arena_bytes = 0, scratch_bytes = 0;
   std::vector<std::shared_ptr<void>> keep;  // reordered weights in use
   dnnl::engine eng;
+  // The engine outputs' layouts: plain, unless Finish(keep_layouts) (batch_slice.cc).
+  std::vector<memory::desc> out_mds;
 
   // Runs the steps; `layer_ms` (size = program layers) gets per-layer times when non-null.
   Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
@@ -137,6 +151,21 @@ class Instance {
 StatusOr<std::shared_ptr<Instance>> BuildInstance(const Program& p,
                                                   const std::vector<Dims>& input_dims,
                                                   const BuildConfig& cfg, WeightCache* cache);
+// Batch slicing (batch_slice.cc): a batch-N instance whose leading, memory-bound layers run
+// depth-first on sub-batches. BuildSlicedInstance returns nullptr when it does not apply (or a
+// part fails to build: the whole build then runs and reports).
+struct PartOptions {
+  int layer_base = 0;                                    // Builder::layer_base
+  const std::vector<memory::desc>* input_mds = nullptr;  // input layouts (null: plain)
+  bool keep_output_layouts = false;                      // Builder::Finish(keep_layouts)
+};
+StatusOr<std::shared_ptr<Instance>> BuildPart(const Program& p, const std::vector<Dims>& input_dims,
+                                              const BuildConfig& cfg, WeightCache* cache,
+                                              const PartOptions& opt);
+std::shared_ptr<Instance> BuildSlicedInstance(const Program& p, const std::vector<Dims>& input_dims,
+                                              const BuildConfig& cfg, WeightCache* cache);
+// True when `md` is batch-major and dense along the batch: sample n starts n * size / N bytes in.
+bool BatchSliceable(const memory::desc& md);
 // Builds the program at its recorded dims and throws the result away (Supports' oneDNN check;
 // its reasons name no layer).
 Status ProbeProgram(const Program& p, const BuildConfig& cfg);
@@ -206,7 +235,14 @@ class Builder {
   StatusOr<int> WeightsFromData(int operand, const memory::desc& src, const void* data,
                                 const memory::desc& want);
 
-  Status Finish();
+  // `keep_layouts` (a part of a sliced instance, batch_slice.cc): engine outputs stay in their
+  // producer's layout when it slices by batch (BatchSliceable), else become plain.
+  Status Finish(bool keep_layouts = false);
+  // Engine input i arrives in layout `md` instead of plain (batch_slice.cc).
+  void SetInputLayout(size_t i, const memory::desc& md) { state_[prog.inputs[i]].md = md; }
+  // Program layer index of this program's layer 0 (weight cache keys of a sliced instance's
+  // parts, batch_slice.cc).
+  int layer_base = 0;
 
  private:
   struct TState {
