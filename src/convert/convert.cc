@@ -230,7 +230,11 @@ struct EngineResult {
 
 // Builds and serializes the engine for `seg` (static mode).
 StatusOr<EngineResult> BuildPlan(const Backend& backend, const Graph& seg,
-                                 const BuildConfig& config) {
+                                 const BuildConfig& config, std::optional<uint64_t> seg_hash) {
+  if (!seg_hash) {
+    KILN_ASSIGN_OR_RETURN(uint64_t h, SegmentFnv(seg));  // engine_plans.h
+    seg_hash = h;
+  }
   EngineResult r;
   const auto t0 = Clock::now();
   auto engine = backend.Build(seg, config);
@@ -244,14 +248,13 @@ StatusOr<EngineResult> BuildPlan(const Backend& backend, const Graph& seg,
     r.tactics.push_back(l.name + ": " +
                         l.implementation.substr(at + 2, l.implementation.size() - at - 3));
   }
-  KILN_ASSIGN_OR_RETURN(std::string segment_onnx, ExportOnnx(seg));
   PlanHeader h;
   h.kiln_version = KILN_VERSION;
   h.backend = backend.name();
   h.device_fingerprint = backend.DeviceFingerprint();
   h.precision = PrecisionName(config.precision);
   h.build_config = config.Fingerprint();
-  h.content_hash = HashBytes(segment_onnx + h.build_config);
+  h.content_hash = FnvHex(FnvUpdate(*seg_hash, h.build_config));  // as MakePlan (engine_cache.h)
   for (size_t i = 0; i < seg.inputs.size(); ++i) {
     const ValueInfo* vi = seg.FindValueInfo(seg.inputs[i]);
     h.input_specs.push_back(std::string(DataTypeName(vi->dtype)) +
@@ -455,7 +458,10 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
       tf_nodes.emplace(n.provenance->original_name, n.provenance->serialized);
     }
   }
+  KILN_LOG(DEBUG) << where << ": conversion phase: shape inference " << MsSince(t_start) << " ms";
+  const auto t_passes = Clock::now();
   KILN_RETURN_IF_ERROR(passes.Run(graph, ctx));
+  KILN_LOG(DEBUG) << where << ": conversion phase: clean-up passes " << MsSince(t_passes) << " ms";
   for (const auto& [value, prov] : const_provenance) {
     graph.initializer_provenance.emplace(value, prov);
   }
@@ -510,7 +516,9 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
       Status st = backend_supports(node);
       return st.ok() ? tf_boundary.Check(node, backend_supports) : st;
     };
+    const auto t_segment = Clock::now();
     KILN_ASSIGN_OR_RETURN(SegmentationResult seg_result, SegmentGraph(graph, supports, options));
+    KILN_LOG(DEBUG) << where << ": conversion phase: segmentation " << MsSince(t_segment) << " ms";
     summary.total_nodes += seg_result.report.total_nodes;
     summary.converted_nodes += seg_result.report.converted_nodes;
     for (const auto& [op, reasons] : seg_result.report.by_op) {
@@ -570,18 +578,23 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
           config.input_shapes = *shapes;
           // Through the disk engine cache when one is configured (engine_plans.h).
           std::optional<uint64_t> fnv;
-          if (plan_cache.enabled()) {
-            if (auto f = SegmentFnv(*fn); f.ok()) fnv = *f;
-          }
+          const auto t_hash = Clock::now();
+          if (auto f = SegmentFnv(*fn); f.ok()) fnv = *f;
+          const auto t_find = Clock::now();
           std::optional<std::string> cached;
-          if (fnv) cached = plan_cache.Find(*backend, *fn, *fnv, config, "");
+          if (fnv && plan_cache.enabled()) {
+            cached = plan_cache.Find(*backend, *fn, *fnv, config, "");
+          }
+          KILN_LOG(DEBUG) << where << ": conversion phase: segment '" << key << "' content hash "
+                          << std::chrono::duration<double, std::milli>(t_find - t_hash).count()
+                          << " ms, engine cache lookup " << MsSince(t_find) << " ms";
           EngineResult hit;
           if (cached) {
             hit.plan = std::move(*cached);
             hit.from_engine_cache = true;
           }
           StatusOr<EngineResult> r = cached ? StatusOr<EngineResult>(std::move(hit))
-                                            : BuildPlan(*backend, *fn, config);
+                                            : BuildPlan(*backend, *fn, config, fnv);
           if (r.ok() && !cached && fnv) plan_cache.Put(*backend, *fnv, config, "", r->plan);
           if (r.ok()) {
             built = std::move(r).value();

@@ -2,8 +2,8 @@
 
 #include <chrono>
 
+#include "convert/segment_hash.h"
 #include "core/logging.h"
-#include "io/onnx/onnx_export.h"
 
 namespace kiln {
 
@@ -44,10 +44,7 @@ void PlanCache::Put(const Backend& backend, uint64_t fnv, const BuildConfig& con
   }
 }
 
-StatusOr<uint64_t> SegmentFnv(const Graph& segment) {
-  KILN_ASSIGN_OR_RETURN(std::string onnx, ExportOnnx(segment));
-  return FnvUpdate(kFnvOffset, onnx);
-}
+StatusOr<uint64_t> SegmentFnv(const Graph& segment) { return SegmentContentHash(segment); }
 
 StatusOr<BuiltPlan> BuildOrFetchPlan(const Backend& backend, const Graph& segment, uint64_t fnv,
                                      const BuildConfig& config, const PlanCache& cache,

@@ -26,7 +26,8 @@ class PlanCache {
   std::optional<DiskEngineCache> disk_;
 };
 
-// FnvUpdate(kFnvOffset, ONNX bytes of `segment`): the content hash every plan check uses.
+// SegmentContentHash(segment) (convert/segment_hash.h): the content hash every plan check and
+// cache key uses.
 StatusOr<uint64_t> SegmentFnv(const Graph& segment);
 
 struct BuiltPlan {

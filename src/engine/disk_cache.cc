@@ -75,6 +75,8 @@ std::string DiskEngineCache::Key(uint64_t segment_fnv, const BuildConfig& config
   h = FnvUpdate(h, std::string("|backend=") + backend.name());
   h = FnvUpdate(h, "|device=" + backend.DeviceFingerprint());
   h = FnvUpdate(h, std::string("|kiln=") + KILN_VERSION);
+  // A new plan format (or segment hash) is a new key: older files are misses, not rejects.
+  h = FnvUpdate(h, "|plan_format=" + std::to_string(kPlanFormatVersion));
   return FnvHex(h);
 }
 

@@ -17,7 +17,9 @@
 namespace kiln {
 
 // 2: CPU payloads may reference the segment's initializers instead of copying them (lean plans).
-inline constexpr uint32_t kPlanFormatVersion = 2;
+// 3: content_hash derives from SegmentContentHash (convert/segment_hash.h: structure + a wide
+//    hash of each weight) instead of FNV-1a over the segment's ONNX bytes.
+inline constexpr uint32_t kPlanFormatVersion = 3;
 
 struct PlanHeader {
   std::string kiln_version;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "convert/engine_op_def.h"
+#include "convert/segment_hash.h"
 #include "core/logging.h"
 #include "engine/engine_loader.h"
 #include "engine/plan.h"
@@ -88,15 +89,15 @@ StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
     s.no_engine_reason = "backend '" + backend_name + "' is not built into this kiln";
     return s;
   }
-  auto segment_onnx = ExportOnnx(*s.segment);
-  if (!segment_onnx.ok()) {
-    s.no_engine_reason = "the native segment cannot be hashed: " + segment_onnx.status().message();
+  auto segment_hash = SegmentContentHash(*s.segment);  // convert/segment_hash.h
+  if (!segment_hash.ok()) {
+    s.no_engine_reason = "the native segment cannot be hashed: " + segment_hash.status().message();
     s.allow_build = false;
     return s;
   }
   s.source.backend = s.backend;
   s.source.segment = s.segment.get();
-  s.source.segment_fnv = FnvUpdate(kFnvOffset, *segment_onnx);
+  s.source.segment_fnv = *segment_hash;
   s.source.calibration = str("calibration_data");
   s.source.cache_dir = ResolveEngineCacheDir(str("engine_cache_dir"));
   s.source.who = node.Describe();

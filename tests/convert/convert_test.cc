@@ -15,6 +15,8 @@
 #include "convert/convert_internal.h"
 #include "convert/convert_test_util.h"
 #include "convert/engine_op_def.h"
+#include "convert/segment_hash.h"
+#include "engine/engine_cache.h"
 #include "convert/test_backend.h"
 #include "engine/plan.h"
 #include "io/onnx/onnx_export.h"
@@ -159,9 +161,10 @@ TEST(Convert, BundledModelWithTestBackend) {
     EXPECT_EQ(plan->first.kiln_version, KILN_VERSION);
     EXPECT_EQ(plan->first.device_fingerprint, "test-device-1");
     EXPECT_EQ(plan->first.precision, "FP32");
-    auto seg_onnx = ExportOnnx(seg);
-    ASSERT_TRUE(seg_onnx.ok());
-    EXPECT_EQ(plan->first.content_hash, HashBytes(*seg_onnx + plan->first.build_config));
+    auto seg_hash = SegmentContentHash(seg);
+    ASSERT_TRUE(seg_hash.ok()) << seg_hash.status();
+    EXPECT_EQ(plan->first.content_hash,
+              FnvHex(FnvUpdate(*seg_hash, plan->first.build_config)));
   }
   EXPECT_EQ(segment_nodes, s.converted_nodes);
   // Unconverted nodes with ONNX provenance are still the user's originals.

@@ -1,6 +1,7 @@
 // `kiln convert`: TF-TRT's create_inference_graph from the command line, and the engine part
 // of `kiln inspect` (each EngineOp's layers, TensorRT engine-inspector style).
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "calib_data.h"
 #include "cli_util.h"
 #include "core/file_util.h"
+#include "core/logging.h"
 #include "convert/convert_internal.h"
 #include "kiln/convert.h"
 #include "kiln/session.h"
@@ -172,6 +174,11 @@ int ConvertCommand(int argc, char** argv) {
   const LoadOptions load = LoadOptionsFromArgs(args);
   params.input_saved_model_tags = load.saved_model_tags;
   params.input_saved_model_signature_key = load.saved_model_signature_key;
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
+  const auto t_load = Clock::now();
   auto graph = DetectModelFormat(model) == ModelFormat::kSavedModel
                    ? LoadGraphForConversion(model, params)
                    : LoadModelGraph(model);
@@ -179,6 +186,7 @@ int ConvertCommand(int argc, char** argv) {
     std::cerr << "kiln: error: " << graph.status().ToString() << "\n";
     return 1;
   }
+  KILN_LOG(DEBUG) << model << ": conversion phase: load " << ms_since(t_load) << " ms";
   auto calib_read_error = std::make_shared<Status>();  // INT8 (calib_data.h)
   if (Status st = ApplyCalibrationArgs(args, *graph, &params, calib_read_error); !st.ok()) {
     return Usage(st.message());
@@ -190,10 +198,12 @@ int ConvertCommand(int argc, char** argv) {
     return 1;
   }
   const std::string out = *args.Get("output");
+  const auto t_save = Clock::now();
   if (Status st = converted->Save(out); !st.ok()) {
     std::cerr << "kiln: error: " << st.ToString() << "\n";
     return 1;
   }
+  KILN_LOG(DEBUG) << out << ": conversion phase: save " << ms_since(t_save) << " ms";
   std::cout << converted->summary().ToString() << "\nwrote " << out << "\n";
   if (auto json = args.Get("json-summary")) {
     if (Status st = WriteFileAtomically(*json, converted->summary().ToJson()); !st.ok()) {

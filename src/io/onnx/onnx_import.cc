@@ -368,6 +368,22 @@ StatusOr<std::string> ReadFileToString(const std::string& path) {
   if (fs::is_directory(path, ec)) return InvalidArgument(Quote(path) + " is a directory");
   std::ifstream f(path, std::ios::binary);
   if (!f) return NotFound("cannot open " + Quote(path));
+  // A regular file is read in one go into a buffer of its size (a model is 100s of MB: no
+  // stream buffer growing and copying); anything else (a pipe) through a stream.
+  const auto size = fs::is_regular_file(path, ec) ? fs::file_size(path, ec) : uintmax_t{0};
+  if (!ec && size > 0 && size < static_cast<uintmax_t>(INT64_MAX)) {
+    std::string bytes(static_cast<size_t>(size), '\0');
+    f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (f.bad() || f.gcount() != static_cast<std::streamsize>(bytes.size())) {
+      return DataLoss("error reading " + Quote(path) + " (" + std::to_string(f.gcount()) + " of " +
+                      std::to_string(bytes.size()) + " bytes)");
+    }
+    if (f.peek() == std::char_traits<char>::eof()) return bytes;
+    f.clear();  // it grew while being read: the rest through the stream
+    std::ostringstream rest;
+    rest << f.rdbuf();
+    return bytes + rest.str();
+  }
   std::ostringstream ss;
   ss << f.rdbuf();
   if (f.bad()) return DataLoss("error reading " + Quote(path));

@@ -228,20 +228,21 @@ TEST_F(LeanPlanCacheTest, ChangedInitializerUnderTheSameKeyIsRejectedAndRebuilt)
 }
 
 TEST_F(LeanPlanCacheTest, PreviousFormatVersionIsRejectedAndRebuilt) {
-  static_assert(kPlanFormatVersion == 2, "update this test's previous version");
+  static_assert(kPlanFormatVersion == 3, "update this test's previous version");
   SegmentBuilder b = Model(40);
   const BuildConfig cfg = testing_cpu::Config(b.shapes());
   {
-    EnvVar self("KILN_PLAN_SELF_CONTAINED", "1");  // a v1 plan had the weights inside
+    EnvVar self("KILN_PLAN_SELF_CONTAINED", "1");  // an older, bigger plan
     auto e = LoadOrBuildEngine(Source(b), cfg);
     ASSERT_TRUE(e.ok()) << e.status();
   }
   ASSERT_EQ(Plans().size(), 1u);
   const fs::path file = Plans()[0];
-  // The same plan stamped version 1, with a valid checksum: only the version is wrong.
+  // The same plan stamped version 2 (the segment hash before SegmentContentHash), with a valid
+  // checksum: only the version is wrong.
   std::string v1 = ReadAll(file);
   ASSERT_GT(v1.size(), 16u);
-  v1[8] = 1;
+  v1[8] = 2;
   v1[9] = v1[10] = v1[11] = 0;
   v1.resize(v1.size() - 4);
   uint32_t crc = static_cast<uint32_t>(
@@ -250,7 +251,7 @@ TEST_F(LeanPlanCacheTest, PreviousFormatVersionIsRejectedAndRebuilt) {
   WriteAll(file, v1);
   auto read = ReadPlan(v1);
   ASSERT_FALSE(read.ok());
-  EXPECT_NE(read.status().message().find("format version 1 is not supported"), std::string::npos)
+  EXPECT_NE(read.status().message().find("format version 2 is not supported"), std::string::npos)
       << read.status();
 
   const EngineCacheCounters c0 = GetEngineCacheCounters();
@@ -260,7 +261,7 @@ TEST_F(LeanPlanCacheTest, PreviousFormatVersionIsRejectedAndRebuilt) {
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(GetEngineCacheCounters().builds - c0.builds, 1);
   EXPECT_EQ(GetEngineCacheCounters().disk_rejected - c0.disk_rejected, 1);
-  EXPECT_NE(log.find("format version 1"), std::string::npos) << log;
+  EXPECT_NE(log.find("format version 2"), std::string::npos) << log;
   // Rewritten in the current version, lean, and the engine computes what a fresh build does.
   const std::string now = ReadAll(file);
   ASSERT_TRUE(ReadPlan(now).ok());
