@@ -13,6 +13,11 @@ MobileNetV2), PaddleOCR's (x/255-0.5)/0.5 (ppocr_cls), RGB 0..255 NHWC (faceres)
 (y-0.5)*2 NHWC (emotion, gender), as their fixtures' recipes say. BERT-base gets token ids of real
 English text (words of /usr/share/common-licenses/GPL-3 hashed into its vocabulary).
 
+A second, in-domain input set (`--input-sets photos,indomain`, the default; bench/
+indomain_inputs.py): text lines rendered with Debian's fonts for ppocr_cls, LFW faces for the
+face models; its INT8 calibration inputs come from disjoint sources. Per classifier the report
+also gives the FP32 margin (top-1 minus top-2 probability) of every input whose top-1 flips.
+
 For every model and mode the model is converted once (`kiln convert --precision MODE`), every
 input batch is run through it (`kiln run`), and the outputs are compared with the FP32 mode's
 (the FP32 engine matches the reference kernels to 1e-5): top-1 agreement (classifiers), rel. L2
@@ -183,20 +188,41 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def int8_flags(args, name, out, for_bench=False):
-    """INT8: calibration batches (other crops of the same photos than the evaluation inputs:
-    seed 11) -> `kiln convert --calib-data`, whose table (--calib-cache) kiln bench reuses."""
-    path, in_name, hw, norm = MODELS[name][:4]
-    d = os.path.join(out, name)
+# In-domain input sets (bench/indomain_inputs.py): text lines for the text-direction
+# classifier, faces for the face models. The other models have only the photo set.
+INDOMAIN = {"ppocr_cls": "text_lines", "faceres": "faces", "emotion": "faces", "gender": "faces"}
+
+
+def inputs_of(args, name, input_set, n, split):
+    """The model's inputs of one set: "photos" (eval: seed 5, calib: seed 11) or "indomain"
+    (eval / calib: disjoint sources). Normalized as the model expects."""
+    hw, norm = MODELS[name][2:4]
+    if norm == "tokens":
+        x = token_batches(n)
+        return x if split == "eval" else x[::-1].copy()
+    if input_set == "photos":
+        return normalize(variants(args.photos, n, hw, seed=5 if split == "eval" else 11), norm)
+    import indomain_inputs as ind
+    if INDOMAIN[name] == "text_lines":
+        return ind.text_lines(n, split, hw)[0]
+    return normalize(ind.face_images(n, split, hw), norm)
+
+
+def set_dir(out, name, input_set):
+    return os.path.join(out, name) if input_set == "photos" else os.path.join(out, name, input_set)
+
+
+def int8_flags(args, name, out, for_bench=False, input_set="photos"):
+    """INT8: calibration batches (inputs the evaluation does not use: other crops of the same
+    photos, seed 11, or the calib split of the in-domain set) -> `kiln convert --calib-data`,
+    whose table (--calib-cache) kiln bench reuses."""
+    d = set_dir(out, name, input_set)
     table = os.path.join(d, "int8_calibration_%s.txt" % args.calib_method)
     if for_bench:
         return ["--calib-cache", table]
     cdir = os.path.join(d, "calib")
     os.makedirs(cdir, exist_ok=True)
-    if norm == "tokens":
-        x = token_batches(args.calib_inputs)[::-1].copy()
-    else:
-        x = normalize(variants(args.photos, args.calib_inputs, hw, seed=11), norm)
+    x = inputs_of(args, name, input_set, args.calib_inputs, "calib")
     for i in range(0, len(x), args.batch):
         np.save(os.path.join(cdir, "calib_%03d.npy" % (i // args.batch)), x[i:i + args.batch])
     if os.path.exists(table):
@@ -204,16 +230,27 @@ def int8_flags(args, name, out, for_bench=False):
     return ["--calib-data", cdir, "--calib-method", args.calib_method, "--calib-cache", table]
 
 
-def quality(args, name, modes, out):
+def margins(y):
+    """FP32 margin per input: top-1 minus top-2 probability (softmax applied when the outputs
+    are not probabilities already)."""
+    y = y.reshape(len(y), -1).astype(np.float64)
+    if not (np.all(y >= 0) and np.allclose(y.sum(1), 1, atol=1e-3)):
+        y = np.exp(y - y.max(1, keepdims=True))
+        y /= y.sum(1, keepdims=True)
+    s = np.sort(y, 1)
+    return s[:, -1] - s[:, -2] if y.shape[1] > 1 else s[:, -1]
+
+
+def quality(args, name, modes, out, input_set="photos"):
     path, in_name, hw, norm, classifier, out_file = MODELS[name]
-    d = os.path.join(out, name)
+    d = set_dir(out, name, input_set)
     os.makedirs(d, exist_ok=True)
     if norm == "tokens":
         n = max(args.batch, args.inputs // 8)
-        x = token_batches(n)
+        x = inputs_of(args, name, input_set, n, "eval")
         shape = "-1,128"
     else:
-        x = normalize(variants(args.photos, args.inputs, hw, seed=5), norm)
+        x = inputs_of(args, name, input_set, args.inputs, "eval")
         shape = ("-1,%d,%d,%d" % (hw[0], hw[1], x.shape[3]) if norm.endswith("nhwc")
                  else "-1,3,%d,%d" % hw)
     batches = [x[i:i + args.batch] for i in range(0, len(x), args.batch)]
@@ -222,7 +259,7 @@ def quality(args, name, modes, out):
         f = os.path.join(d, "input_%03d.npy" % i)
         np.save(f, b)
         files.append(f)
-    log("%s: %d inputs in %d batches" % (name, len(x), len(files)))
+    log("%s (%s): %d inputs in %d batches" % (name, input_set, len(x), len(files)))
     outs, summaries = {}, {}
     for mode in modes:
         conv = os.path.join(d, "%s_%s.onnx" % (name, mode))
@@ -230,7 +267,8 @@ def quality(args, name, modes, out):
         text = run([args.kiln, "convert", path, "-o", conv, "--precision", mode,
                     "--max-batch-size", str(args.batch), "--input-shape", in_name + "=" + shape]
                    + args.convert_flags.split()
-                   + (int8_flags(args, name, out) if mode == "int8" else []))
+                   + (int8_flags(args, name, out, input_set=input_set) if mode == "int8"
+                      else []))
         summaries[mode] = {"text": text,
                            "layer_precisions": re.findall(r"layer precisions:(.*)", text),
                            "warnings": re.findall(r"warning: (.*)", text),
@@ -247,8 +285,12 @@ def quality(args, name, modes, out):
         log("  %s: converted in %.1f s, layer precisions%s%s" % (
             mode, summaries[mode]["convert_s"], "; ".join(summaries[mode]["layer_precisions"]),
             ("; warning: " + "; ".join(summaries[mode]["warnings"])) if summaries[mode]["warnings"] else ""))
-    res = {"inputs": int(len(x)), "modes": {}}
+    res = {"inputs": int(len(x)), "input_set": input_set, "modes": {}}
     ref = outs[modes[0]]
+    if classifier:
+        ref_margin = margins(ref)
+        res["fp32_margin_median"] = float(np.median(ref_margin))
+        res["fp32_margin_below_0.02"] = int((ref_margin < 0.02).sum())
     for mode in modes:
         y = outs[mode]
         per = [rel_l2(y[i], ref[i]) for i in range(len(ref))]
@@ -261,6 +303,12 @@ def quality(args, name, modes, out):
             r["top1_agreement"] = float((top == top_ref).mean())
             r["top1_disagreements"] = int((top != top_ref).sum())
             r["distinct_top1_fp32"] = int(len(set(top_ref.tolist())))
+            # The FP32 margin of every input whose top-1 differs, and the agreement on the
+            # inputs FP32 is not near a tie on (margin >= 0.02).
+            r["flip_fp32_margins"] = sorted(round(float(v), 4) for v in ref_margin[top != top_ref])
+            sure = ref_margin >= 0.02
+            r["top1_agreement_margin_ge_0.02"] = (float((top == top_ref)[sure].mean())
+                                                   if sure.any() else None)
         res["modes"][mode] = r
         log("  %s vs %s: %s" % (mode, modes[0], json.dumps(r)))
     return res
@@ -318,16 +366,21 @@ def report(results, out):
              "CPU: %s; features: %s; load before: %s" % (
                  results["machine"]["cpu"], ", ".join(results["machine"]["features"]),
                  " ".join(results["load_start"])), ""]
-    lines += ["| model | mode | inputs | top-1 agreement | rel. L2 (all) | worst input | layer precisions |",
-              "|---|---|---|---|---|---|---|"]
-    for name, r in results["quality"].items():
-        for mode, m in r["modes"].items():
-            top = ("%.2f%% (%d differ; %d distinct FP32 classes)" % (
-                100 * m["top1_agreement"], m["top1_disagreements"], m["distinct_top1_fp32"])
-                   if "top1_agreement" in m else "-")
-            lines.append("| %s | %s | %d | %s | %.2e | %.2e | %s |" % (
-                name, mode, r["inputs"], top, m["rel_l2"], m["rel_l2_worst_input"],
-                "; ".join(s.strip() for s in m["layer_precisions"])))
+    lines += ["| model | mode | inputs | top-1 agreement | FP32 margins of the flips | "
+              "rel. L2 (all) | worst input | layer precisions |",
+              "|---|---|---|---|---|---|---|---|"]
+    for key in ["quality", "quality_indomain"]:
+        for name, r in results.get(key, {}).items():
+            for mode, m in r["modes"].items():
+                top = ("%.2f%% (%d differ; %d distinct FP32 classes)" % (
+                    100 * m["top1_agreement"], m["top1_disagreements"], m["distinct_top1_fp32"])
+                       if "top1_agreement" in m else "-")
+                flips = m.get("flip_fp32_margins")
+                lines.append("| %s | %s | %d %s | %s | %s | %.2e | %.2e | %s |" % (
+                    name, mode, r["inputs"], r.get("input_set", "photos"), top,
+                    (", ".join("%.3f" % v for v in flips) or "none") if flips is not None else "-",
+                    m["rel_l2"], m["rel_l2_worst_input"],
+                    "; ".join(s.strip() for s in m["layer_precisions"])))
     if results.get("speed"):
         lines += ["", "| model | batch | runtime | median ms | vs kiln FP32 | vs ORT FP32 |",
                   "|---|---|---|---|---|---|"]
@@ -361,6 +414,9 @@ def main():
     ap.add_argument("--convert-flags", default="", help="extra flags for kiln convert/bench")
     ap.add_argument("--calib-inputs", type=int, default=128, help="int8: calibration inputs")
     ap.add_argument("--calib-method", default="entropy", help="int8: entropy|minmax|percentile")
+    ap.add_argument("--input-sets", default="photos,indomain",
+                    help="photos (skimage's photographs) and/or indomain (text lines for "
+                         "ppocr_cls, faces for the face models: bench/indomain_inputs.py)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "precision-" + time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
     if args.kiln is None:
@@ -377,13 +433,17 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     args.photos = load_photos()
     results = {"machine": isa_info(), "load_start": load_avg(), "kiln": args.kiln,
-               "photos": [p for p, _ in args.photos], "quality": {}, "speed": {}}
+               "photos": [p for p, _ in args.photos], "quality": {}, "quality_indomain": {},
+               "speed": {}}
+    sets = args.input_sets.split(",")
     for name in args.models.split(","):
         if not os.path.exists(MODELS[name][0]):
             log("%s: %s missing, skipped (bench/export_models.py)" % (name, MODELS[name][0]))
             continue
-        if not args.no_quality:
+        if not args.no_quality and "photos" in sets:
             results["quality"][name] = quality(args, name, modes, args.out)
+        if not args.no_quality and "indomain" in sets and name in INDOMAIN:
+            results["quality_indomain"][name] = quality(args, name, modes, args.out, "indomain")
         if not args.no_speed and MODELS[name][0].endswith(".onnx"):  # ORT reads ONNX only
             results["speed"][name] = speed(args, name, modes, args.out)
         json.dump(results, open(os.path.join(args.out, "results.json"), "w"), indent=2)

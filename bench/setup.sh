@@ -11,9 +11,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3) for Linear/matmul;
 # without it that is netlib's reference BLAS and the PyTorch peer runs BERT ~50x slower than it
 # should. Installing it switches the libblas.so.3 alternative to OpenBLAS.
-# python3-skimage: the photographs bench/precision_quality.py cuts its inputs from.
+# python3-skimage: the photographs bench/precision_quality.py cuts its inputs from (and the LFW
+# faces of its in-domain set); python3-pil + fonts-dejavu-core + fonts-liberation: the text lines
+# it renders for the text-direction classifier (bench/indomain_inputs.py).
 debs=(python3-torch python3-torchvision python3-numpy python3-onnx libopenblas0-pthread
-      python3-skimage)
+      python3-skimage python3-pil fonts-dejavu-core fonts-liberation)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -175,8 +175,11 @@ float EntropyAmax(const Histogram& h, int levels) {
 
 float CalibratedAmax(const Histogram& h, CalibrationMethod m, double percentile) {
   switch (m) {
-    // Unsigned tensors (nothing negative seen, e.g. after a ReLU) get u8's 256 levels.
+    // Unsigned tensors (nothing negative seen, e.g. after a ReLU) get u8's 256 levels. Too few
+    // samples for a 2048-bin histogram (a squeeze-excitation FC's few values per input) make the
+    // divergence noise: such a tensor keeps its max |x| (kEntropyMinSamples, calibrator.h).
     case CalibrationMethod::kEntropy:
+      if (h.count() < kEntropyMinSamples) return MinMaxAmax(h);
       return EntropyAmax(h, h.min() >= 0 ? 256 : 128);
     case CalibrationMethod::kMinMax:
       return MinMaxAmax(h);

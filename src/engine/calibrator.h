@@ -63,6 +63,11 @@ class Histogram {
 float EntropyAmax(const Histogram& h, int levels = 128);
 float PercentileAmax(const Histogram& h, double percentile);
 float MinMaxAmax(const Histogram& h);
+// Entropy needs data: a tensor with fewer than kEntropyMinSamples finite values over the whole
+// calibration (16 per bin of the default histogram) gets its max |x| instead; its histogram is
+// too sparse for the KL divergence to mean anything (e.g. a squeeze-excitation FC's input: C
+// values per input), and a clipped gate of a few channels costs the whole network.
+inline constexpr int64_t kEntropyMinSamples = 16 * Histogram::kDefaultBins;
 float CalibratedAmax(const Histogram& h, CalibrationMethod m, double percentile = 99.99);
 
 // Symmetric per-channel amax of weights laid out [channels, per_channel] (row-major).
