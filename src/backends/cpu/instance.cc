@@ -570,12 +570,16 @@ StatusOr<std::shared_ptr<Instance>> BuildPart(const Program& p, const std::vecto
   return Build(p, input_dims, cfg, cache, /*name_layers=*/true, opt);
 }
 
-Status ProbeProgram(const Program& p, const BuildConfig& cfg) {
+Status ProbeProgram(const Program& p, const BuildConfig& cfg, std::vector<std::string>* impls) {
   std::vector<Dims> in;
   for (int t : p.inputs) in.push_back(p.tensors[t].dims);
   ScopedNoTacticTiming no_timing;  // a probe is thrown away: no tactic timing (tactics.h)
   WeightCache describe_only{WeightCache::DescribeOnly{}};  // nor weight reorders
-  return Build(p, in, cfg, &describe_only, /*name_layers=*/false).status();
+  StatusOr<std::shared_ptr<Instance>> inst =
+      Build(p, in, cfg, &describe_only, /*name_layers=*/false);
+  if (!inst.ok()) return inst.status();
+  if (impls != nullptr) *impls = (*inst)->impl;
+  return Status::OK();
 }
 
 std::unique_ptr<Arena> Instance::Acquire() const {

@@ -168,7 +168,9 @@ std::shared_ptr<Instance> BuildSlicedInstance(const Program& p, const std::vecto
 bool BatchSliceable(const memory::desc& md);
 // Builds the program at its recorded dims and throws the result away (Supports' oneDNN check;
 // its reasons name no layer).
-Status ProbeProgram(const Program& p, const BuildConfig& cfg);
+// `impls` (optional) gets each layer's implementation (Instance::impl).
+Status ProbeProgram(const Program& p, const BuildConfig& cfg,
+                    std::vector<std::string>* impls = nullptr);
 
 // Assigns arena offsets to kArena buffers by lifetime; returns the arena size.
 size_t PlanMemory(std::vector<BufferDef>* buffers);

@@ -79,9 +79,35 @@ double TimeOne(const dnnl::primitive_desc& pd, const dnnl::engine& eng, double b
   std::unordered_map<int, dnnl::memory> args;
   std::vector<int> ids = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
                           DNNL_ARG_SCRATCHPAD};
-  for (int i = 0; i < 16; ++i) ids.push_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1);
-  for (int id : ids) {
-    const dnnl::memory::desc md = pd.query_md(dnnl::query::exec_arg_md, id);
+  // Binary post-ops' second operands, asked for only where the entry *is* a binary post-op:
+  // oneDNN 2.6 answers exec_arg_md for any post-op index with the entry's binary descriptor,
+  // which for an eltwise or sum entry is another union member read as a memory descriptor
+  // (garbage size: the memset below then crashed, now and then).
+  const dnnl::primitive_attr attr = pd.get_primitive_attr();  // owns what `po` refers to
+  const dnnl::post_ops po = attr.get_post_ops();
+  for (int i = 0; i < po.len(); ++i) {
+    if (po.kind(i) == dnnl::primitive::kind::binary) {
+      ids.push_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1);
+    }
+  }
+  std::vector<std::pair<int, dnnl::memory::desc>> mds;
+  for (int id : ids) mds.emplace_back(id, pd.query_md(dnnl::query::exec_arg_md, id));
+  // PReLU post-ops' slopes: [dst dims where the mask has the axis, else 1], plain f32.
+  const dnnl::memory::dims dst_dims = pd.dst_desc().dims();
+  for (int i = 0; i < po.len(); ++i) {
+    if (po.kind(i) != dnnl::primitive::kind::prelu) continue;
+    int mask = 0;
+    po.get_params_prelu(i, mask);
+    dnnl::memory::dims d(dst_dims.size(), 1);
+    for (size_t a = 0; a < d.size(); ++a) {
+      if (mask & (1 << a)) d[a] = dst_dims[a];
+    }
+    dnnl::memory::dims strides(d.size(), 1);
+    for (int a = static_cast<int>(d.size()) - 2; a >= 0; --a) strides[a] = strides[a + 1] * d[a + 1];
+    mds.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_WEIGHTS,
+                     dnnl::memory::desc(d, dnnl::memory::data_type::f32, strides));
+  }
+  for (const auto& [id, md] : mds) {
     if (md.get_size() == 0) continue;
     dnnl::memory m(md, eng);
     std::memset(m.get_data_handle(), 0, md.get_size());
