@@ -132,4 +132,40 @@ inline BuildConfig Config(const std::vector<std::vector<int64_t>>& shapes, int64
 
 inline AttrMap A(std::initializer_list<std::pair<const std::string, Attr>> l) { return AttrMap(l); }
 
+// A transformer attention block on input "x" [batch, 16, 32]: LayerNorm, Q/K/V projections
+// (MatMul + Add), 4 heads of 8 (Reshape + Transpose), scaled QK^T, Softmax, attention @ V, head
+// merge, output projection + residual, written to `out`. Initializers: ln_s, ln_b, w/b{q,k,v,o},
+// heads, merge, scale (the caller adds its own after it).
+inline void AddAttentionBlock(SegmentBuilder& b, int64_t batch, const std::string& out) {
+  const int64_t s = 16, d = 32, h = 4, dh = 8;
+  b.In("x", {batch, s, d});
+  b.Init("ln_s", Random({d}, 31, 0.5f, 1.5f)).Init("ln_b", Random({d}, 32));
+  uint32_t seed = 40;
+  for (const char* m : {"q", "k", "v", "o"}) {
+    b.Init(std::string("w") + m, Random({d, d}, seed++, -0.3f, 0.3f));
+    b.Init(std::string("b") + m, Random({d}, seed++));
+  }
+  b.Init("heads", Ints({batch, s, h, dh})).Init("merge", Ints({batch, s, d}));
+  b.Init("scale", Floats({0.35355339f}));
+  b.Op("LayerNormalization", {"x", "ln_s", "ln_b"}, {"xn"}, A({{"axis", Attr::Int(-1)}}));
+  for (const char* m : {"q", "k", "v"}) {
+    const std::string n = m;
+    b.Op("MatMul", {"xn", "w" + n}, {n + "0"})
+        .Op("Add", {n + "0", "b" + n}, {n + "1"})
+        .Op("Reshape", {n + "1", "heads"}, {n + "2"});
+  }
+  b.Op("Transpose", {"q2"}, {"qt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
+      .Op("Transpose", {"k2"}, {"kt"}, A({{"perm", Attr::Ints({0, 2, 3, 1})}}))
+      .Op("Transpose", {"v2"}, {"vt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
+      .Op("MatMul", {"qt", "kt"}, {"qk"})
+      .Op("Mul", {"qk", "scale"}, {"qks"})
+      .Op("Softmax", {"qks"}, {"att"}, A({{"axis", Attr::Int(-1)}}))
+      .Op("MatMul", {"att", "vt"}, {"ctx"})
+      .Op("Transpose", {"ctx"}, {"ctxt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
+      .Op("Reshape", {"ctxt", "merge"}, {"ctxm"})
+      .Op("MatMul", {"ctxm", "wo"}, {"o0"})
+      .Op("Add", {"o0", "bo"}, {"o1"})
+      .Op("Add", {"o1", "x"}, {out});
+}
+
 }  // namespace kiln::testing_cpu

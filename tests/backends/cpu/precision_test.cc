@@ -57,41 +57,14 @@ SegmentBuilder ConvNet(int64_t batch) {
 // One transformer encoder block, x[N,16,32]: LayerNorm, Q/K/V projections, 4 heads of 8,
 // scaled QK^T, Softmax, attention @ V, output projection + residual, LayerNorm, FFN (Relu).
 SegmentBuilder AttentionBlock(int64_t batch) {
-  const int64_t s = 16, d = 32, h = 4, dh = 8;
+  const int64_t d = 32;
   SegmentBuilder b;
-  b.In("x", {batch, s, d});
-  b.Init("ln_s", Random({d}, 31, 0.5f, 1.5f)).Init("ln_b", Random({d}, 32));
-  uint32_t seed = 40;
-  for (const char* m : {"q", "k", "v", "o"}) {
-    b.Init(std::string("w") + m, Random({d, d}, seed++, -0.3f, 0.3f));
-    b.Init(std::string("b") + m, Random({d}, seed++));
-  }
-  b.Init("heads", Ints({batch, s, h, dh})).Init("merge", Ints({batch, s, d}));
-  b.Init("scale", testing_cpu::Floats({0.35355339f}));
+  testing_cpu::AddAttentionBlock(b, batch, "res");
   b.Init("w_up", Random({d, 64}, 60, -0.3f, 0.3f)).Init("b_up", Random({64}, 61));
   b.Init("w_dn", Random({64, d}, 62, -0.3f, 0.3f)).Init("b_dn", Random({d}, 63));
   b.Init("ln2_s", Random({d}, 64, 0.5f, 1.5f)).Init("ln2_b", Random({d}, 65));
   const AttrMap ln = A({{"axis", Attr::Int(-1)}});
-  b.Op("LayerNormalization", {"x", "ln_s", "ln_b"}, {"xn"}, ln);
-  for (const char* m : {"q", "k", "v"}) {
-    const std::string n = m;
-    b.Op("MatMul", {"xn", "w" + n}, {n + "0"})
-        .Op("Add", {n + "0", "b" + n}, {n + "1"})
-        .Op("Reshape", {n + "1", "heads"}, {n + "2"});
-  }
-  b.Op("Transpose", {"q2"}, {"qt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
-      .Op("Transpose", {"k2"}, {"kt"}, A({{"perm", Attr::Ints({0, 2, 3, 1})}}))
-      .Op("Transpose", {"v2"}, {"vt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
-      .Op("MatMul", {"qt", "kt"}, {"qk"})
-      .Op("Mul", {"qk", "scale"}, {"qks"})
-      .Op("Softmax", {"qks"}, {"att"}, A({{"axis", Attr::Int(-1)}}))
-      .Op("MatMul", {"att", "vt"}, {"ctx"})
-      .Op("Transpose", {"ctx"}, {"ctxt"}, A({{"perm", Attr::Ints({0, 2, 1, 3})}}))
-      .Op("Reshape", {"ctxt", "merge"}, {"ctxm"})
-      .Op("MatMul", {"ctxm", "wo"}, {"o0"})
-      .Op("Add", {"o0", "bo"}, {"o1"})
-      .Op("Add", {"o1", "x"}, {"res"})
-      .Op("LayerNormalization", {"res", "ln2_s", "ln2_b"}, {"rn"}, ln)
+  b.Op("LayerNormalization", {"res", "ln2_s", "ln2_b"}, {"rn"}, ln)
       .Op("MatMul", {"rn", "w_up"}, {"u0"})
       .Op("Add", {"u0", "b_up"}, {"u1"})
       .Op("Relu", {"u1"}, {"u2"})
