@@ -1,6 +1,8 @@
 // CpuEngine (cpu_engine.h): instances per batch, execution, layer table, payload.
 #include "backends/cpu/cpu_engine.h"
 
+#include "engine/engine_inputs.h"
+
 namespace kiln::cpu {
 
 StatusOr<std::unique_ptr<CpuEngine>> CpuEngine::Create(Program program, const BuildConfig& config) {
@@ -25,38 +27,15 @@ StatusOr<std::shared_ptr<Instance>> CpuEngine::InstanceFor(const std::vector<Dim
 }
 
 bool CpuEngine::Accepts(const std::vector<std::vector<int64_t>>& dims) const {
-  const auto& built = cfg_.input_shapes;
-  if (dims.size() != built.size()) return false;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i].size() != built[i].size() || dims[i].empty()) return false;
-    if (cfg_.exact_shapes ? dims[i] != built[i]
-                          : !std::equal(dims[i].begin() + 1, dims[i].end(), built[i].begin() + 1) ||
-                                dims[i][0] < 1 || dims[i][0] > built[i][0]) {
-      return false;
-    }
-  }
   // The batch must also be one the program's shapes allow (e.g. a Reshape to a fixed size).
-  return InstanceFor(dims).ok();
+  return ShapesWithinBuild(cfg_, dims) && InstanceFor(dims).ok();
 }
 
 Status CpuEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                           std::vector<LayerInfo>* profile) const {
-  if (inputs.size() != prog_.inputs.size()) {
-    return InvalidArgument("CPU engine expects " + std::to_string(prog_.inputs.size()) +
-                           " inputs, got " + std::to_string(inputs.size()));
-  }
-  std::vector<Dims> dims;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
-      return InvalidArgument("CPU engine input " + std::to_string(i) + " must be float32");
-    }
-    dims.push_back(inputs[i]->dims());
-  }
-  if (!Accepts(dims)) {
-    std::string got;
-    for (const Dims& d : dims) got += DimsToString(d);
-    return InvalidArgument("CPU engine cannot run input shapes " + got);
-  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims,
+                        EngineInputDims(inputs, prog_.inputs.size(), "CPU engine"));
+  if (!Accepts(dims)) return ShapesRejected("CPU engine", dims);
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, InstanceFor(dims));
   if (profile == nullptr) return inst->Run(inputs, outputs, nullptr);
   std::vector<double> ms(prog_.layers.size(), 0.0);

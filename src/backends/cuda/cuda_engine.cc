@@ -21,6 +21,7 @@
 #include "backends/cuda/cudnn_graph.h"
 #include "backends/cuda/kernels.h"
 #include "core/logging.h"
+#include "engine/engine_inputs.h"
 
 namespace kiln::cuda {
 
@@ -1935,17 +1936,7 @@ StatusOr<std::shared_ptr<Instance>> CudaEngine::InstanceFor(const std::vector<Di
 }
 
 bool CudaEngine::Accepts(const std::vector<Dims>& dims) const {
-  const auto& built = cfg_.input_shapes;
-  if (dims.size() != built.size()) return false;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i].size() != built[i].size() || dims[i].empty()) return false;
-    if (cfg_.exact_shapes ? dims[i] != built[i]
-                          : !std::equal(dims[i].begin() + 1, dims[i].end(), built[i].begin() + 1) ||
-                                dims[i][0] < 1 || dims[i][0] > built[i][0]) {
-      return false;
-    }
-  }
-  return InstanceFor(dims).ok();
+  return ShapesWithinBuild(cfg_, dims) && InstanceFor(dims).ok();
 }
 
 namespace {
@@ -1957,22 +1948,9 @@ bool GraphsEnabled() {
 
 Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                            std::vector<LayerInfo>* profile) const {
-  if (inputs.size() != prog_.inputs.size()) {
-    return InvalidArgument("CUDA engine expects " + std::to_string(prog_.inputs.size()) +
-                           " inputs, got " + std::to_string(inputs.size()));
-  }
-  std::vector<Dims> dims;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
-      return InvalidArgument("CUDA engine input " + std::to_string(i) + " must be float32");
-    }
-    dims.push_back(inputs[i]->dims());
-  }
-  if (!Accepts(dims)) {
-    std::string got;
-    for (const Dims& d : dims) got += DimsText(d);
-    return InvalidArgument("CUDA engine cannot run input shapes " + got);
-  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims,
+                        EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine"));
+  if (!Accepts(dims)) return ShapesRejected("CUDA engine", dims);
   KILN_CU(cudaSetDevice(device_));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, InstanceFor(dims));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Ctx> c, inst->Acquire());

@@ -1,0 +1,44 @@
+#include "engine/engine_inputs.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
+    const std::vector<const Tensor*>& inputs, size_t expected, const std::string& engine) {
+  if (inputs.size() != expected) {
+    return InvalidArgument(engine + " expects " + std::to_string(expected) + " inputs, got " +
+                           std::to_string(inputs.size()));
+  }
+  std::vector<std::vector<int64_t>> dims;
+  dims.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
+      return InvalidArgument(engine + " input " + std::to_string(i) + " must be float32");
+    }
+    dims.push_back(inputs[i]->dims());
+  }
+  return dims;
+}
+
+bool ShapesWithinBuild(const BuildConfig& cfg, const std::vector<std::vector<int64_t>>& dims) {
+  const auto& built = cfg.input_shapes;
+  if (dims.size() != built.size()) return false;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i].size() != built[i].size() || dims[i].empty()) return false;
+    if (cfg.exact_shapes ? dims[i] != built[i]
+                         : !std::equal(dims[i].begin() + 1, dims[i].end(), built[i].begin() + 1) ||
+                               dims[i][0] < 1 || dims[i][0] > built[i][0]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status ShapesRejected(const std::string& engine, const std::vector<std::vector<int64_t>>& dims) {
+  std::string got;
+  for (const auto& d : dims) got += DimsToString(d);
+  return InvalidArgument(engine + " cannot run input shapes " + got);
+}
+
+}  // namespace kiln
