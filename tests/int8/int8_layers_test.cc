@@ -8,10 +8,15 @@
 #include <random>
 
 #include "backends/cpu/cpu_test_util.h"
+#include "backends/cpu/layers.h"
 #include "engine/calibrator.h"
 
 namespace kiln {
 namespace {
+
+// INT8 error bound of these small layers: 2% with 8-bit weights; CPUs without VNNI quantize
+// weights to 7 bits (Int8WeightLevels), which doubles the weight rounding.
+double Tol() { return 2e-2 * 127.0 / cpu::Int8WeightLevels(); }
 
 using testing_cpu::A;
 using testing_cpu::Random;
@@ -85,7 +90,7 @@ TEST(Int8Layers, ConvBiasRelu) {
       .Op("Relu", {"c"}, {"y"})
       .Out("y");
   Result r = BuildAndCompare(b, {Random({2, 8, 12, 12}, 3)});
-  EXPECT_LT(r.err, 2e-2);
+  EXPECT_LT(r.err, Tol());
   EXPECT_GT(r.err, 0.0);
   EXPECT_EQ(CountInt8(r.layers), 1);
 }
@@ -104,7 +109,7 @@ TEST(Int8Layers, UnsignedInputResidualSumAndPlan) {
       .Op("Relu", {"s"}, {"y"})
       .Out("y");
   Result r = BuildAndCompare(b, {Random({2, 16, 10, 10}, 7)}, /*round_trip=*/true);
-  EXPECT_LT(r.err, 2e-2);
+  EXPECT_LT(r.err, Tol());
   EXPECT_EQ(CountInt8(r.layers), 2);
 }
 
@@ -162,7 +167,7 @@ TEST(Int8Layers, MergedSiblingConvs) {
       .Out("ya")
       .Out("yb");
   Result r = BuildAndCompare(b, {Random({2, 16, 8, 8}, 23)});
-  EXPECT_LT(r.err, 2e-2);
+  EXPECT_LT(r.err, Tol());
   EXPECT_EQ(CountInt8(r.layers), static_cast<int>(r.layers.size()));
 }
 
@@ -176,7 +181,7 @@ TEST(Int8Layers, GroupedConvInt8DepthwiseStaysFloat) {
           A({{"group", Attr::Int(4)}, {"pads", Attr::Ints({1, 1, 1, 1})}}))
       .Out("y");
   Result r = BuildAndCompare(b, {Random({1, 16, 9, 9}, 10)});
-  EXPECT_LT(r.err, 2e-2);
+  EXPECT_LT(r.err, Tol());
   EXPECT_EQ(CountInt8(r.layers), 1);
 
   SegmentBuilder d;  // depthwise: memory-bound, kept in floating point (layers_int8.cc)
@@ -186,7 +191,7 @@ TEST(Int8Layers, GroupedConvInt8DepthwiseStaysFloat) {
           A({{"group", Attr::Int(16)}, {"pads", Attr::Ints({1, 1, 1, 1})}}))
       .Out("y");
   Result rd = BuildAndCompare(d, {Random({1, 16, 9, 9}, 12)});
-  EXPECT_LT(rd.err, 2e-2);
+  EXPECT_LT(rd.err, Tol());
   ASSERT_EQ(rd.layers.size(), 1u);
   EXPECT_NE(rd.layers[0].precision, "INT8");
 }
@@ -201,7 +206,7 @@ TEST(Int8Layers, GemmAndMatMulWithBias) {
       .Op("Add", {"m", "bias"}, {"y"})
       .Out("y");
   Result r = BuildAndCompare(b, {Random({4, 5, 64}, 13)});
-  EXPECT_LT(r.err, 2e-2);
+  EXPECT_LT(r.err, Tol());
   EXPECT_GT(r.err, 0.0);
   EXPECT_EQ(CountInt8(r.layers), 1);
 
@@ -212,7 +217,7 @@ TEST(Int8Layers, GemmAndMatMulWithBias) {
       .Op("Gemm", {"x", "w", "c"}, {"y"}, A({{"transB", Attr::Int(1)}}))
       .Out("y");
   Result rg = BuildAndCompare(g, {Random({3, 40}, 16)});
-  EXPECT_LT(rg.err, 2e-2);
+  EXPECT_LT(rg.err, Tol());
   EXPECT_EQ(CountInt8(rg.layers), 1);
 }
 

@@ -6,7 +6,8 @@
 //   - the input is quantized by one reorder step with scale 127/amax (s8), or 255/amax (u8) when
 //     calibration saw no negative value (e.g. after a ReLU);
 //   - the weights are quantized once at build per output channel, symmetric
-//     (q = round(w * 127 / amax_channel)), and reordered into the primitive's layout;
+//     (q = round(w * 127 / amax_channel); 63 on CPUs without VNNI: Int8WeightLevels), and
+//     reordered into the primitive's layout;
 //   - the primitive computes in s32 and writes FP32 through per-channel output scales
 //     (src_scale * weight_scale[c]); the bias is given pre-divided by that scale (oneDNN 2.x adds
 //     the bias before the output scales), so fused ReLU / residual-sum / binary post-ops run on
@@ -48,22 +49,38 @@ ActQuant ActivationQuant(const TensorRange& r) {
 }
 
 // Per-channel symmetric s8 weights of a [channels, per] row-major block; returns the scales
-// (amax / 127) per channel.
+// (amax / levels) per channel.
 std::vector<float> QuantizeRows(const float* w, int64_t channels, int64_t per, int8_t* q) {
+  const float levels = Int8WeightLevels();
   std::vector<float> amax = PerChannelAmax(w, channels, per);
   std::vector<float> scale(channels);
   for (int64_t c = 0; c < channels; ++c) {
-    scale[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+    scale[c] = amax[c] > 0 ? amax[c] / levels : 1.f;
     const float inv = 1.f / scale[c];
     for (int64_t k = 0; k < per; ++k) {
       const float v = std::nearbyint(w[c * per + k] * inv);
-      q[c * per + k] = static_cast<int8_t>(std::fmax(-127.f, std::fmin(127.f, v)));
+      q[c * per + k] = static_cast<int8_t>(std::fmax(-levels, std::fmin(levels, v)));
     }
   }
   return scale;
 }
 
 }  // namespace
+
+// Integer levels of calibrated weights (layers.h): 127 where the CPU multiplies u8 x s8 with 32-bit
+// accumulation (VNNI, AMX); 63 (7 bits) on AVX2 / AVX-512 without VNNI, whose vpmaddubsw adds
+// pairs of u8 x s8 products in int16 and saturates with full-range weights (255 * 127 * 2 >
+// 32767; ONNX Runtime's reduce_range, for the same reason). Read once, like oneDNN's ISA.
+float Int8WeightLevels() {
+  static const float levels = [] {
+    using isa = dnnl::cpu_isa;
+    const isa i = dnnl::get_effective_cpu_isa();
+    const bool vnni = i == isa::avx512_core_vnni || i == isa::avx512_core_bf16 ||
+                      i == isa::avx512_core_amx || i == isa::avx2_vnni;
+    return vnni ? 127.f : 63.f;
+  }();
+  return levels;
+}
 
 StatusOr<int> Builder::Quantized(int t, const memory::desc& want, float scale) {
   // t may already hold quantized values (an INT8 producer wrote them): rescale from those.
