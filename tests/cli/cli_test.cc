@@ -155,6 +155,8 @@ TEST_F(Cli, BenchReportsLatencyAndComparison) {
                   "/models/ppocr_cls/model.onnx --shape x=2,3,48,192 --iterations 3 --warmup 1"
                   " --compare native --json " + json);
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The --shape batch (2) is the batch the engines are built for: no native fallback.
+  EXPECT_EQ(r.output.find("running the native segment"), std::string::npos) << r.output;
   std::ifstream f(json);
   std::string text((std::istreambuf_iterator<char>(f)), {});
   for (const char* key : {"\"model\"", "\"batch\"", "\"precision\"", "\"threads\"",

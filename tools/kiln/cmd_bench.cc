@@ -57,7 +57,8 @@ options:
   --calib-cache FILE      int8: the calibration table (`kiln convert --calib-data ...
                           --calib-cache FILE` writes it); required with --precision int8
   --device D              engine backend: cpu (default), cuda or cuda:N
-  --max-batch-size N      converter's max_batch_size (default: the bench batch)
+  --max-batch-size N      converter's max_batch_size (default: the bench batch: --batch, or
+                          the largest dimension 0 of --shape / --input)
   --minimum-segment-size N  converter's minimum_segment_size (default 3)
   --max-workspace-size B  converter's max_workspace_size_bytes (default 1 GiB)
   --dynamic-op            build engines at run time (is_dynamic_op) instead of at conversion
@@ -321,9 +322,15 @@ int BenchCommand(int argc, char** argv) {
   const Options& o = *opts;
   const int threads = ConfigureThreads(o.threads);
 
-  // The batch the converter must cover: --batch, else the batch of the --input files.
+  // The batch the converter must cover: --batch, else the largest dimension 0 of the --shape
+  // specs and --input files (without this, `--shape x=8,...` built engines for batch 1 and
+  // every run fell back to the native segment).
   int64_t batch = o.batch;
   if (!o.batch_given) {
+    for (const auto& spec : args.GetAll("shape")) {
+      auto dims = ParseDims(spec.substr(spec.rfind('=') + 1));
+      if (dims.ok() && !dims->empty()) batch = std::max(batch, (*dims)[0]);
+    }
     for (const auto& spec : args.GetAll("input")) {
       auto t = ReadNpyFile(spec.substr(spec.rfind('=') + 1));
       if (t.ok() && !t->dims().empty()) batch = std::max(batch, t->dims()[0]);
@@ -475,13 +482,11 @@ int BenchCommand(int argc, char** argv) {
   }
   if (o.convert) {
     // Run-time engine activity (builds, cache hits, ...). Engines built at conversion time and
-    // embedded in the graph need none of it: say so instead of an empty list.
+    // embedded in the graph need none of it: say so instead of "none".
     const std::string counters = FormatEngineCacheCounters(GetEngineCacheCounters());
     std::printf("engines     %s\n",
-                counters == "none"
-                    ? "no engine built or loaded while running (the conversion's engines served "
-                      "every run)"
-                    : counters.c_str());
+                counters == "none" ? "no engine built or loaded while running"
+                                   : counters.c_str());
   }
   if (o.batch_sweep && o.convert) {
     // Every batch up to the converter's max_batch_size, in random order, twice each: static
