@@ -15,6 +15,10 @@
 //         each layer its own weights. No copies, no framework: the floor of a oneDNN-primitive
 //         engine on this machine, per kind and in total.
 //
+//  peak   the FP32 multiply-add peak of the cores themselves: each thread runs independent
+//         AVX-512 (else AVX2) FMAs on registers only, no memory traffic; and the time BERT-base's
+//         GEMM FLOPs would take at that peak, a floor no FP32 engine can beat on this machine.
+//
 // GFLOP/s count 2 FLOPs per multiply-add, on the median run (per kind: the median of its
 // per-run sums). Run under `chrt -f 1`.
 #include <dlfcn.h>
@@ -27,7 +31,10 @@
 #include <dnnl.hpp>
 #include <map>
 #include <random>
+#include <immintrin.h>
+
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -226,6 +233,71 @@ void Chain(const dnnl::engine& eng, dnnl::stream& s, int layers, int iterations,
               gemm_flops / (med * 1e6), gemm_flops / 1e9);
 }
 
+// 12 independent FMA chains per thread hide the FMA latency (4 cycles x 2-3 pipes); returns the
+// FLOPs done. The accumulators are folded into *sink so the loop cannot be optimized away.
+__attribute__((target("avx512f"))) double FmaAvx512(int64_t reps, float* sink) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i + 1));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t r = 0; r < reps; ++r) {
+#pragma GCC unroll 12  // keeps acc[] in registers
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 t = acc[0];
+  for (int i = 1; i < 12; ++i) t = _mm512_add_ps(t, acc[i]);
+  float v[16];
+  _mm512_storeu_ps(v, t);
+  *sink = 0;
+  for (float x : v) *sink += x;
+  return 2.0 * 16 * 12 * static_cast<double>(reps);
+}
+
+__attribute__((target("avx2,fma"))) double FmaAvx2(int64_t reps, float* sink) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * static_cast<float>(i + 1));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t r = 0; r < reps; ++r) {
+#pragma GCC unroll 12  // keeps acc[] in registers
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  __m256 t = acc[0];
+  for (int i = 1; i < 12; ++i) t = _mm256_add_ps(t, acc[i]);
+  float v[8];
+  _mm256_storeu_ps(v, t);
+  *sink = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+  return 2.0 * 8 * 12 * static_cast<double>(reps);
+}
+
+// The cores' FP32 FMA peak with `threads` threads (GFLOP/s, the best of 5 runs of ~0.2 s).
+void Peak(int threads, int layers) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const int64_t reps = avx512 ? 20'000'000 : 40'000'000;
+  double best = 0;
+  for (int run = 0; run < 5; ++run) {
+    std::vector<float> sink(static_cast<size_t>(threads) * 16);
+    std::vector<double> flops(static_cast<size_t>(threads));
+    std::vector<std::thread> pool;
+    const auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        flops[t] = avx512 ? FmaAvx512(reps, &sink[t * 16]) : FmaAvx2(reps, &sink[t * 16]);
+      });
+    }
+    for (auto& th : pool) th.join();
+    const double ms = MsSince(t0);
+    double total = 0;
+    for (double f : flops) total += f;
+    best = std::max(best, total / (ms * 1e6));
+  }
+  const double bert_gemm_flops =
+      layers * (2.0 * kSeq * kHidden * (3 * kHidden + kHidden + 2 * kFfn) +
+                4.0 * kHeads * kSeq * kSeq * kHeadDim);
+  std::printf("\npeak: %s FMAs on registers, %d threads: %.1f GFLOP/s\n",
+              avx512 ? "AVX-512" : "AVX2", threads, best);
+  std::printf("  BERT-base GEMMs (%d layers, seq %d, %.2f GFLOP) at that peak: %.3f ms\n", layers,
+              kSeq, bert_gemm_flops / 1e9, bert_gemm_flops / (best * 1e6));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -259,5 +331,6 @@ int main(int argc, char** argv) {
   std::mt19937 rng(0);
   HotCold(eng, s, layers, iterations, &rng);
   Chain(eng, s, layers, iterations, &rng);
+  Peak(get ? get() : static_cast<int>(std::thread::hardware_concurrency()), layers);
   return 0;
 }
