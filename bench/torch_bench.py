@@ -49,6 +49,27 @@ def stats(ms):
             "stddev": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0}
 
 
+def quantize_int8(model, x, calib_dir):
+    """PyTorch's own post-training INT8 recipes on CPU; returns (model, description)."""
+    import glob
+    if x.dim() != 4:  # transformer: int8 weights, activations quantized per call
+        q = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return q, f"dynamic INT8 Linear, engine {torch.backends.quantized.engine}"
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    engines = torch.backends.quantized.supported_engines
+    engine = "x86" if "x86" in engines else "onednn" if "onednn" in engines else "fbgemm"
+    torch.backends.quantized.engine = engine
+    files = sorted(glob.glob(os.path.join(calib_dir, "*.npy"))) if calib_dir else []
+    if not files:
+        raise SystemExit("--int8 on a CNN needs --calib DIR with .npy calibration batches")
+    prepared = prepare_fx(model, get_default_qconfig_mapping(engine), example_inputs=(x,))
+    with torch.inference_mode():
+        for f in files:
+            prepared(torch.from_numpy(np.load(f)))
+    return convert_fx(prepared), f"FX static INT8, {engine} backend, {len(files)} calibration batches"
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -63,12 +84,23 @@ def main():
     ap.add_argument("--bf16", action="store_true",
                     help="channels-last (4-D inputs) + BF16 autocast, traced and frozen under "
                          "autocast (the issue's PyTorch BF16 peer; docs/precision.md)")
+    ap.add_argument("--int8", action="store_true",
+                    help="post-training INT8 (the issue's PyTorch INT8 peer): CNNs through FX "
+                         "static quantization with the x86 backend (onednn where this torch has "
+                         "no x86 engine) calibrated on --calib, BERT through dynamic quantization "
+                         "of its Linear layers; then traced and frozen")
+    ap.add_argument("--calib", help="directory of .npy calibration batches (--int8 CNNs)")
     a = ap.parse_args()
+    if a.bf16 and a.int8:
+        ap.error("--bf16 and --int8 exclude each other")
     torch.set_num_threads(a.threads)
     model, _ = export_models.build(a.name)
     model.load_state_dict(torch.load(os.path.join(a.models, a.name + ".pt")))
     x = torch.from_numpy(np.load(a.input))
     autocast = contextlib.nullcontext()
+    int8_how = ""
+    if a.int8:
+        model, int8_how = quantize_int8(model, x, a.calib)
     if a.bf16:
         if x.dim() == 4:
             model = model.to(memory_format=torch.channels_last)
@@ -78,7 +110,7 @@ def main():
     with torch.inference_mode(), autocast:
         # check_trace: under autocast the re-traced graph names its casts differently.
         traced = torch.jit.freeze(torch.jit.trace(model, x, check_trace=not a.bf16))
-        scripted = traced if a.bf16 else torch.jit.optimize_for_inference(traced)
+        scripted = traced if a.bf16 or a.int8 else torch.jit.optimize_for_inference(traced)
         t0 = time.perf_counter()
         out = scripted(x)
         first_ms = (time.perf_counter() - t0) * 1e3
@@ -91,7 +123,7 @@ def main():
             ms.append((time.perf_counter() - t) * 1e3)
     lat = stats(ms)
     print(f"model       {a.name}\nruntime     torch {torch.__version__} TorchScript "
-          f"(traced, frozen, {'channels-last + BF16 autocast' if a.bf16 else 'optimize_for_inference'}; "
+          f"(traced, frozen, {'channels-last + BF16 autocast' if a.bf16 else int8_how or 'optimize_for_inference'}; "
           f"{a.threads} threads)")
     print("latency     " + "  ".join(f"{k} {lat[k]:.3f}" for k in
                                      ("min", "mean", "median", "p90", "p95", "p99")) +
@@ -102,7 +134,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": a.name, "runtime": "torch", "version": torch.__version__,
-                       "batch": int(x.shape[0]), "precision": "bf16" if a.bf16 else "fp32", "threads": a.threads,
+                       "batch": int(x.shape[0]), "precision": "bf16" if a.bf16 else "int8" if a.int8 else "fp32", "threads": a.threads,
                        "iterations": a.iterations, "warmup": a.warmup, "first_run_ms": first_ms,
                        "latency_ms": lat,
                        "throughput_per_s": 1000 * int(x.shape[0]) / lat["mean"]}, f, indent=2)

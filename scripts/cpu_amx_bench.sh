@@ -4,8 +4,11 @@
 # no serve), exports the bench models with PyTorch if missing, makes an INT8 calibration table,
 # and times, on the same 2 cores (taskset) with 2 threads each, alternating:
 #   kiln FP32 / BF16 / INT8 (`kiln bench`), ONNX Runtime FP32 (its Python package, all graph
-#   optimizations, 2 intra-op threads), PyTorch BF16 (bench/torch_bench.py --bf16: TorchScript +
-#   channels-last + BF16 autocast; TORCH_PRECISIONS="bf16 fp32" adds its FP32).
+#   optimizations, 2 intra-op threads), ONNX Runtime INT8 on a Q/DQ ResNet-50 that ORT's own
+#   quantizer builds from kiln's calibration ranges (bench/make_ort_qdq.py), PyTorch BF16
+#   (bench/torch_bench.py --bf16: TorchScript + channels-last + BF16 autocast) and PyTorch INT8
+#   (--int8: FX static quantization, x86 backend, same calibration batches; BERT: dynamic
+#   quantization of its Linear layers); TORCH_PRECISIONS="bf16 int8 fp32" adds its FP32.
 # Writes $OUT/amx.tsv (runtime, model, precision, batch, median ms) and $OUT/table.md.
 #
 #   OUT=/tmp/amx scripts/cpu_amx_bench.sh
@@ -20,7 +23,7 @@ DNNL=${DNNL:-$ROOT/.deps/dnnl/usr}
 CPUS=${CPUS:-2,3}
 ITERS=${ITERS:-20}
 ROUNDS=${ROUNDS:-1}
-TORCH_PRECISIONS=${TORCH_PRECISIONS:-bf16}
+TORCH_PRECISIONS=${TORCH_PRECISIONS:-bf16 int8}
 CASES=${CASES:-"resnet50:1 resnet50:8 bert_base:1"}
 PY=${PY:-python3}
 mkdir -p "$OUT"
@@ -77,6 +80,9 @@ for m in resnet50 bert_base; do
     echo "$m $p layer implementations: $(grep -o -E '(brg|jit|gemm|brdgmm)[a-z0-9_:]*' "$OUT/inspect_$m.$p.txt" | sort | uniq -c | tr '\n' ' ')" | tee -a "$OUT/amx.log"
   done
 done
+# ORT's INT8 peer: its own quantizer, kiln's ranges (the issue: "from the same calibration ranges").
+pin $PY "$ROOT/bench/make_ort_qdq.py" "$ROOT/bench/models/resnet50.onnx" "$W/calib_resnet50" \
+  "$W/resnet50.qdq.onnx" --kiln-table "$W/resnet50.calib" 2>&1 | grep -v -i warning | tail -3 | tee -a "$OUT/amx.log"
 
 ort_bench() {  # model input iters
   pin $PY - "$@" <<'EOF'
@@ -111,9 +117,14 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     ms=$(ort_bench "$ROOT/bench/models/$m.onnx" "$in" "$ITERS" 2>>"$OUT/ort_stderr.log" | awk '{print $2}')
     printf 'ort\t%s\tfp32\t%s\t%s\t%s\n' "$m" "$b" "${ms:-fail}" "$r" | tee -a "$OUT/amx.tsv"
+    if [[ -f $W/$m.qdq.onnx ]]; then
+      ms=$(ort_bench "$W/$m.qdq.onnx" "$in" "$ITERS" 2>>"$OUT/ort_stderr.log" | awk '{print $2}')
+      printf 'ort\t%s\tint8\t%s\t%s\t%s\n' "$m" "$b" "${ms:-fail}" "$r" | tee -a "$OUT/amx.tsv"
+    fi
     for tp in $TORCH_PRECISIONS; do
       targs=(--input "$in" --iterations "$ITERS" --threads 2)
       [[ $tp == bf16 ]] && targs+=(--bf16)
+      [[ $tp == int8 ]] && targs+=(--int8 --calib "$W/calib_$m")
       ms=$(pin $PY "$ROOT/bench/torch_bench.py" "$m" "${targs[@]}" 2>>"$OUT/torch_stderr.log" | awk '/^latency/ {print $7}')
       printf 'torch\t%s\t%s\t%s\t%s\t%s\n' "$m" "$tp" "$b" "${ms:-fail}" "$r" | tee -a "$OUT/amx.tsv"
     done
@@ -129,16 +140,17 @@ for line in open(sys.argv[1]):
     if ms != "fail":
         rows[(m, int(b), rt, p)].append(float(ms))
 med = {k: statistics.median(v) for k, v in rows.items()}
-print("| model | batch | kiln FP32 | kiln BF16 | kiln INT8 | ORT FP32 | PyTorch FP32 | PyTorch BF16 | BF16 vs ORT | INT8 vs ORT | best kiln vs PyTorch best |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| model | batch | kiln FP32 | kiln BF16 | kiln INT8 | ORT FP32 | ORT INT8 (Q/DQ) | PyTorch BF16 | PyTorch INT8 | BF16 vs ORT | INT8 vs ORT | INT8 vs ORT Q/DQ | best kiln vs PyTorch best |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (m, b) in sorted({(k[0], k[1]) for k in med}):
     g = lambda rt, p: med.get((m, b, rt, p))
     f = lambda v: f"{v:.2f}" if v else "—"
     ort = g("ort", "fp32")
     kb, ki = g("kiln", "bf16"), g("kiln", "int8")
-    tb = [v for v in (g("torch", "bf16"), g("torch", "fp32")) if v]
+    tb = [v for v in (g("torch", "bf16"), g("torch", "int8"), g("torch", "fp32")) if v]
     kbest = min([v for v in (kb, ki) if v] or [0]) or None
     r = lambda a, c: f"{c / a:.2f}x" if a and c else "—"
-    print(f"| {m} | {b} | {f(g('kiln','fp32'))} | {f(kb)} | {f(ki)} | {f(ort)} | {f(g('torch','fp32'))} | "
-          f"{f(g('torch','bf16'))} | {r(kb, ort)} | {r(ki, ort)} | {r(kbest, min(tb) if tb else None)} |")
+    print(f"| {m} | {b} | {f(g('kiln','fp32'))} | {f(kb)} | {f(ki)} | {f(ort)} | {f(g('ort','int8'))} | "
+          f"{f(g('torch','bf16'))} | {f(g('torch','int8'))} | {r(kb, ort)} | {r(ki, ort)} | "
+          f"{r(ki, g('ort','int8'))} | {r(kbest, min(tb) if tb else None)} |")
 EOF
