@@ -16,7 +16,8 @@
 namespace kiln {
 namespace {
 
-// Ops with a CUDA lowering (every layer kind they lower to is implemented in cuda_engine.cc).
+// Ops with a CUDA lowering (every layer kind they lower to is implemented by the Builder,
+// cuda_engine.cc and cuda_build_*.cc).
 const std::set<std::string>& CudaOps() {
   static const std::set<std::string> ops = {"Conv",
                                             "Gemm",

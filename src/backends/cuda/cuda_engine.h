@@ -22,8 +22,10 @@
 
 namespace kiln::cuda {
 
+namespace internal {  // cuda_internal.h
 struct Instance;
 struct EngineShared;
+}  // namespace internal
 
 class CudaEngine : public Engine {
  public:
@@ -51,17 +53,18 @@ class CudaEngine : public Engine {
 
  private:
   CudaEngine(cpu::Program p, const BuildConfig& c, int device, bool tf32);
-  StatusOr<std::shared_ptr<Instance>> InstanceFor(
+  StatusOr<std::shared_ptr<internal::Instance>> InstanceFor(
       const std::vector<std::vector<int64_t>>& dims) const;
 
   cpu::Program prog_;
   BuildConfig cfg_;
   int device_;
   bool tf32_;
-  std::shared_ptr<EngineShared> shared_;
-  std::shared_ptr<Instance> main_;
+  std::shared_ptr<internal::EngineShared> shared_;
+  std::shared_ptr<internal::Instance> main_;
   mutable std::mutex mu_;
-  mutable std::map<std::vector<std::vector<int64_t>>, std::shared_ptr<Instance>> instances_;
+  mutable std::map<std::vector<std::vector<int64_t>>, std::shared_ptr<internal::Instance>>
+      instances_;
 };
 
 // "cuda;gpu=...;cc=9.0;driver=...;cudart=...;cudnn=...;cublaslt=..." for `device`; an error

@@ -1,0 +1,418 @@
+// Internals of the CUDA engine (cuda_engine.h) shared by its source files: status / type /
+// layout helpers, the per-engine and per-call runtime state (EngineShared, Ctx, Instance and its
+// step list) and the Builder that lowers a fused program into GPU steps. The Builder's members are
+// defined in cuda_engine.cc (buffers, layouts, operands, I/O, Build), cuda_build_conv.cc
+// (convolution, pooling), cuda_build_matmul.cc (matmul) and cuda_build_ops.cc (the rest).
+// Not a public header: include it only from src/backends/cuda.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <dnnl.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/layers.h"
+#include "backends/cuda/cuda_engine.h"
+#include "backends/cuda/cudnn_graph.h"
+#include "backends/cuda/kernels.h"
+#include "core/logging.h"
+
+namespace kiln::cuda::internal {
+
+using cpu::Layer;
+using cpu::LayerKind;
+using cpu::PostOp;
+using Dims = std::vector<int64_t>;
+
+inline std::string DimsText(const Dims& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+inline Status CudaStatus(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return Status::OK();
+  return Internal(std::string(what) + ": CUDA error " + cudaGetErrorName(e) + " (" +
+                  cudaGetErrorString(e) + ")");
+}
+inline Status DnnStatus(cudnnStatus_t e, const char* what) {
+  if (e == CUDNN_STATUS_SUCCESS) return Status::OK();
+  return Internal(std::string(what) + ": cuDNN error " + cudnnGetErrorString(e));
+}
+inline Status LtStatus(cublasStatus_t e, const char* what) {
+  if (e == CUBLAS_STATUS_SUCCESS) return Status::OK();
+  return Internal(std::string(what) + ": cuBLASLt error " + std::to_string(static_cast<int>(e)));
+}
+#define KILN_CU(expr) KILN_RETURN_IF_ERROR(::kiln::cuda::internal::CudaStatus((expr), #expr))
+#define KILN_DNN(expr) KILN_RETURN_IF_ERROR(::kiln::cuda::internal::DnnStatus((expr), #expr))
+#define KILN_LT(expr) KILN_RETURN_IF_ERROR(::kiln::cuda::internal::LtStatus((expr), #expr))
+
+inline int64_t Elements(const Dims& d) {
+  int64_t n = 1;
+  for (int64_t v : d) n *= v;
+  return n;
+}
+
+inline StatusOr<std::shared_ptr<void>> DevAlloc(size_t bytes) {
+  void* p = nullptr;
+  if (bytes == 0) bytes = 256;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return ResourceExhausted("cudaMalloc of " + std::to_string(bytes) +
+                             " bytes failed: " + cudaGetErrorString(e));
+  }
+  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+}
+
+// Storage type per precision.
+inline DType TypeFor(Precision p) {
+  switch (p) {
+    case Precision::kFP16:
+      return DType::kF16;
+    case Precision::kBF16:
+      return DType::kBF16;
+    default:
+      return DType::kF32;
+  }
+}
+inline cudnnDataType_t DnnType(DType t) {
+  return t == DType::kF32   ? CUDNN_DATA_FLOAT
+         : t == DType::kF16 ? CUDNN_DATA_HALF
+                            : CUDNN_DATA_BFLOAT16;
+}
+inline cudaDataType_t LtType(DType t) {
+  return t == DType::kF32 ? CUDA_R_32F : t == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
+}
+
+// float32 host values -> a new device buffer of storage type t (constants; cuda_engine.cc).
+StatusOr<std::shared_ptr<void>> Upload(const float* v, int64_t n, DType t);
+
+// Row-major strides of dims.
+inline Dims Contiguous(const Dims& d) {
+  Dims s(d.size(), 1);
+  for (int i = static_cast<int>(d.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
+  return s;
+}
+// Element strides of each logical dim of a tensor stored plain or NHWC (rank 4).
+inline Dims LogicalStrides(const Dims& d, bool nhwc) {
+  if (!nhwc) return Contiguous(d);
+  const int64_t c = d[1], h = d[2], w = d[3];
+  return {h * w * c, 1, w * c, c};
+}
+inline std::vector<int> PhysPerm(size_t rank, bool nhwc) {
+  if (nhwc) return {0, 2, 3, 1};
+  std::vector<int> p(rank);
+  std::iota(p.begin(), p.end(), 0);
+  return p;
+}
+// NHWC and NCHW are the same bytes when C == 1 or H * W == 1.
+inline bool SameAsPlain(const Dims& d) { return d.size() == 4 && (d[1] == 1 || d[2] * d[3] == 1); }
+
+struct EltMap {
+  bool ok = false;
+  int alg = 0;
+};
+// kernels.h algorithm of a oneDNN eltwise / binary algorithm; ok == false when it has none
+// (cuda_engine.cc).
+EltMap MapElt(int32_t a);
+EltMap MapBin(int32_t a);
+
+inline bool IsRelu0(const PostOp& po) {
+  return po.kind == PostOp::kEltwise &&
+         static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::eltwise_relu && po.alpha == 0.f;
+}
+
+// ----------------------------------------------------------------------------- shared state
+
+struct EngineShared {
+  int device = 0;
+  DType dt = DType::kF32;
+  bool tf32 = true;
+  int64_t ws_limit = int64_t{1} << 30;
+  cublasLtHandle_t lt = nullptr;
+  cudnnHandle_t build_dnn = nullptr;  // for algorithm search at build time (under mu)
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<void>> consts;  // uploaded weights
+  std::map<std::string, std::vector<cudnnConvolutionFwdAlgoPerf_t>> conv_algos;
+  struct FusedChoice {
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t ws;
+    float us;  // trial time of one fused call
+  };
+  std::map<std::string, FusedChoice> fused_choice;
+  // Graph-API fused convolution plans per configuration (null: no graph engine runs it).
+  std::map<std::string, std::shared_ptr<FusedConvPlan>> graph_plans;
+  ~EngineShared() {
+    if (lt) cublasLtDestroy(lt);
+    if (build_dnn) cudnnDestroy(build_dnn);
+  }
+};
+
+// Per-call state: stream, cuDNN handle, arena, workspace, I/O staging (float32).
+struct Ctx {
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t dnn = nullptr;
+  std::shared_ptr<void> arena, ws;
+  std::vector<std::shared_ptr<void>> in_stage, out_stage;
+  cudaGraphExec_t graph = nullptr;
+  bool graph_failed = false;
+  ~Ctx() {
+    if (graph) cudaGraphExecDestroy(graph);
+    if (dnn) cudnnDestroy(dnn);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+struct Buf {
+  enum Kind { kArena, kConst, kIn, kOut } kind = kArena;
+  size_t bytes = 0;
+  size_t offset = 0;
+  const void* cptr = nullptr;
+  int ext = -1;
+  int first = -1, last = -1;
+};
+
+struct RunCtx {
+  Ctx* c;
+  const std::vector<Buf>* bufs;
+  void* P(int b) const {
+    const Buf& x = (*bufs)[b];
+    switch (x.kind) {
+      case Buf::kArena:
+        return static_cast<char*>(c->arena.get()) + x.offset;
+      case Buf::kConst:
+        return const_cast<void*>(x.cptr);
+      case Buf::kIn:
+        return c->in_stage[x.ext].get();
+      case Buf::kOut:
+        return c->out_stage[x.ext].get();
+    }
+    return nullptr;
+  }
+};
+
+struct Step {
+  int layer = -1;
+  std::function<Status(const RunCtx&)> run;
+};
+
+struct Instance {
+  int device = 0;
+  DType dt = DType::kF32;
+  std::vector<Buf> bufs;
+  std::vector<Step> steps;
+  size_t arena_bytes = 0, ws_bytes = 0;
+  std::vector<Dims> in_dims, out_dims;
+  std::vector<std::string> impl;  // per program layer
+  std::vector<std::shared_ptr<void>> keep;
+  std::shared_ptr<EngineShared> shared;
+
+  StatusOr<std::unique_ptr<Ctx>> Acquire() const {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!pool.empty()) {
+        std::unique_ptr<Ctx> c = std::move(pool.back());
+        pool.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<Ctx>();
+    KILN_CU(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    KILN_DNN(cudnnCreate(&c->dnn));
+    KILN_DNN(cudnnSetStream(c->dnn, c->stream));
+    KILN_ASSIGN_OR_RETURN(c->arena, DevAlloc(arena_bytes));
+    KILN_ASSIGN_OR_RETURN(c->ws, DevAlloc(ws_bytes));
+    for (const Dims& d : in_dims) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
+      c->in_stage.push_back(p);
+    }
+    for (const Dims& d : out_dims) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
+      c->out_stage.push_back(p);
+    }
+    return c;
+  }
+  void Release(std::unique_ptr<Ctx> c) const {
+    std::lock_guard<std::mutex> lock(mu);
+    pool.push_back(std::move(c));
+  }
+  // Runs the steps on the context's stream; with `layer_ms` each step is bracketed by CUDA
+  // events and its GPU time (queued behind a spin, so without the host's launch gaps) added
+  // to its layer.
+  Status RunSteps(Ctx* c, std::vector<double>* layer_ms) const {
+    RunCtx rc{c, &bufs};
+    if (layer_ms == nullptr) {
+      for (const Step& s : steps) KILN_RETURN_IF_ERROR(s.run(rc));
+      return Status::OK();
+    }
+    std::vector<cudaEvent_t> ev(steps.size() + 1);
+    for (cudaEvent_t& e : ev) KILN_CU(cudaEventCreate(&e));
+    Status st;
+    // The steps queue up behind a spin of ~150 us per step, so the host's enqueue cost (up to
+    // ~100 us for a legacy cuDNN call) does not show up as GPU time between the events.
+    KILN_CU(Spin(150.0 * static_cast<double>(steps.size()), c->stream));
+    KILN_CU(cudaEventRecord(ev[0], c->stream));
+    for (size_t i = 0; i < steps.size() && st.ok(); ++i) {
+      st = steps[i].run(rc);
+      cudaEventRecord(ev[i + 1], c->stream);
+    }
+    cudaStreamSynchronize(c->stream);
+    for (size_t i = 0; i < steps.size() && st.ok(); ++i) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, ev[i], ev[i + 1]);
+      if (steps[i].layer >= 0) (*layer_ms)[steps[i].layer] += ms;
+    }
+    for (cudaEvent_t e : ev) cudaEventDestroy(e);
+    return st;
+  }
+  // Runs the device steps: through a CUDA graph captured on first use when `use_graph`.
+  Status Launch(Ctx* c, bool use_graph) const {
+    if (use_graph && !c->graph_failed) {
+      if (c->graph == nullptr) {
+        cudaGraph_t g = nullptr;
+        Status s = CudaStatus(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal),
+                              "cudaStreamBeginCapture");
+        if (s.ok()) {
+          Status r = RunSteps(c, nullptr);
+          cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+          if (r.ok() && e == cudaSuccess && g != nullptr &&
+              cudaGraphInstantiate(&c->graph, g, 0) == cudaSuccess) {
+            cudaGraphDestroy(g);
+          } else {
+            if (g) cudaGraphDestroy(g);
+            c->graph = nullptr;
+            c->graph_failed = true;
+            cudaGetLastError();
+            KILN_LOG(WARNING) << "CUDA engine: graph capture failed, running stream launches ("
+                              << (r.ok() ? cudaGetErrorString(e) : r.message()) << ")";
+          }
+        } else {
+          c->graph_failed = true;
+          cudaGetLastError();
+        }
+      }
+      if (c->graph != nullptr)
+        return CudaStatus(cudaGraphLaunch(c->graph, c->stream), "cudaGraphLaunch");
+    }
+    return RunSteps(c, nullptr);
+  }
+
+  mutable std::mutex mu;
+  mutable std::vector<std::unique_ptr<Ctx>> pool;
+};
+
+// ----------------------------------------------------------------------------- builder
+
+class Builder {
+ public:
+  Builder(const cpu::Program& p, const std::vector<Dims>& dims, EngineShared* sh, Instance* out)
+      : p_(p), dims_(dims), sh_(sh), out_(out), ts_(p.tensors.size()) {}
+
+  Status Build();
+
+ private:
+  struct TS {
+    int buf = -1;
+    bool nhwc = false;
+    int plain_variant = -1, nhwc_variant = -1;
+    // A Transpose output not copied yet: consumers materialize it (MatMul may take the
+    // permutation with its last two axes swapped and transpose in the GEMM instead).
+    int pending_src = -1;
+    std::vector<int64_t> pending_perm;
+  };
+  const Layer& L() const { return p_.layers[layer_]; }
+  DType dt() const { return sh_->dt; }
+  size_t Bytes(int t) const { return Elements(dims_[t]) * SizeOf(dt()); }
+
+  int NewBuf(size_t bytes) {
+    Buf b;
+    b.bytes = bytes;
+    b.first = b.last = time_;
+    out_->bufs.push_back(b);
+    return static_cast<int>(out_->bufs.size()) - 1;
+  }
+  void Use(int buf) {
+    Buf& b = out_->bufs[buf];
+    if (b.kind != Buf::kArena) return;
+    b.first = b.first < 0 ? time_ : std::min(b.first, time_);
+    b.last = std::max(b.last, time_);
+  }
+  void Define(int t, int buf, bool nhwc) {
+    ts_[t].buf = buf;
+    ts_[t].nhwc = nhwc;
+    Use(buf);
+  }
+  void AddStep(std::function<Status(const RunCtx&)> fn) {
+    out_->steps.push_back(Step{layer_, std::move(fn)});
+  }
+
+  StatusOr<int> ConstBuf(int t, bool ohwi);
+  // A new plain buffer holding tensor `src` permuted by `perm` (one strided copy step).
+  StatusOr<int> CopyPermuted(int src, const std::vector<int64_t>& perm);
+  // Buffer of tensor t stored plain / NHWC (a conversion step the first time it is needed).
+  StatusOr<int> Plain(int t);
+  StatusOr<int> Nhwc(int t);
+  // A new buffer holding 4-D tensor t's buffer `b` converted NCHW -> NHWC (to_nhwc) or back
+  // (one strided copy step).
+  int LayoutCopy(int t, int b, bool to_nhwc);
+  StatusOr<int> BufOf(int t) {
+    if (p_.tensors[t].is_const) return ConstBuf(t, false);
+    if (ts_[t].buf < 0 && ts_[t].pending_src >= 0) {
+      KILN_ASSIGN_OR_RETURN(int nb, CopyPermuted(ts_[t].pending_src, ts_[t].pending_perm));
+      Define(t, nb, false);
+      return nb;
+    }
+    if (ts_[t].buf < 0) return Internal("tensor '" + p_.tensors[t].name + "' used before defined");
+    Use(ts_[t].buf);
+    return ts_[t].buf;
+  }
+  bool NhwcOf(int t) const { return !p_.tensors[t].is_const && ts_[t].nhwc; }
+
+  // Element strides of operand tensor `t` per physical dim of an output with dims `y`, layout
+  // `y_nhwc`; Unimplemented when t does not broadcast onto y.
+  StatusOr<Operand> MakeOperand(int t, const Dims& y, bool y_nhwc);
+  StatusOr<Operand> MakeOperandRaw(int buf, const Dims& d, bool nhwc, const Dims& y, bool y_nhwc);
+  // Appends post-ops [from, end) of the layer as a chain step on `buf` (dims y, layout).
+  Status ChainStep(int buf, const Dims& y, bool y_nhwc, size_t from, int in_buf = -1,
+                   std::vector<ChainOp> pre = {});
+  // A one-op chain xb -> yb (dims y, layout) whose operand pointer, buffer `ub`, is resolved
+  // per call, then the layer's post-ops; `what` names the kernel in errors.
+  Status LateOperandChain(const ChainOp& op, int xb, int ub, int yb, const Dims& y, bool nhwc,
+                          const char* what);
+
+  Status Inputs();
+  Status Outputs();
+  Status Conv();
+  Status Pool();
+  Status MatMul();
+  Status Eltwise();
+  Status Binary();
+  Status PRelu();
+  Status Softmax();
+  Status LayerNormL();
+  Status BatchNorm();
+  Status Transpose();
+  Status View();
+  Status Concat();
+
+  const cpu::Program& p_;
+  const std::vector<Dims>& dims_;
+  EngineShared* sh_;
+  Instance* out_;
+  std::vector<TS> ts_;
+  std::map<std::string, int> const_bufs_;
+  int layer_ = -1;
+  int time_ = 0;
+};
+
+}  // namespace kiln::cuda::internal
