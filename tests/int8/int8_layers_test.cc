@@ -136,6 +136,45 @@ TEST(Int8Layers, ChainedInt8Convs) {
   EXPECT_EQ(CountInt8(r.layers), 3);
 }
 
+// Three bottleneck-like residual blocks, as in ResNet: a downsample branch whose output only
+// feeds the residual add (no range: FP32, added by a binary post-op into the INT8 dst), two
+// identity blocks whose residual is the previous block's INT8 output (added by the sum post-op
+// scaled back to real values), and a last block writing the FP32 engine output from an INT8
+// residual (dequantized). Large biases and unequal block scales make a wrong scale visible.
+TEST(Int8Layers, ResidualBlocksStayInt8) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  const Attr pad1 = Attr::Ints({1, 1, 1, 1});
+  b.In("x", {2, 8, 10, 10})
+      .Init("ws", Random({16, 8, 3, 3}, 50, -0.3f, 0.3f))
+      .Init("bs", Random({16}, 51, -1.f, 1.f))
+      .Op("Conv", {"x", "ws", "bs"}, {"cs"}, A({{"pads", pad1}}))
+      .Op("Relu", {"cs"}, {"t0"})
+      .Init("wd", Random({32, 16, 1, 1}, 52, -0.5f, 0.5f))
+      .Init("bd", Random({32}, 53, -2.f, 2.f))
+      .Op("Conv", {"t0", "wd", "bd"}, {"d"});
+  std::string in = "t0";
+  for (int i = 1; i <= 3; ++i) {
+    const std::string n = std::to_string(i);
+    const int seed = 60 + 10 * i;
+    b.Init("wa" + n, Random({8, i == 1 ? 16 : 32, 1, 1}, seed, -0.5f, 0.5f))
+        .Init("ba" + n, Random({8}, seed + 1, -1.f, 1.f))
+        .Op("Conv", {in, "wa" + n, "ba" + n}, {"ca" + n})
+        .Op("Relu", {"ca" + n}, {"a" + n})
+        .Init("wb" + n, Random({32, 8, 3, 3}, seed + 2, -0.3f * i, 0.3f * i))
+        .Init("bb" + n, Random({32}, seed + 3, -2.f, 2.f))
+        .Op("Conv", {"a" + n, "wb" + n, "bb" + n}, {"cb" + n}, A({{"pads", pad1}}))
+        .Op("Add", {"cb" + n, i == 1 ? "d" : in}, {"s" + n})
+        .Op("Relu", {"s" + n}, {i == 3 ? "y" : "t" + n});
+    in = "t" + n;
+  }
+  b.Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 8, 10, 10}, 99)}, /*round_trip=*/true);
+  EXPECT_LT(r.err, 3e-2);
+  EXPECT_GT(r.err, 0.0);
+  EXPECT_EQ(CountInt8(r.layers), 8);
+}
+
 // An INT8 conv's reader that cannot run in INT8 after all (a matmul with a binary post-op)
 // gets the conv's output dequantized.
 TEST(Int8Layers, FloatReaderOfInt8Output) {

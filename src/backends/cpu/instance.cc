@@ -398,7 +398,7 @@ Status Builder::Finish(bool keep_layouts) {
 
 StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
                                      const std::vector<int>& to_logical, std::vector<StepArg>* args,
-                                     int* sum_tensor) {
+                                     int* sum_tensor, float sum_scale, bool sum_as_binary) {
   dnnl::post_ops ops;
   *sum_tensor = -1;
   const Layer& l = b.L();
@@ -409,9 +409,16 @@ StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
         ops.append_eltwise(1.f, static_cast<dnnl::algorithm>(po.alg), po.alpha, po.beta);
         break;
       case PostOp::kSum:
+        if (sum_as_binary) {
+          const memory::desc md = Permuted(b.MdOf(po.tensor), to_logical);
+          ops.append_binary(dnnl::algorithm::binary_add, md);
+          args->push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) | DNNL_ARG_SRC_1, md,
+                           b.BufferOf(po.tensor)});
+          break;
+        }
         if (*sum_tensor >= 0) return Unimplemented("two sum post-ops");
         *sum_tensor = po.tensor;
-        ops.append_sum(1.f);
+        ops.append_sum(sum_scale);
         break;
       case PostOp::kPRelu: {
         // Weights of the dst's shape where `mask` has a bit, 1 elsewhere (plain).
@@ -468,6 +475,11 @@ StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_ten
       std::any_of(reads.begin(), reads.end(), [&](const StepArg& a) { return a.buffer == rb; });
   if (b.MdOf(sum_tensor) == md && b.Reusable(sum_tensor) && !read_here) {
     return b.Define(out, md, b.BufferOf(sum_tensor));  // in place
+  }
+  if (b.QuantScaleOf(sum_tensor) != nullptr && b.MdOf(sum_tensor).data_type() != md.data_type()) {
+    // Quantized residual, dst in another type: a dequantizing reorder into a private buffer.
+    KILN_ASSIGN_OR_RETURN(int nb, b.Quantized(sum_tensor, md, 1.f));
+    return b.Define(out, md, nb);
   }
   KILN_ASSIGN_OR_RETURN(int src, b.As(sum_tensor, b.MdOf(sum_tensor)));
   KILN_ASSIGN_OR_RETURN(int nb, b.Copy(b.MdOf(sum_tensor), src, md));

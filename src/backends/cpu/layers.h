@@ -234,6 +234,11 @@ class Builder {
   StatusOr<int> Quantized(int t, const memory::desc& want, float scale);
   // Tensor t (an output of the current layer) is written quantized with `scale`.
   void SetQuantized(int t, float scale) { quant_scale_[t] = scale; }
+  // The scale tensor t was written quantized with (real = q / scale), or nullptr: not quantized.
+  const float* QuantScaleOf(int t) const {
+    auto it = quant_scale_.find(t);
+    return it == quant_scale_.end() ? nullptr : &it->second;
+  }
   StatusOr<int> WeightsFromData(int operand, const memory::desc& src, const void* data,
                                 const memory::desc& want);
 
@@ -306,13 +311,18 @@ Status Builder::Choose(PD& pd) {
 dnnl::primitive_attr ScratchAttr();
 // Post-ops of the current layer for a primitive whose logical dst is `dst` (in the primitive's
 // axis order; `to_logical` permutes a tensor-space md into it, identity when empty). Binary
-// operands are added to `args`; `sum_tensor` gets the residual of a sum post-op (or -1).
+// operands are added to `args`; `sum_tensor` gets the residual of a sum post-op (or -1), which
+// is added times `sum_scale` (1/scale for a residual read quantized into a quantized dst).
+// `sum_as_binary`: the residual is read where it is, in its own type and layout, by a binary
+// add instead (an FP32 residual into an INT8 layer's quantized dst); `sum_tensor` stays -1.
 StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
                                      const std::vector<int>& to_logical, std::vector<StepArg>* args,
-                                     int* sum_tensor);
+                                     int* sum_tensor, float sum_scale = 1.f,
+                                     bool sum_as_binary = false);
 // Defines the single output of the current layer with layout `md` (tensor space), honoring a
 // sum post-op (in place into the residual when it dies here and `reads` (the step's other
-// arguments) do not touch its buffer, else into a copy of it).
+// arguments) do not touch its buffer, else into a copy of it; a residual an INT8 layer wrote
+// quantized is dequantized into that copy when `md` is of another type).
 StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_tensor,
                         const std::vector<StepArg>& reads);
 

@@ -18,6 +18,8 @@
 // fallback; instance.cc).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cpu/layer_views.h"
 #include "backends/cpu/int8_policy.h"
@@ -170,14 +172,31 @@ const TensorRange* Int8RangeOf(const Builder& b) {
 namespace {
 
 // Q/DQ at precision boundaries only: the range the current conv writes its output with, INT8,
-// when every reader of that output is an INT8-capable conv / matmul reading it as its input
-// (not an engine output, not a residual / binary operand) and the layer has only eltwise
-// post-ops; nullptr: it writes FP32. (A reader that still falls back to floating point gets a
-// dequantizing reorder: Builder::As.)
-const TensorRange* ChainedOutputRange(const Builder& b) {
+// when every reader of that output is an INT8-capable conv / matmul reading it as its input or
+// an INT8-capable conv adding it as its residual (sum post-op; not an engine output, not a
+// binary operand), and the layer's post-ops are eltwise ones plus at most a residual sum. A
+// residual written quantized in the same type (a ResNet block's output feeding the next identity
+// block: read by conv1, added by conv3) is added by the sum post-op with `residual_scale`; an
+// FP32 one (a downsample branch) by a binary add where it is (`residual_binary`). nullptr: it
+// writes FP32. A reader that still falls back to floating point gets a dequantizing reorder
+// (Builder::As, DefineDst).
+// KILN_CPU_INT8_RESIDUAL=0 (diagnostics) keeps residual blocks in FP32 between INT8 layers.
+const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_scale,
+                                      bool* residual_binary) {
+  static const bool residual_chain = [] {
+    const char* v = std::getenv("KILN_CPU_INT8_RESIDUAL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
   const Layer& l = b.L();
+  *residual_scale = nullptr;
+  *residual_binary = false;
   if (l.outputs.size() != 1 || !l.Ints("split").empty()) return nullptr;
+  int sum = -1;
   for (const PostOp& po : l.post_ops) {
+    if (po.kind == PostOp::kSum && sum < 0 && residual_chain) {
+      sum = po.tensor;
+      continue;
+    }
     if (po.kind != PostOp::kEltwise) return nullptr;
   }
   const int t = l.outputs[0];
@@ -196,10 +215,26 @@ const TensorRange* ChainedOutputRange(const Builder& b) {
       read = true;
     }
     for (const PostOp& po : c.post_ops) {
-      if (po.tensor == t) return nullptr;
+      if (po.tensor != t) continue;
+      if (po.kind != PostOp::kSum || c.kind != LayerKind::kConv || !Int8Chosen(b, c) ||
+          !residual_chain) {
+        return nullptr;
+      }
     }
   }
-  return read ? &it->second : nullptr;
+  if (!read) return nullptr;
+  if (sum >= 0) {
+    // oneDNN's sum post-op reads the residual in the dst's type: it must be quantized alike.
+    *residual_scale = b.QuantScaleOf(sum);
+    if (*residual_scale == nullptr) {
+      if (b.MdOf(sum).data_type() != dt::f32) return nullptr;
+      *residual_binary = true;
+    } else if (b.MdOf(sum).data_type() != ActivationQuant(it->second).type) {
+      *residual_scale = nullptr;
+      return nullptr;
+    }
+  }
+  return &it->second;
 }
 
 Status BuildConvInt8(Builder& b, const TensorRange& range) {
@@ -245,13 +280,19 @@ Status BuildConvInt8(Builder& b, const TensorRange& range) {
   const Dims& yl = geo.yl;
   const memory::dims &strides = geo.strides, &dil = geo.dil, &pl = geo.pl, &pr = geo.pr;
   b.dt = dt::f32;  // post-ops and dst in FP32
+  // INT8 output for INT8 readers: the last post-op scales into their quantization. A residual
+  // read quantized (q_r = x_r * s_r, in the dst buffer) is added as q_r / s_r: the post-ops
+  // still see real values.
+  const float* residual_scale = nullptr;
+  bool residual_binary = false;
+  const TensorRange* out_range = ChainedOutputRange(b, &residual_scale, &residual_binary);
+  const ActQuant oq = out_range != nullptr ? ActivationQuant(*out_range) : ActQuant{dt::f32, 1.f};
   std::vector<StepArg> args;
   int sum_tensor = -1;
-  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops,
-                        MakePostOps(b, Any(yl, dt::f32), to_logical, &args, &sum_tensor));
-  // INT8 output for INT8 readers: the last post-op scales into their quantization.
-  const TensorRange* out_range = ChainedOutputRange(b);
-  const ActQuant oq = out_range != nullptr ? ActivationQuant(*out_range) : ActQuant{dt::f32, 1.f};
+  KILN_ASSIGN_OR_RETURN(
+      dnnl::post_ops ops,
+      MakePostOps(b, Any(yl, dt::f32), to_logical, &args, &sum_tensor,
+                  residual_scale != nullptr ? 1.f / *residual_scale : 1.f, residual_binary));
   if (out_range != nullptr) {
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, oq.scale, 0.f);
   }
