@@ -175,6 +175,60 @@ TEST(Int8Layers, ResidualBlocksStayInt8) {
   EXPECT_EQ(CountInt8(r.layers), 8);
 }
 
+// ResNet's stem: conv -> ReLU -> max pool -> two convs. The conv writes INT8 with the pooled
+// tensor's range (its own output has none: only the pool reads it) and the pool runs on the
+// INT8 values.
+TEST(Int8Layers, MaxPoolPassesInt8Through) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 3, 16, 16})
+      .Init("ws", Random({16, 3, 3, 3}, 80, -0.4f, 0.4f))
+      .Init("bs", Random({16}, 81, -1.f, 1.f))
+      .Op("Conv", {"x", "ws", "bs"}, {"c"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Relu", {"c"}, {"r"})
+      .Op("MaxPool", {"r"}, {"p"},
+          A({{"kernel_shape", Attr::Ints({3, 3})},
+             {"strides", Attr::Ints({2, 2})},
+             {"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Init("w1", Random({16, 16, 1, 1}, 82, -0.5f, 0.5f))
+      .Init("w2", Random({8, 16, 3, 3}, 83, -0.3f, 0.3f))
+      .Op("Conv", {"p", "w1"}, {"y1"})
+      .Op("Conv", {"p", "w2"}, {"y2"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Out("y1")
+      .Out("y2");
+  Result r = BuildAndCompare(b, {Random({2, 3, 16, 16}, 84)}, /*round_trip=*/true);
+  EXPECT_LT(r.err, 3e-2);
+  EXPECT_GT(r.err, 0.0);
+  bool pool_int8 = false;
+  for (const auto& l : r.layers) pool_int8 |= l.op == "MaxPool" && l.precision == "INT8";
+  EXPECT_TRUE(pool_int8);
+}
+
+// The same stem with the pooled tensor also read by a floating-point layer (a Sigmoid, an engine
+// output): the pool must not hand INT8 values to it, so the chain stops at the conv.
+TEST(Int8Layers, MaxPoolWithFloatReaderStaysFloat) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 3, 16, 16})
+      .Init("ws", Random({16, 3, 3, 3}, 90, -0.4f, 0.4f))
+      .Op("Conv", {"x", "ws"}, {"c"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Relu", {"c"}, {"r"})
+      .Op("MaxPool", {"r"}, {"p"},
+          A({{"kernel_shape", Attr::Ints({2, 2})}, {"strides", Attr::Ints({2, 2})}}))
+      .Init("w1", Random({16, 16, 1, 1}, 91, -0.5f, 0.5f))
+      .Op("Conv", {"p", "w1"}, {"y1"})
+      .Op("Sigmoid", {"p"}, {"y2"})
+      .Out("y1")
+      .Out("y2");
+  Result r = BuildAndCompare(b, {Random({2, 3, 16, 16}, 92)});
+  EXPECT_LT(r.err, 3e-2);
+  for (const auto& l : r.layers) {
+    if (l.op == "MaxPool") {
+      EXPECT_NE(l.precision, "INT8");
+    }
+  }
+}
+
 // An INT8 conv's reader that cannot run in INT8 after all (a matmul with a binary post-op)
 // gets the conv's output dequantized.
 TEST(Int8Layers, FloatReaderOfInt8Output) {

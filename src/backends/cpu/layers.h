@@ -345,6 +345,8 @@ Status BuildMisc(Builder& b);
 // the layer built in INT8 (Unimplemented when it has no INT8 primitive: build it as usual).
 const TensorRange* Int8RangeOf(const Builder& b);
 Status BuildInt8(Builder& b, const TensorRange& range);
+// A max pooling that runs on the INT8 values an INT8 conv wrote (its output quantized alike).
+bool IsInt8MaxPool(const Layer& l);
 // The largest magnitude of calibrated INT8 weights on this CPU: 127 with VNNI / AMX, 63 without
 // (int16 saturation of vpmaddubsw; layers_int8.cc).
 float Int8WeightLevels();

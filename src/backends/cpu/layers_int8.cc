@@ -155,6 +155,11 @@ bool Int8Chosen(const Builder& b, const Layer& l) {
 
 }  // namespace
 
+bool IsInt8MaxPool(const Layer& l) {
+  return l.kind == LayerKind::kPool && l.post_ops.empty() && l.outputs.size() == 1 &&
+         l.Int("alg") == static_cast<int64_t>(dnnl::algorithm::pooling_max);
+}
+
 const TensorRange* Int8RangeOf(const Builder& b) {
   if (b.cfg.precision != Precision::kINT8 || b.cfg.int8_ranges.empty()) return nullptr;
   const Layer& l = b.L();
@@ -180,7 +185,29 @@ namespace {
 // FP32 one (a downsample branch) by a binary add where it is (`residual_binary`). nullptr: it
 // writes FP32. A reader that still falls back to floating point gets a dequantizing reorder
 // (Builder::As, DefineDst).
+// A max pooling reader passes the INT8 values through (max commutes with the monotonic
+// quantization; BuildPool marks its output quantized alike): the output then takes the pooled
+// tensor's range when it has none of its own (ResNet's stem conv -> max pool -> convs).
 // KILN_CPU_INT8_RESIDUAL=0 (diagnostics) keeps residual blocks in FP32 between INT8 layers.
+// (OnlyInt8Inputs: the pooled tensor, written by layer `from`, is read only as the input of INT8
+// convs / matmuls — other layers would read its INT8 values as real ones.)
+bool OnlyInt8Inputs(const Builder& b, int t, size_t from) {
+  for (int o : b.prog.outputs) {
+    if (o == t) return false;
+  }
+  for (size_t j = from + 1; j < b.prog.layers.size(); ++j) {
+    const Layer& c = b.prog.layers[j];
+    if (c.dead) continue;
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k] == t && (k != 0 || !Int8Chosen(b, c))) return false;
+    }
+    for (const PostOp& po : c.post_ops) {
+      if (po.tensor == t) return false;
+    }
+  }
+  return true;
+}
+
 const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_scale,
                                       bool* residual_binary) {
   static const bool residual_chain = [] {
@@ -203,14 +230,23 @@ const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_s
   for (int o : b.prog.outputs) {
     if (o == t) return nullptr;
   }
-  auto it = b.cfg.int8_ranges.find(b.prog.tensors[t].name);
-  if (it == b.cfg.int8_ranges.end()) return nullptr;
+  auto range_of = [&](int tensor) -> const TensorRange* {
+    auto it = b.cfg.int8_ranges.find(b.prog.tensors[tensor].name);
+    return it == b.cfg.int8_ranges.end() ? nullptr : &it->second;
+  };
+  const TensorRange* range = range_of(t);
   bool read = false;
   for (size_t j = static_cast<size_t>(b.layer) + 1; j < b.prog.layers.size(); ++j) {
     const Layer& c = b.prog.layers[j];
     if (c.dead) continue;
     for (size_t k = 0; k < c.inputs.size(); ++k) {
       if (c.inputs[k] != t) continue;
+      if (k == 0 && IsInt8MaxPool(c) && residual_chain &&
+          OnlyInt8Inputs(b, c.outputs[0], j)) {
+        if (range == nullptr) range = range_of(c.outputs[0]);
+        read = true;
+        continue;
+      }
       if (k != 0 || !Int8Chosen(b, c)) return nullptr;
       read = true;
     }
@@ -222,19 +258,19 @@ const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_s
       }
     }
   }
-  if (!read) return nullptr;
+  if (!read || range == nullptr) return nullptr;
   if (sum >= 0) {
     // oneDNN's sum post-op reads the residual in the dst's type: it must be quantized alike.
     *residual_scale = b.QuantScaleOf(sum);
     if (*residual_scale == nullptr) {
       if (b.MdOf(sum).data_type() != dt::f32) return nullptr;
       *residual_binary = true;
-    } else if (b.MdOf(sum).data_type() != ActivationQuant(it->second).type) {
+    } else if (b.MdOf(sum).data_type() != ActivationQuant(*range).type) {
       *residual_scale = nullptr;
       return nullptr;
     }
   }
-  return &it->second;
+  return range;
 }
 
 Status BuildConvInt8(Builder& b, const TensorRange& range) {

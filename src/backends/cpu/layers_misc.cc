@@ -164,6 +164,11 @@ Status BuildPool(Builder& b) {
     const int out = b.Define(l.outputs[0], Permuted(pd.dst_desc(), to_tensor));
     b.AddStep(dnnl::primitive(pd), pd,
               {{DNNL_ARG_SRC, md, buf}, {DNNL_ARG_DST, pd.dst_desc(), out}});
+    // Max pooling of INT8 values (layers_int8.cc: an INT8 conv wrote x for it): the same scale.
+    const float* q = b.QuantScaleOf(x);
+    if (q != nullptr && md.data_type() == b.MdOf(x).data_type() && IsInt8MaxPool(l)) {
+      b.SetQuantized(l.outputs[0], *q);
+    }
     return Status::OK();
   });
 }
