@@ -528,12 +528,14 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
       KILN_LOG(INFO) << where << ": " << scope << ": " << seg_result.report.ToString();
     }
     if (int8.active && !int8.calibrating) {
-      std::set<std::string> needed;
+      std::set<std::string> needed, optional;
       for (const Segment& seg : seg_result.segments) {
         const std::set<std::string> t = Int8TensorsOfNodes(graph, seg.nodes);
         needed.insert(t.begin(), t.end());
+        const std::set<std::string> r = Int8ResidualTensorsOfNodes(graph, seg.nodes);
+        optional.insert(r.begin(), r.end());
       }
-      KILN_RETURN_IF_ERROR(CheckInt8Table(int8, needed, where));
+      KILN_RETURN_IF_ERROR(CheckInt8Table(int8, needed, optional, where));
     }
 
     // Build every segment first (indices into graph.nodes stay valid), then rewrite.

@@ -178,9 +178,9 @@ StatusOr<Int8Setup> PrepareInt8(Graph& graph, const ConversionParams& p, const s
 }
 
 Status CheckInt8Table(const Int8Setup& s, const std::set<std::string>& needed,
-                      const std::string& where) {
+                      const std::set<std::string>& optional, const std::string& where) {
   if (!s.active || s.calibrating) return Status::OK();
-  if (!s.from_model) return s.table.CheckMatches(needed, s.table_source);
+  if (!s.from_model) return s.table.CheckMatches(needed, s.table_source, &optional);
   std::vector<std::string> missing;
   for (const auto& t : needed) {
     if (!s.table.ranges.count(t)) missing.push_back(t);
@@ -216,6 +216,10 @@ Status Int8ForSegment(const Int8Setup& s, const Graph& segment, BuildConfig* con
     auto it = s.table.ranges.find(t);
     if (it != s.table.ranges.end()) part.ranges[t] = it->second;
   }
+  for (const std::string& t : Int8ResidualTensorsOf(segment)) {  // optional (calibrator.h)
+    auto it = s.table.ranges.find(t);
+    if (it != s.table.ranges.end()) part.ranges[t] = it->second;
+  }
   if (part.ranges.empty()) return Status::OK();
   config->int8_ranges = part.ranges;
   *calibration_data = part.ToText();
@@ -224,6 +228,11 @@ Status Int8ForSegment(const Int8Setup& s, const Graph& segment, BuildConfig* con
 
 std::set<std::string> Int8TensorsOfNodes(const Graph& graph, const std::vector<int>& indices) {
   return Int8TensorsOf(graph, &indices);
+}
+
+std::set<std::string> Int8ResidualTensorsOfNodes(const Graph& graph,
+                                                 const std::vector<int>& indices) {
+  return Int8ResidualTensorsOf(graph, &indices);
 }
 
 }  // namespace kiln

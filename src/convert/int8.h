@@ -41,10 +41,11 @@ bool IsCalibrationConversion(const ConversionParams& params);
 StatusOr<Int8Setup> PrepareInt8(Graph& graph, const ConversionParams& params,
                                 const std::string& where);
 
-// After segmentation: `needed` are the tensors the INT8 layers of all segments read; checks the
+// After segmentation: `needed` are the tensors the INT8 layers of all segments read, `optional`
+// the residual branches a table may also have ranges for (Int8ResidualTensorsOf); checks the
 // table against them.
 Status CheckInt8Table(const Int8Setup& setup, const std::set<std::string>& needed,
-                      const std::string& where);
+                      const std::set<std::string>& optional, const std::string& where);
 
 // Per segment: the ranges into `config` and the EngineOp's calibration_data (the segment's part
 // of the table, or "calibrate:<id>" in a calibration graph, whose collector is reset here).
@@ -53,5 +54,7 @@ Status Int8ForSegment(const Int8Setup& setup, const Graph& segment, BuildConfig*
 
 // The tensors the INT8 layers of graph.nodes[indices] read (Int8TensorsOf on a node subset).
 std::set<std::string> Int8TensorsOfNodes(const Graph& graph, const std::vector<int>& indices);
+std::set<std::string> Int8ResidualTensorsOfNodes(const Graph& graph,
+                                                 const std::vector<int>& indices);
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 
 #include "core/file_util.h"
@@ -308,13 +309,14 @@ StatusOr<CalibrationTable> CalibrationTable::ReadFile(const std::string& path) {
 }
 
 Status CalibrationTable::CheckMatches(const std::set<std::string>& needed,
-                                      const std::string& where) const {
+                                      const std::string& where,
+                                      const std::set<std::string>* optional) const {
   std::vector<std::string> missing, extra;
   for (const auto& n : needed) {
     if (!ranges.count(n)) missing.push_back(n);
   }
   for (const auto& [n, r] : ranges) {
-    if (!needed.count(n)) extra.push_back(n);
+    if (!needed.count(n) && (optional == nullptr || !optional->count(n))) extra.push_back(n);
   }
   if (missing.empty() && extra.empty()) return Status::OK();
   std::string msg = where + ": the calibration table does not match the graph";
@@ -336,6 +338,32 @@ std::set<std::string> Int8TensorsOf(const Graph& segment, const std::vector<int>
     const ValueInfo* vi = segment.FindValueInfo(x);
     if (vi != nullptr && vi->dtype != DataType::kFloat32) continue;
     out.insert(x);
+  }
+  return out;
+}
+
+std::set<std::string> Int8ResidualTensorsOf(const Graph& segment, const std::vector<int>* nodes) {
+  const std::set<std::string> inputs = Int8TensorsOf(segment, nodes);
+  std::map<std::string, const Node*> producer;
+  const size_t count = nodes != nullptr ? nodes->size() : segment.nodes.size();
+  auto node = [&](size_t k) -> const Node& {
+    return segment.nodes[nodes != nullptr ? (*nodes)[k] : k];
+  };
+  auto onnx = [](const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; };
+  for (size_t k = 0; k < count; ++k) {
+    const Node& n = node(k);
+    if (onnx(n) && n.op_type == "Conv" && !n.outputs.empty()) producer[n.outputs[0]] = &n;
+  }
+  std::set<std::string> out;
+  for (size_t k = 0; k < count; ++k) {
+    const Node& n = node(k);
+    if (!onnx(n) || n.op_type != "Add" || n.inputs.size() != 2) continue;
+    for (const std::string& x : n.inputs) {
+      if (!producer.count(x) || inputs.count(x)) continue;
+      const ValueInfo* vi = segment.FindValueInfo(x);
+      if (vi != nullptr && vi->dtype != DataType::kFloat32) continue;
+      out.insert(x);
+    }
   }
   return out;
 }

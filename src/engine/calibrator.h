@@ -89,15 +89,23 @@ struct CalibrationTable {
   // Atomic write: a temporary name in the same directory, then renamed.
   Status WriteFile(const std::string& path) const;
   static StatusOr<CalibrationTable> ReadFile(const std::string& path);
-  // OK when the table has a range for exactly the tensors in `needed`; otherwise
-  // InvalidArgument naming the tensors without a range and the table's tensors not needed.
-  Status CheckMatches(const std::set<std::string>& needed, const std::string& where) const;
+  // OK when the table has a range for exactly the tensors in `needed`, plus any of `optional`;
+  // otherwise InvalidArgument naming the tensors without a range and the table's other tensors.
+  Status CheckMatches(const std::set<std::string>& needed, const std::string& where,
+                      const std::set<std::string>* optional = nullptr) const;
 };
 
 // The tensors an INT8 engine of `segment` needs ranges for: the non-constant float inputs of its
 // Conv, MatMul and Gemm nodes (what the CPU backend can run in INT8); with `nodes`, of those
 // nodes of the graph only.
 std::set<std::string> Int8TensorsOf(const Graph& segment, const std::vector<int>* nodes = nullptr);
+
+// Ranges an INT8 engine uses when it has them (calibration collects them; tables without them
+// still match): the float outputs of Conv nodes that are an operand of a two-input Add, and not
+// in Int8TensorsOf. With a range, a residual branch only the add reads (ResNet's downsample conv)
+// is written INT8 and added by the INT8 conv the add fuses into.
+std::set<std::string> Int8ResidualTensorsOf(const Graph& segment,
+                                            const std::vector<int>* nodes = nullptr);
 
 // Statistics of one calibration-mode EngineOp (one histogram per tensor it needs), filled by
 // every run of the calibration graph. Thread-safe.

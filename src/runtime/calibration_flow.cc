@@ -32,7 +32,10 @@ StatusOr<std::vector<Tensor>> RunCalibrationStep(const Executor& native, const G
                                                  const std::vector<int>& fetch) {
   std::vector<int> slots = fetch;
   std::vector<std::string> names;
-  for (const std::string& t : Int8TensorsOf(segment)) {
+  std::set<std::string> tensors = Int8TensorsOf(segment);
+  const std::set<std::string> residual = Int8ResidualTensorsOf(segment);
+  tensors.insert(residual.begin(), residual.end());
+  for (const std::string& t : tensors) {
     const int slot = native.SlotOf(t);
     if (slot < 0) continue;
     slots.push_back(slot);

@@ -190,7 +190,9 @@ TEST(Int8Flow, TwoStepCalibration) {
     auto table = CalibrationTable::Parse(data, "attr");
     ASSERT_TRUE(table.ok()) << table.status();
     EXPECT_EQ(table->calibrator, "entropy");
-    EXPECT_EQ(table->ranges.size(), 4u);  // x, r1, r2, f
+    // x, r1, r2, f (INT8 layers' inputs) and c2 (the conv branch of the residual add).
+    EXPECT_EQ(table->ranges.size(), 5u);
+    EXPECT_EQ(table->ranges.count("c2"), 1u);
     EXPECT_GE(table->ranges.at("r1").min, 0.f);
     EXPECT_LT(table->ranges.at("x").min, 0.f);
     EXPECT_FALSE(n->FindAttr("serialized_engine")->s.empty());

@@ -22,11 +22,18 @@ using testing_cpu::A;
 using testing_cpu::Random;
 using testing_cpu::SegmentBuilder;
 
-// Exact min/max ranges of every tensor the INT8 layers read, from a reference run.
+// Exact min/max ranges of every tensor the INT8 layers read (and, with `residual`, of the
+// residual branches calibration also measures), from a reference run.
 std::map<std::string, TensorRange> ExactRanges(const Graph& g,
-                                               const std::map<std::string, Tensor>& values) {
+                                               const std::map<std::string, Tensor>& values,
+                                               bool residual = true) {
   std::map<std::string, TensorRange> out;
-  for (const std::string& t : Int8TensorsOf(g)) {
+  std::set<std::string> tensors = Int8TensorsOf(g);
+  if (residual) {
+    const std::set<std::string> r = Int8ResidualTensorsOf(g);
+    tensors.insert(r.begin(), r.end());
+  }
+  for (const std::string& t : tensors) {
     Histogram h;
     const Tensor& v = values.at(t);
     h.Add(v.data<float>(), v.num_elements());
@@ -40,7 +47,8 @@ struct Result {
   std::vector<LayerInfo> layers;
 };
 
-Result BuildAndCompare(SegmentBuilder& b, const std::vector<Tensor>& in, bool round_trip = false) {
+Result BuildAndCompare(SegmentBuilder& b, const std::vector<Tensor>& in, bool round_trip = false,
+                       bool residual_ranges = true) {
   Result r;
   std::map<std::string, Tensor> all;
   auto ref = testing_cpu::RunReference(b.graph(), in, &all);
@@ -49,7 +57,7 @@ Result BuildAndCompare(SegmentBuilder& b, const std::vector<Tensor>& in, bool ro
   b.InferValueInfo(all);
   BuildConfig cfg = testing_cpu::Config(b.shapes());
   cfg.precision = Precision::kINT8;
-  cfg.int8_ranges = ExactRanges(b.graph(), all);
+  cfg.int8_ranges = ExactRanges(b.graph(), all, residual_ranges);
   EXPECT_FALSE(cfg.int8_ranges.empty());
   auto e = CpuBackend().Build(b.graph(), cfg);
   EXPECT_TRUE(e.ok()) << e.status();
@@ -137,11 +145,14 @@ TEST(Int8Layers, ChainedInt8Convs) {
 }
 
 // Three bottleneck-like residual blocks, as in ResNet: a downsample branch whose output only
-// feeds the residual add (no range: FP32, added by a binary post-op into the INT8 dst), two
-// identity blocks whose residual is the previous block's INT8 output (added by the sum post-op
-// scaled back to real values), and a last block writing the FP32 engine output from an INT8
-// residual (dequantized). Large biases and unequal block scales make a wrong scale visible.
-TEST(Int8Layers, ResidualBlocksStayInt8) {
+// feeds the residual add (with a calibrated range: written s8 and added, in place, into the
+// block's u8 dst; without: FP32, added by a binary post-op), two identity blocks whose residual
+// is the previous block's INT8 output (added by the sum post-op scaled back to real values), and
+// a last block writing the FP32 engine output from an INT8 residual (dequantized). Large biases
+// and unequal block scales make a wrong scale visible.
+class Int8Residual : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Int8Residual, BlocksStayInt8) {
   if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
   SegmentBuilder b;
   const Attr pad1 = Attr::Ints({1, 1, 1, 1});
@@ -169,11 +180,16 @@ TEST(Int8Layers, ResidualBlocksStayInt8) {
     in = "t" + n;
   }
   b.Out("y");
-  Result r = BuildAndCompare(b, {Random({2, 8, 10, 10}, 99)}, /*round_trip=*/true);
+  Result r = BuildAndCompare(b, {Random({2, 8, 10, 10}, 99)}, /*round_trip=*/true, GetParam());
   EXPECT_LT(r.err, 3e-2);
   EXPECT_GT(r.err, 0.0);
   EXPECT_EQ(CountInt8(r.layers), 8);
 }
+
+INSTANTIATE_TEST_SUITE_P(Int8Layers, Int8Residual, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "WithResidualRanges" : "WithoutResidualRanges";
+                         });
 
 // ResNet's stem: conv -> ReLU -> max pool -> two convs. The conv writes INT8 with the pooled
 // tensor's range (its own output has none: only the pool reads it) and the pool runs on the

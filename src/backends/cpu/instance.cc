@@ -398,7 +398,8 @@ Status Builder::Finish(bool keep_layouts) {
 
 StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
                                      const std::vector<int>& to_logical, std::vector<StepArg>* args,
-                                     int* sum_tensor, float sum_scale, bool sum_as_binary) {
+                                     int* sum_tensor, float sum_scale, bool sum_as_binary,
+                                     memory::data_type sum_type) {
   dnnl::post_ops ops;
   *sum_tensor = -1;
   const Layer& l = b.L();
@@ -418,7 +419,7 @@ StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
         }
         if (*sum_tensor >= 0) return Unimplemented("two sum post-ops");
         *sum_tensor = po.tensor;
-        ops.append_sum(sum_scale);
+        ops.append_sum(sum_scale, sum_type);
         break;
       case PostOp::kPRelu: {
         // Weights of the dst's shape where `mask` has a bit, 1 elsewhere (plain).
@@ -475,6 +476,23 @@ StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_ten
       std::any_of(reads.begin(), reads.end(), [&](const StepArg& a) { return a.buffer == rb; });
   if (b.MdOf(sum_tensor) == md && b.Reusable(sum_tensor) && !read_here) {
     return b.Define(out, md, b.BufferOf(sum_tensor));  // in place
+  }
+  const auto dt = b.MdOf(sum_tensor).data_type();
+  const bool int8 = [](memory::data_type t) {
+    return t == memory::data_type::u8 || t == memory::data_type::s8;
+  }(dt);
+  if (b.QuantScaleOf(sum_tensor) != nullptr && int8 && dt != md.data_type() &&
+      (md.data_type() == memory::data_type::u8 || md.data_type() == memory::data_type::s8)) {
+    // An s8 residual into a u8 dst (or the reverse): the sum post-op reads the buffer in the
+    // residual's type (MakePostOps' sum_type), so the dst shares its layout, not its type.
+    memory::desc as_residual = md;
+    as_residual.data.data_type = static_cast<dnnl_data_type_t>(dt);
+    if (b.MdOf(sum_tensor) == as_residual && b.Reusable(sum_tensor) && !read_here) {
+      return b.Define(out, md, b.BufferOf(sum_tensor));
+    }
+    KILN_ASSIGN_OR_RETURN(int src, b.As(sum_tensor, b.MdOf(sum_tensor)));
+    KILN_ASSIGN_OR_RETURN(int nb, b.Copy(b.MdOf(sum_tensor), src, as_residual));
+    return b.Define(out, md, nb);
   }
   if (b.QuantScaleOf(sum_tensor) != nullptr && b.MdOf(sum_tensor).data_type() != md.data_type()) {
     // Quantized residual, dst in another type: a dequantizing reorder into a private buffer.

@@ -315,10 +315,12 @@ dnnl::primitive_attr ScratchAttr();
 // is added times `sum_scale` (1/scale for a residual read quantized into a quantized dst).
 // `sum_as_binary`: the residual is read where it is, in its own type and layout, by a binary
 // add instead (an FP32 residual into an INT8 layer's quantized dst); `sum_tensor` stays -1.
+// `sum_type`: the residual's type when it differs from the dst's (s8 residual, u8 dst).
 StatusOr<dnnl::post_ops> MakePostOps(Builder& b, const memory::desc& dst,
                                      const std::vector<int>& to_logical, std::vector<StepArg>* args,
                                      int* sum_tensor, float sum_scale = 1.f,
-                                     bool sum_as_binary = false);
+                                     bool sum_as_binary = false,
+                                     memory::data_type sum_type = memory::data_type::undef);
 // Defines the single output of the current layer with layout `md` (tensor space), honoring a
 // sum post-op (in place into the residual when it dies here and `reads` (the step's other
 // arguments) do not touch its buffer, else into a copy of it; a residual an INT8 layer wrote

@@ -256,6 +256,7 @@ const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_s
           !residual_chain) {
         return nullptr;
       }
+      read |= range != nullptr;  // a residual branch with a range of its own (downsample)
     }
   }
   if (!read || range == nullptr) return nullptr;
@@ -265,12 +266,21 @@ const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_s
     if (*residual_scale == nullptr) {
       if (b.MdOf(sum).data_type() != dt::f32) return nullptr;
       *residual_binary = true;
-    } else if (b.MdOf(sum).data_type() != ActivationQuant(*range).type) {
-      *residual_scale = nullptr;
-      return nullptr;
     }
   }
   return range;
+}
+
+// The type the sum post-op reads a quantized residual in when it is not the dst's (s8 / u8).
+dt ResidualType(const Builder& b, const float* residual_scale, dt dst) {
+  if (residual_scale == nullptr) return dt::undef;
+  for (const PostOp& po : b.L().post_ops) {
+    if (po.kind == PostOp::kSum) {
+      const dt r = b.MdOf(po.tensor).data_type();
+      return r == dst ? dt::undef : r;
+    }
+  }
+  return dt::undef;
 }
 
 Status BuildConvInt8(Builder& b, const TensorRange& range) {
@@ -328,7 +338,8 @@ Status BuildConvInt8(Builder& b, const TensorRange& range) {
   KILN_ASSIGN_OR_RETURN(
       dnnl::post_ops ops,
       MakePostOps(b, Any(yl, dt::f32), to_logical, &args, &sum_tensor,
-                  residual_scale != nullptr ? 1.f / *residual_scale : 1.f, residual_binary));
+                  residual_scale != nullptr ? 1.f / *residual_scale : 1.f, residual_binary,
+                  ResidualType(b, residual_scale, oq.type)));
   if (out_range != nullptr) {
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, oq.scale, 0.f);
   }
