@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/logging.h"
+
 namespace kiln::cpu {
 
 bool ParseInt8MinDot(const char* text, Int8MinDot* out) {
@@ -39,7 +41,13 @@ Override& TheOverride() {
 Int8MinDot Int8Thresholds() {
   static const Int8MinDot from_env = [] {
     Int8MinDot v;
-    ParseInt8MinDot(std::getenv("KILN_CPU_INT8_MIN_DOT"), &v);
+    const char* text = std::getenv("KILN_CPU_INT8_MIN_DOT");
+    if (text != nullptr && !ParseInt8MinDot(text, &v)) {
+      KILN_LOG(WARNING) << "KILN_CPU_INT8_MIN_DOT='" << text
+                        << "' ignored: expected K,N (non-negative integers, e.g. 64,64; 0,0 turns "
+                           "the INT8 layer policy off); using "
+                        << v.k << "," << v.n;
+    }
     return v;
   }();
   return TheOverride().on ? TheOverride().value : from_env;
