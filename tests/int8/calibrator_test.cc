@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
+
+#include "backends/cpu/cpu_test_util.h"
 
 namespace kiln {
 namespace {
@@ -134,6 +137,31 @@ TEST(CalibrationTable, MismatchNamesTheTensors) {
   EXPECT_NE(s.message().find("no range for 'b'"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("'stale'"), std::string::npos) << s.message();
   EXPECT_TRUE(t.CheckMatches({"a", "stale"}, "x").ok());
+  // Optional ranges (residual branches, Int8ResidualTensorsOf) may be there or not.
+  const std::set<std::string> optional = {"stale", "c"};
+  EXPECT_TRUE(t.CheckMatches({"a"}, "x", &optional).ok());
+  EXPECT_FALSE(t.CheckMatches({"a", "b"}, "x", &optional).ok());
+  const std::set<std::string> other = {"c"};
+  EXPECT_FALSE(t.CheckMatches({"a"}, "x", &other).ok());
+}
+
+// The residual branches calibration also measures: conv outputs feeding a two-input Add that no
+// INT8 layer reads as its input (a conv reading one is already in Int8TensorsOf).
+TEST(CalibrationTable, ResidualTensors) {
+  testing_cpu::SegmentBuilder b;
+  b.In("x", {1, 4, 6, 6})
+      .Init("w0", testing_cpu::Random({4, 4, 1, 1}, 1))
+      .Init("w1", testing_cpu::Random({4, 4, 1, 1}, 2))
+      .Init("w2", testing_cpu::Random({4, 4, 1, 1}, 3))
+      .Op("Conv", {"x", "w0"}, {"c0"})
+      .Op("Relu", {"c0"}, {"r0"})
+      .Op("Conv", {"r0", "w1"}, {"c1"})
+      .Op("Conv", {"x", "w2"}, {"d"})
+      .Op("Add", {"c1", "d"}, {"s"})
+      .Op("Add", {"s", "r0"}, {"y"})
+      .Out("y");
+  EXPECT_EQ(Int8TensorsOf(b.graph()), (std::set<std::string>{"x", "r0"}));
+  EXPECT_EQ(Int8ResidualTensorsOf(b.graph()), (std::set<std::string>{"c1", "d"}));
 }
 
 TEST(CalibrationTable, BadFilesAreErrors) {
