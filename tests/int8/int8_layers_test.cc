@@ -245,6 +245,25 @@ TEST(Int8Layers, MaxPoolWithFloatReaderStaysFloat) {
   }
 }
 
+// Two INT8 convs that cannot merge (1x1 and 3x3) read the same FP32 input: they share one
+// quantizing reorder (Builder::Quantized), and a residual dequantized into a dst for an in-place
+// sum gets a private copy, never the shared buffer.
+TEST(Int8Layers, SiblingReadersShareOneQuantizedInput) {
+  if (!CpuHasKernel(Precision::kINT8)) GTEST_SKIP() << "no INT8 kernel on this machine";
+  SegmentBuilder b;
+  b.In("x", {2, 16, 8, 8})
+      .Init("w1", Random({16, 16, 1, 1}, 110, -0.5f, 0.5f))
+      .Init("w3", Random({16, 16, 3, 3}, 111, -0.2f, 0.2f))
+      .Op("Conv", {"x", "w1"}, {"a"})
+      .Op("Conv", {"x", "w3"}, {"c"}, A({{"pads", Attr::Ints({1, 1, 1, 1})}}))
+      .Op("Add", {"a", "c"}, {"y"})
+      .Out("y");
+  Result r = BuildAndCompare(b, {Random({2, 16, 8, 8}, 112)}, /*round_trip=*/true);
+  EXPECT_LT(r.err, 3e-2);
+  EXPECT_GT(r.err, 0.0);
+  EXPECT_EQ(CountInt8(r.layers), 2);
+}
+
 // An INT8 conv's reader that cannot run in INT8 after all (a matmul with a binary post-op)
 // gets the conv's output dequantized.
 TEST(Int8Layers, FloatReaderOfInt8Output) {

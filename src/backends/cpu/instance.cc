@@ -496,7 +496,7 @@ StatusOr<int> DefineDst(Builder& b, int out, const memory::desc& md, int sum_ten
   }
   if (b.QuantScaleOf(sum_tensor) != nullptr && b.MdOf(sum_tensor).data_type() != md.data_type()) {
     // Quantized residual, dst in another type: a dequantizing reorder into a private buffer.
-    KILN_ASSIGN_OR_RETURN(int nb, b.Quantized(sum_tensor, md, 1.f));
+    KILN_ASSIGN_OR_RETURN(int nb, b.Quantized(sum_tensor, md, 1.f, /*private_copy=*/true));
     return b.Define(out, md, nb);
   }
   KILN_ASSIGN_OR_RETURN(int src, b.As(sum_tensor, b.MdOf(sum_tensor)));

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <dnnl.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -231,7 +232,9 @@ class Builder {
   StatusOr<int> Copy(const memory::desc& md, int buffer, const memory::desc& md_out);
   // INT8 (layers_int8.cc): tensor t quantized into `want` (u8 / s8) by a reorder step that
   // multiplies by `scale`; constant data made by the caller (plain `src`), reordered into `want`.
-  StatusOr<int> Quantized(int t, const memory::desc& want, float scale);
+  // Shared by readers asking the same (scale, layout) unless `private_copy` (a buffer the caller
+  // will write into, e.g. in place by a sum post-op).
+  StatusOr<int> Quantized(int t, const memory::desc& want, float scale, bool private_copy = false);
   // Tensor t (an output of the current layer) is written quantized with `scale`.
   void SetQuantized(int t, float scale) { quant_scale_[t] = scale; }
   // The scale tensor t was written quantized with (real = q / scale), or nullptr: not quantized.
@@ -271,6 +274,9 @@ class Builder {
   // INT8 (layers_int8.cc): tensors an INT8 layer wrote quantized (u8 / s8), by their scale
   // (quantized = real * scale); As() dequantizes them for a reader wanting another type.
   std::unordered_map<int, float> quant_scale_;
+  // Quantize / requantize reorders already made, by (tensor, scale): several INT8 readers of one
+  // tensor (ResNet's conv1 + downsample, an inception block's branches) share one.
+  std::map<std::pair<int, float>, std::vector<std::pair<memory::desc, int>>> quantized_;
 };
 
 template <typename PD>

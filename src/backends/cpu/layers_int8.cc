@@ -84,14 +84,20 @@ float Int8WeightLevels() {
   return levels;
 }
 
-StatusOr<int> Builder::Quantized(int t, const memory::desc& want, float scale) {
+StatusOr<int> Builder::Quantized(int t, const memory::desc& want, float scale,
+                                 bool private_copy) {
   // t may already hold quantized values (an INT8 producer wrote them): rescale from those.
   auto q = quant_scale_.find(t);
   const float factor = q == quant_scale_.end() ? scale : scale / q->second;
   if (q != quant_scale_.end() && factor == 1.f && want.data_type() == state_[t].md.data_type()) {
     return As(t, want);  // the same quantization: a layout change at most
   }
+  std::vector<std::pair<memory::desc, int>>& made = quantized_[{t, scale}];
+  for (const auto& [md, buf] : made) {
+    if (md == want && !private_copy) return buf;
+  }
   const int nb = NewBuffer(want.get_size());
+  if (!private_copy) made.push_back({want, nb});
   dnnl::primitive_attr attr = ScratchAttr();
   attr.set_output_scales(0, {factor});
   dnnl::reorder::primitive_desc pd(eng, state_[t].md, eng, want, attr);
