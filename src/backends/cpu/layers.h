@@ -167,6 +167,11 @@ std::shared_ptr<Instance> BuildSlicedInstance(const Program& p, const std::vecto
                                               const BuildConfig& cfg, WeightCache* cache);
 // True when `md` is batch-major and dense along the batch: sample n starts n * size / N bytes in.
 bool BatchSliceable(const memory::desc& md);
+// Whether slicing a prefix of p.layers[0, k) pays for an engine in `precision` on a CPU with
+// (`amx`) or without AMX tiles: on AMX a BF16 prefix pays only with a depthwise conv in it
+// (batch_slice.cc says why).
+bool SlicePrefixPays(const Program& p, const std::vector<Dims>& dims, size_t k,
+                     Precision precision, bool amx);
 // Builds the program at its recorded dims and throws the result away (Supports' oneDNN check;
 // its reasons name no layer).
 // `impls` (optional) gets each layer's implementation (Instance::impl).

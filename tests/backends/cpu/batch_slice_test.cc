@@ -8,6 +8,8 @@
 #include <cstdlib>
 
 #include "backends/cpu/cpu_test_util.h"
+#include "backends/cpu/layers.h"
+#include "backends/cpu/lowering.h"
 
 namespace kiln {
 namespace {
@@ -192,6 +194,34 @@ TEST(CpuBatchSlice, BatchOneAndSampleMixingLayersAreNotSliced) {
   StatusOr<std::vector<Tensor>> got = testing_cpu::RunEngine(*e, in);
   ASSERT_TRUE(want.ok() && got.ok());
   EXPECT_LE(testing_cpu::RelL2((*got)[0], (*want)[0]), 1e-5);
+}
+
+// On AMX a BF16 prefix is sliced only when it holds a depthwise conv (SlicePrefixPays): a
+// MobileNet-like prefix still slices there, a ResNet-like one (dense convs only) does not;
+// without AMX, or in other precisions, both slice.
+TEST(CpuBatchSlice, AmxBf16SlicesOnlyDepthwisePrefixes) {
+  SegmentBuilder mobile = MobileNetLike(8, 16);
+  SegmentBuilder dense;
+  dense.In("x", {8, 8, 16, 16})
+      .Init("w0", Random({16, 8, 3, 3}, 5, -0.3f, 0.3f))
+      .Init("w1", Random({16, 16, 1, 1}, 6, -0.3f, 0.3f))
+      .Op("Conv", {"x", "w0"}, {"c0"}, A({{"pads", Is({1, 1, 1, 1})}}))
+      .Op("Relu", {"c0"}, {"r0"})
+      .Op("Conv", {"r0", "w1"}, {"y"})
+      .Out("y");
+  for (SegmentBuilder* b : {&mobile, &dense}) {
+    const BuildConfig cfg = testing_cpu::Config(b->shapes());
+    StatusOr<cpu::Program> p = cpu::LowerSegment(b->graph(), cfg);
+    ASSERT_TRUE(p.ok()) << p.status();
+    cpu::FuseProgram(&*p);
+    StatusOr<std::vector<std::vector<int64_t>>> dims = cpu::PropagateShapes(*p, b->shapes());
+    ASSERT_TRUE(dims.ok()) << dims.status();
+    const size_t k = p->layers.size();
+    const bool depthwise = b == &mobile;
+    EXPECT_EQ(cpu::SlicePrefixPays(*p, *dims, k, Precision::kBF16, /*amx=*/true), depthwise);
+    EXPECT_TRUE(cpu::SlicePrefixPays(*p, *dims, k, Precision::kBF16, /*amx=*/false));
+    EXPECT_TRUE(cpu::SlicePrefixPays(*p, *dims, k, Precision::kFP32, /*amx=*/true));
+  }
 }
 
 }  // namespace
