@@ -182,21 +182,8 @@ const TensorRange* Int8RangeOf(const Builder& b) {
 
 namespace {
 
-// Q/DQ at precision boundaries only: the range the current conv writes its output with, INT8,
-// when every reader of that output is an INT8-capable conv / matmul reading it as its input or
-// an INT8-capable conv adding it as its residual (sum post-op; not an engine output, not a
-// binary operand), and the layer's post-ops are eltwise ones plus at most a residual sum. A
-// residual written quantized in the same type (a ResNet block's output feeding the next identity
-// block: read by conv1, added by conv3) is added by the sum post-op with `residual_scale`; an
-// FP32 one (a downsample branch) by a binary add where it is (`residual_binary`). nullptr: it
-// writes FP32. A reader that still falls back to floating point gets a dequantizing reorder
-// (Builder::As, DefineDst).
-// A max pooling reader passes the INT8 values through (max commutes with the monotonic
-// quantization; BuildPool marks its output quantized alike): the output then takes the pooled
-// tensor's range when it has none of its own (ResNet's stem conv -> max pool -> convs).
-// KILN_CPU_INT8_RESIDUAL=0 (diagnostics) keeps residual blocks in FP32 between INT8 layers.
-// (OnlyInt8Inputs: the pooled tensor, written by layer `from`, is read only as the input of INT8
-// convs / matmuls — other layers would read its INT8 values as real ones.)
+// Whether tensor t (a max pool's output, written by layer `from`) is read only as the input of
+// INT8 convs / matmuls: other layers would read its INT8 values as real ones.
 bool OnlyInt8Inputs(const Builder& b, int t, size_t from) {
   for (int o : b.prog.outputs) {
     if (o == t) return false;
@@ -214,6 +201,20 @@ bool OnlyInt8Inputs(const Builder& b, int t, size_t from) {
   return true;
 }
 
+// Q/DQ at precision boundaries only: the range the current conv writes its output with, INT8,
+// when every reader of that output is an INT8-capable conv / matmul reading it as its input or
+// an INT8-capable conv adding it as its residual (sum post-op; not an engine output, not a
+// binary operand), and the layer's post-ops are eltwise ones plus at most a residual sum. A
+// residual written quantized (a ResNet block's output feeding the next identity block: read by
+// conv1, added by conv3; a calibrated downsample branch, s8 into a u8 block) is added by the sum
+// post-op with `residual_scale`; an FP32 one (a downsample branch without a range) by a binary
+// add where it is (`residual_binary`). nullptr: it
+// writes FP32. A reader that still falls back to floating point gets a dequantizing reorder
+// (Builder::As, DefineDst).
+// A max pooling reader passes the INT8 values through (max commutes with the monotonic
+// quantization; BuildPool marks its output quantized alike): the output then takes the pooled
+// tensor's range when it has none of its own (ResNet's stem conv -> max pool -> convs).
+// KILN_CPU_INT8_RESIDUAL=0 (diagnostics) keeps residual blocks in FP32 between INT8 layers.
 const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_scale,
                                       bool* residual_binary) {
   static const bool residual_chain = [] {
@@ -267,7 +268,8 @@ const TensorRange* ChainedOutputRange(const Builder& b, const float** residual_s
   }
   if (!read || range == nullptr) return nullptr;
   if (sum >= 0) {
-    // oneDNN's sum post-op reads the residual in the dst's type: it must be quantized alike.
+    // A quantized residual is read by the sum post-op in its own type (ResidualType); an FP32
+    // one cannot be (the sum reads the dst buffer), so a binary add reads it where it is.
     *residual_scale = b.QuantScaleOf(sum);
     if (*residual_scale == nullptr) {
       if (b.MdOf(sum).data_type() != dt::f32) return nullptr;
