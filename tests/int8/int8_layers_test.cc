@@ -10,6 +10,7 @@
 #include "backends/cpu/cpu_test_util.h"
 #include "backends/cpu/layers.h"
 #include "engine/calibrator.h"
+#include "int8/int8_test_util.h"
 
 namespace kiln {
 namespace {
@@ -22,65 +23,8 @@ using testing_cpu::A;
 using testing_cpu::Random;
 using testing_cpu::SegmentBuilder;
 
-// Exact min/max ranges of every tensor the INT8 layers read (and, with `residual`, of the
-// residual branches calibration also measures), from a reference run.
-std::map<std::string, TensorRange> ExactRanges(const Graph& g,
-                                               const std::map<std::string, Tensor>& values,
-                                               bool residual = true) {
-  std::map<std::string, TensorRange> out;
-  std::set<std::string> tensors = Int8TensorsOf(g);
-  if (residual) {
-    const std::set<std::string> r = Int8ResidualTensorsOf(g);
-    tensors.insert(r.begin(), r.end());
-  }
-  for (const std::string& t : tensors) {
-    Histogram h;
-    const Tensor& v = values.at(t);
-    h.Add(v.data<float>(), v.num_elements());
-    out[t] = {h.amax(), h.min(), h.max()};
-  }
-  return out;
-}
-
-struct Result {
-  double err = INFINITY;
-  std::vector<LayerInfo> layers;
-};
-
-Result BuildAndCompare(SegmentBuilder& b, const std::vector<Tensor>& in, bool round_trip = false,
-                       bool residual_ranges = true) {
-  Result r;
-  std::map<std::string, Tensor> all;
-  auto ref = testing_cpu::RunReference(b.graph(), in, &all);
-  EXPECT_TRUE(ref.ok()) << ref.status();
-  if (!ref.ok()) return r;
-  b.InferValueInfo(all);
-  BuildConfig cfg = testing_cpu::Config(b.shapes());
-  cfg.precision = Precision::kINT8;
-  cfg.int8_ranges = ExactRanges(b.graph(), all, residual_ranges);
-  EXPECT_FALSE(cfg.int8_ranges.empty());
-  auto e = CpuBackend().Build(b.graph(), cfg);
-  EXPECT_TRUE(e.ok()) << e.status();
-  if (!e.ok()) return r;
-  std::unique_ptr<Engine> engine = std::move(e).value();
-  if (round_trip) {
-    auto payload = engine->SerializePayload();
-    EXPECT_TRUE(payload.ok());
-    auto back = CpuBackend().Deserialize(*payload, b.graph(), cfg);
-    EXPECT_TRUE(back.ok()) << back.status();
-    if (!back.ok()) return r;
-    engine = std::move(back).value();
-  }
-  auto got = testing_cpu::RunEngine(*engine, in);
-  EXPECT_TRUE(got.ok()) << got.status();
-  if (!got.ok()) return r;
-  r.err = 0;
-  for (size_t i = 0; i < got->size(); ++i) {
-    r.err = std::max(r.err, testing_cpu::RelL2((*got)[i], (*ref)[i]));
-  }
-  r.layers = engine->Layers();
-  return r;
-}
+using testing_int8::BuildAndCompare;
+using testing_int8::Result;
 
 int CountInt8(const std::vector<LayerInfo>& layers) {
   int n = 0;

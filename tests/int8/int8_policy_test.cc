@@ -11,6 +11,7 @@
 #include "backends/cpu/cpu_test_util.h"
 #include "backends/cpu/int8_policy.h"
 #include "engine/calibrator.h"
+#include "int8/int8_test_util.h"
 
 namespace kiln {
 namespace {
@@ -78,37 +79,11 @@ TEST(Int8Policy, EntropyNeedsSamples) {
             PercentileAmax(sparse, 50.0));
 }
 
-struct Built {
-  double err = INFINITY;
-  std::vector<LayerInfo> layers;
-};
+using Built = testing_int8::Result;
 
+// The INT8 engine of `b` with exact ranges of the INT8 layers' inputs, against the reference.
 Built Build(SegmentBuilder& b, const std::vector<Tensor>& in) {
-  Built r;
-  std::map<std::string, Tensor> all;
-  auto ref = testing_cpu::RunReference(b.graph(), in, &all);
-  EXPECT_TRUE(ref.ok()) << ref.status();
-  if (!ref.ok()) return r;
-  b.InferValueInfo(all);
-  BuildConfig cfg = testing_cpu::Config(b.shapes());
-  cfg.precision = Precision::kINT8;
-  for (const std::string& t : Int8TensorsOf(b.graph())) {
-    Histogram h;
-    h.Add(all.at(t).data<float>(), all.at(t).num_elements());
-    cfg.int8_ranges[t] = {h.amax(), h.min(), h.max()};
-  }
-  auto e = CpuBackend().Build(b.graph(), cfg);
-  EXPECT_TRUE(e.ok()) << e.status();
-  if (!e.ok()) return r;
-  auto got = testing_cpu::RunEngine(**e, in);
-  EXPECT_TRUE(got.ok()) << got.status();
-  if (!got.ok()) return r;
-  r.err = 0;
-  for (size_t i = 0; i < got->size(); ++i) {
-    r.err = std::max(r.err, testing_cpu::RelL2((*got)[i], (*ref)[i]));
-  }
-  r.layers = (*e)->Layers();
-  return r;
+  return testing_int8::BuildAndCompare(b, in, /*round_trip=*/false, /*residual_ranges=*/false);
 }
 
 // The precision of the layer holding the node that writes `output` (SegmentBuilder names it
