@@ -8,8 +8,6 @@
 // per multiply-add) and the best, which docs/performance.md calls "the measured oneDNN FP32 conv
 // peak". Threads: oneDNN's OpenMP pool (--threads calls omp_set_num_threads; default: the
 // OpenMP default).
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +18,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "omp_threads.h"
 
 namespace {
 
@@ -87,17 +87,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  using SetFn = void (*)(int);
-  using GetFn = int (*)();
-  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-      set != nullptr && threads > 0) {
-    set(threads);
-  }
-  auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  const int omp_threads = SetOmpThreads(threads);
   const dnnl::version_t* v = dnnl_version();
   std::printf("oneDNN %d.%d.%d (%s), CPU ISA %#x, threads %d\n", v->major, v->minor, v->patch,
               v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime",
-              static_cast<int>(dnnl::get_effective_cpu_isa()), get ? get() : -1);
+              static_cast<int>(dnnl::get_effective_cpu_isa()), omp_threads);
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
   const ConvShape shapes[] = {

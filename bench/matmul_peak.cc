@@ -21,7 +21,7 @@
 //
 // GFLOP/s count 2 FLOPs per multiply-add, on the median run (per kind: the median of its
 // per-run sums). Run under `chrt -f 1`.
-#include <dlfcn.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,12 +31,12 @@
 #include <dnnl.hpp>
 #include <map>
 #include <random>
-#include <immintrin.h>
-
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "omp_threads.h"
 
 namespace {
 
@@ -315,22 +315,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  using SetFn = void (*)(int);
-  using GetFn = int (*)();
-  if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
-      set != nullptr && threads > 0) {
-    set(threads);
-  }
-  auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  const int omp_threads = SetOmpThreads(threads);
   const dnnl::version_t* ver = dnnl_version();
   std::printf("oneDNN %d.%d.%d, CPU ISA %#x, threads %d, %d layers, %d iterations\n", ver->major,
-              ver->minor, ver->patch, static_cast<int>(dnnl::get_effective_cpu_isa()),
-              get ? get() : -1, layers, iterations);
+              ver->minor, ver->patch, static_cast<int>(dnnl::get_effective_cpu_isa()), omp_threads,
+              layers, iterations);
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream s(eng);
   std::mt19937 rng(0);
   HotCold(eng, s, layers, iterations, &rng);
   Chain(eng, s, layers, iterations, &rng);
-  Peak(get ? get() : static_cast<int>(std::thread::hardware_concurrency()), layers);
+  Peak(omp_threads > 0 ? omp_threads : static_cast<int>(std::thread::hardware_concurrency()),
+       layers);
   return 0;
 }
