@@ -135,27 +135,19 @@ def text_lines(n, split, hw=(48, 192)):
     return np.stack(xs[:n]), np.array(ys[:n])
 
 
-def face_images(n, split, hw):
-    """n face crops as float [0,1] RGB HWC of size hw: LFW faces (identities 0-69 for eval,
-    70-99 for calib) and the astronaut's face, with random crops, shifts, flips, rescaling."""
-    from skimage import data
+def distinct_crops(images, n, hw, rng, crop_size, clip=False):
+    """n distinct random crops of `images` (taken in turn), each maybe flipped horizontally and
+    resized to hw, as float32 HWC arrays: crop_size(h, w, rng) -> (ch, cw) draws each crop's size;
+    a crop drawn twice (same image, place, size and flip) is skipped. `clip`: to [0, 1]."""
     from skimage.transform import resize
-    seed = {"eval": 31, "calib": 32}[split]
-    rng = np.random.default_rng(seed)
-    lfw = data.lfw_subset()[:100]  # the first 100 are faces, the rest non-faces
-    faces = list(lfw[:70] if split == "eval" else lfw[70:])
-    faces = [np.stack([f] * 3, axis=-1).astype(np.float32) for f in faces]
-    astro = data.astronaut()[30:230, 150:330].astype(np.float32) / 255.0  # her face
-    faces.append(astro)
     out, seen = [], set()
     k = 0
     while len(out) < n:
-        i = k % len(faces)
+        i = k % len(images)
         k += 1
-        img = faces[i]
+        img = images[i]
         h, w = img.shape[:2]
-        s = rng.uniform(0.8, 1.0)
-        ch, cw = max(8, int(h * s)), max(8, int(w * s))
+        ch, cw = crop_size(h, w, rng)
         y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         flip = bool(rng.integers(0, 2))
         key = (i, y, x, ch, cw, flip)
@@ -165,5 +157,24 @@ def face_images(n, split, hw):
         crop = img[y:y + ch, x:x + cw]
         if flip:
             crop = crop[:, ::-1]
-        out.append(np.clip(resize(crop, hw, anti_aliasing=True), 0, 1).astype(np.float32))
+        r = resize(crop, hw, anti_aliasing=True)
+        out.append((np.clip(r, 0, 1) if clip else r).astype(np.float32))
     return out
+
+
+def face_images(n, split, hw):
+    """n face crops as float [0,1] RGB HWC of size hw: LFW faces (identities 0-69 for eval,
+    70-99 for calib) and the astronaut's face, with random crops, shifts, flips, rescaling."""
+    from skimage import data
+    seed = {"eval": 31, "calib": 32}[split]
+    rng = np.random.default_rng(seed)
+    lfw = data.lfw_subset()[:100]  # the first 100 are faces, the rest non-faces
+    faces = list(lfw[:70] if split == "eval" else lfw[70:])
+    faces = [np.stack([f] * 3, axis=-1).astype(np.float32) for f in faces]
+    astro = data.astronaut()[30:230, 150:330].astype(np.float32) / 255.0  # her face
+    faces.append(astro)
+
+    def size(h, w, rng):  # 80-100% of each side
+        s = rng.uniform(0.8, 1.0)
+        return max(8, int(h * s)), max(8, int(w * s))
+    return distinct_crops(faces, n, hw, rng, size, clip=True)

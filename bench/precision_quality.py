@@ -101,29 +101,13 @@ def load_photos():
 
 def variants(photos, n, hw, seed):
     """n distinct crops/flips/scales of the photos, as float [0,1] HWC arrays of size hw."""
-    from skimage.transform import resize
-    rng = np.random.default_rng(seed)
-    out, seen = [], set()
-    k = 0
-    while len(out) < n:
-        name, img = photos[k % len(photos)]
-        k += 1
-        h, w = img.shape[:2]
-        short = min(h, w)
-        s = rng.uniform(0.35, 1.0) * short
+    import indomain_inputs as ind
+
+    def size(h, w, rng):  # 35-100% of the short side, aspect 3:4..4:3 of the target's
+        s = rng.uniform(0.35, 1.0) * min(h, w)
         aspect = rng.uniform(0.75, 1.333) * (hw[1] / hw[0])
-        ch, cw = int(min(h, s)), int(min(w, s * aspect))
-        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        flip = bool(rng.integers(0, 2))
-        key = (name, y, x, ch, cw, flip)
-        if key in seen:
-            continue
-        seen.add(key)
-        crop = img[y:y + ch, x:x + cw]
-        if flip:
-            crop = crop[:, ::-1]
-        out.append(resize(crop, hw, anti_aliasing=True).astype(np.float32))
-    return out
+        return int(min(h, s)), int(min(w, s * aspect))
+    return ind.distinct_crops([img for _, img in photos], n, hw, np.random.default_rng(seed), size)
 
 
 def normalize(imgs, how):
