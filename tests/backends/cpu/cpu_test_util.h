@@ -2,6 +2,8 @@
 // run of a segment (RunKernel node by node, as the runtime's executor does) and the engine run.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
 #include <random>
@@ -121,6 +123,20 @@ inline double RelL2(const Tensor& got, const Tensor& want) {
     den += b * b;
   }
   return den == 0 ? (num == 0 ? 0 : INFINITY) : std::sqrt(num / den);
+}
+
+// Runs engine `e` and the reference kernels of `g` on `in`: the same number of outputs, each
+// within `tol` rel. L2.
+inline void ExpectEngineMatchesReference(const Engine& e, const Graph& g,
+                                         const std::vector<Tensor>& in, double tol = 1e-5) {
+  StatusOr<std::vector<Tensor>> want = RunReference(g, in);
+  ASSERT_TRUE(want.ok()) << want.status();
+  StatusOr<std::vector<Tensor>> got = RunEngine(e, in);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < got->size(); ++i) {
+    EXPECT_LE(RelL2((*got)[i], (*want)[i]), tol) << "output " << i;
+  }
 }
 
 inline BuildConfig Config(const std::vector<std::vector<int64_t>>& shapes, int64_t batch = 0) {

@@ -28,14 +28,7 @@ void Check(const SegmentBuilder& b, const std::vector<std::string>& ops,
   const std::vector<LayerInfo> layers = (*e)->Layers();
   ASSERT_EQ(layers.size(), ops.size()) << Ops(**e);
   for (size_t i = 0; i < ops.size(); ++i) EXPECT_EQ(layers[i].op, ops[i]) << Ops(**e);
-  StatusOr<std::vector<Tensor>> want = testing_cpu::RunReference(b.graph(), in);
-  ASSERT_TRUE(want.ok()) << want.status();
-  StatusOr<std::vector<Tensor>> got = testing_cpu::RunEngine(**e, in);
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) {
-    EXPECT_LE(testing_cpu::RelL2((*got)[i], (*want)[i]), 1e-5) << "output " << i;
-  }
+  testing_cpu::ExpectEngineMatchesReference(**e, b.graph(), in);
 }
 
 // y = x @ w + bias + r (the residual on either side of the Add).
@@ -79,13 +72,7 @@ TEST(CpuMatMul3d, ResidualStillLive) {
   StatusOr<std::unique_ptr<Engine>> e =
       CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
   ASSERT_TRUE(e.ok()) << e.status();
-  StatusOr<std::vector<Tensor>> want = testing_cpu::RunReference(b.graph(), in);
-  ASSERT_TRUE(want.ok()) << want.status();
-  StatusOr<std::vector<Tensor>> got = testing_cpu::RunEngine(**e, in);
-  ASSERT_TRUE(got.ok()) << got.status();
-  for (size_t i = 0; i < got->size(); ++i) {
-    EXPECT_LE(testing_cpu::RelL2((*got)[i], (*want)[i]), 1e-5) << "output " << i;
-  }
+  testing_cpu::ExpectEngineMatchesReference(**e, b.graph(), in);
 }
 
 // Binary post-ops on the collapsed path: a full [B, S, N] operand (Mul, so not a sum), a

@@ -120,14 +120,7 @@ void ExpectMatches(const Case& c, uint32_t seed) {
   for (int64_t seq : seqs) {
     SCOPED_TRACE("seq " + std::to_string(seq));
     const std::vector<Tensor> in = Inputs(c, seq, seed + 100 + static_cast<uint32_t>(seq));
-    StatusOr<std::vector<Tensor>> want = testing_cpu::RunReference(b.graph(), in);
-    ASSERT_TRUE(want.ok()) << want.status();
-    StatusOr<std::vector<Tensor>> got = testing_cpu::RunEngine(**e, in);
-    ASSERT_TRUE(got.ok()) << got.status();
-    ASSERT_EQ(got->size(), want->size());
-    for (size_t i = 0; i < got->size(); ++i) {
-      EXPECT_LE(testing_cpu::RelL2((*got)[i], (*want)[i]), 1e-5) << "output " << i;
-    }
+    testing_cpu::ExpectEngineMatchesReference(**e, b.graph(), in);
   }
 }
 

@@ -35,14 +35,7 @@ void ExpectMatchesReference(const SegmentBuilder& b, const std::vector<Tensor>& 
   StatusOr<std::unique_ptr<Engine>> e =
       CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
   ASSERT_TRUE(e.ok()) << e.status();
-  StatusOr<std::vector<Tensor>> want = testing_cpu::RunReference(b.graph(), in);
-  ASSERT_TRUE(want.ok()) << want.status();
-  StatusOr<std::vector<Tensor>> got = testing_cpu::RunEngine(**e, in);
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) {
-    EXPECT_LE(testing_cpu::RelL2((*got)[i], (*want)[i]), 1e-5) << "output " << i;
-  }
+  testing_cpu::ExpectEngineMatchesReference(**e, b.graph(), in);
 }
 
 // Names of the Reshape layers (first node) that run a step (a copy) in the built instance.
