@@ -10,6 +10,7 @@
 #   CONV_APIS="graph legacy" scripts/gpu_suite.sh     # each kiln case per convolution path
 #                                                     # (KILN_CUDA_CONV; label gets "-legacy")
 #   STAGES=probe scripts/gpu_suite.sh                 # ResNet-50's convs FP16 vs INT8 (cuDNN graph)
+#   LABEL_SUFFIX=-off KILN_SOME_SWITCH=0 ...          # an A/B variant of the kiln cases (label + suffix)
 #   CUDNN_FROM_TORCH=1 ...                            # run against PyTorch's (newer) cuDNN 9 wheel
 #                                                     # instead of the system one (labels get "-cudnn<v>")
 #
@@ -90,7 +91,7 @@ if has kiln; then
     IFS=: read -r m p b <<<"$c"
     if [[ $m == bert_base ]]; then args=(--input input_ids --dims 128 --int-high 30522); else args=(--input input --dims 3,224,224); fi
     for api in $CONV_APIS; do
-      label=$m$SUFFIX
+      label=$m$SUFFIX${LABEL_SUFFIX:-}
       [[ $api != auto ]] && label=$label-$api
       KILN_CUDA_CONV=$api "$BUILD/bin/kiln_cuda_suite" --model "$ROOT/bench/models/$m.onnx" "${args[@]}" --precision "$p" \
         --batch "$b" --iters "$ITERS" --label "$label" --tsv "$OUT/kiln.tsv" --profile "$OUT/profile.tsv" 2>>"$OUT/kiln_stderr.log" | tee -a "$OUT/suite.log"

@@ -113,7 +113,9 @@ Status Builder::MatMul() {
       if (!add || po.tensor < 0) break;
       const Dims& od = dims_[po.tensor];
       const bool per_col = Elements(od) == N && od.back() == N;
-      if (per_col && biasb < 0 && po.kind == PostOp::kBinary) {
+      // (cuBLASLt's bias epilogue is not used on batched GEMMs: there a per-column add, e.g.
+      // an attention mask [1, 1, 1, N] at batch 1, goes to the chain after the GEMM.)
+      if (per_col && biasb < 0 && po.kind == PostOp::kBinary && batch == 1) {
         KILN_ASSIGN_OR_RETURN(biasb, Plain(po.tensor));
         ++pos;
       } else if (ct < 0 && od == y) {

@@ -453,6 +453,7 @@ Status Builder::Build() {
     layer_ = static_cast<int>(i);
     time_ = layer_ + 1;
     const Layer& l = p_.layers[i];
+    if (fused_into_.count(layer_) != 0) continue;  // computed by an earlier layer's step
     Status s;
     switch (l.kind) {
       case LayerKind::kConv:
@@ -461,9 +462,15 @@ Status Builder::Build() {
       case LayerKind::kPool:
         s = Pool();
         break;
-      case LayerKind::kMatMul:
-        s = MatMul();
+      case LayerKind::kMatMul: {
+        StatusOr<bool> fused = Attention();
+        if (!fused.ok()) {
+          s = fused.status();
+        } else if (!*fused) {
+          s = MatMul();
+        }
         break;
+      }
       case LayerKind::kEltwise:
         s = Eltwise();
         break;
@@ -617,8 +624,9 @@ Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector
                            std::vector<LayerInfo>* profile) const {
   KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims,
                         EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine"));
-  if (!Accepts(dims)) return ShapesRejected("CUDA engine", dims);
+  if (!ShapesWithinBuild(cfg_, dims)) return ShapesRejected("CUDA engine", dims);
   KILN_CU(cudaSetDevice(device_));
+  // Within the build shapes, an instance that cannot be built says why.
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, InstanceFor(dims));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Ctx> c, inst->Acquire());
   Ctx* ctx = c.get();

@@ -390,6 +390,17 @@ class Builder {
   Status LateOperandChain(const ChainOp& op, int xb, int ub, int yb, const Dims& y, bool nhwc,
                           const char* what);
 
+  // A 4-D tensor read in place as [b, h, s, d] (its buffer, or the source of a pending
+  // Transpose, plain): buffer and element strides; false when it is not such a view.
+  struct View4 {
+    int buf = -1;
+    int64_t strides[4] = {};
+  };
+  StatusOr<bool> HeadView(int t, View4* v);
+  // The layer and the next ones as one fused attention kernel (cuda_build_attention.cc):
+  // false when they do not form that pattern (then each is built on its own).
+  StatusOr<bool> Attention();
+
   Status Inputs();
   Status Outputs();
   Status Conv();
@@ -411,6 +422,7 @@ class Builder {
   Instance* out_;
   std::vector<TS> ts_;
   std::map<std::string, int> const_bufs_;
+  std::map<int, int> fused_into_;  // layer -> the layer whose step computes it
   int layer_ = -1;
   int time_ = 0;
 };

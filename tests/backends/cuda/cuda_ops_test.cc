@@ -310,6 +310,35 @@ std::vector<Case> Cases() {
                   return b;
                 }});
   cs.push_back({"bert_block", [] { return BertBlock(); }});
+  // Attention shapes the fused kernel (cuda_build_attention.cc) must get right: rows and keys
+  // across a 64-row tile with a partial last tile, a broadcast additive mask, K given as K
+  // (transposed by the graph) and the [B, S, H, D] output transpose; then cross attention
+  // (Sq != Sk), head dim 64, K^T from a head-split transpose, the plain context as output.
+  cs.push_back({"attention_mask", [] {
+                  SegmentBuilder b;
+                  b.In("q", {2, 3, 70, 32}).In("k", {2, 3, 70, 32}).In("v", {2, 3, 70, 32});
+                  b.In("m", {2, 1, 1, 70});
+                  b.Init("scale", testing_cpu::Floats({0.17f}));
+                  b.Op("Transpose", {"k"}, {"kt"}, A({{"perm", Is({0, 1, 3, 2})}}));
+                  b.Op("MatMul", {"q", "kt"}, {"s"}).Op("Mul", {"s", "scale"}, {"ss"});
+                  b.Op("Add", {"ss", "m"}, {"sm"});
+                  b.Op("Softmax", {"sm"}, {"p"}, A({{"axis", I(-1)}}));
+                  b.Op("MatMul", {"p", "v"}, {"ctx"});
+                  b.Op("Transpose", {"ctx"}, {"y"}, A({{"perm", Is({0, 2, 1, 3})}})).Out("y");
+                  return b;
+                },
+                -2.f, 2.f});
+  cs.push_back({"attention_cross", [] {
+                  SegmentBuilder b;
+                  b.In("q", {2, 2, 37, 64}).In("kr", {2, 100, 2, 64}).In("v", {2, 2, 100, 64});
+                  b.Init("sqrt_d", testing_cpu::Floats({8.f}));
+                  b.Op("Transpose", {"kr"}, {"kt"}, A({{"perm", Is({0, 2, 3, 1})}}));
+                  b.Op("MatMul", {"q", "kt"}, {"s"}).Op("Div", {"s", "sqrt_d"}, {"sd"});
+                  b.Op("Softmax", {"sd"}, {"p"}, A({{"axis", I(-1)}}));
+                  b.Op("MatMul", {"p", "v"}, {"y"}).Out("y");
+                  return b;
+                },
+                -3.f, 3.f});
   return cs;
 }
 
@@ -344,6 +373,14 @@ void CheckCase(const Case& c, const Mode& m) {
   }
   StatusOr<std::unique_ptr<Engine>> e = BuildWith(g, cfg, m.tf32);
   ASSERT_TRUE(e.ok()) << e.status();
+  // FP16 / BF16 engines run these patterns as one fused attention kernel (so this checks it).
+  if ((c.name.rfind("attention", 0) == 0 || c.name == "bert_block") &&
+      m.precision != Precision::kFP32 && std::getenv("KILN_CUDA_FUSED_ATTENTION") == nullptr) {
+    bool fused = false;
+    for (const LayerInfo& li : (*e)->Layers())
+      fused = fused || li.implementation.rfind("kiln:attention(", 0) == 0;
+    EXPECT_TRUE(fused) << c.name << " " << m.name << ": attention not fused";
+  }
   std::vector<int64_t> batches = {b.shapes()[0][0]};
   if (c.small_batch && batches[0] > 1) batches.push_back(1);
   uint32_t seed = 100;

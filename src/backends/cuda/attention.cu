@@ -1,0 +1,286 @@
+// Fused scaled-dot-product attention (attention.h): softmax(scale * Q K^T + mask) V in one
+// kernel, in the manner of FlashAttention-2. A block of 4 warps takes 64 query rows of one
+// (batch, head), 16 per warp; it walks the keys in tiles of 64 staged in shared memory. Each
+// warp keeps its Q fragments, its scores and its output accumulator in registers: Q K^T and
+// P V are tensor-core mma.sync m16n8k16 instructions (FP16 / BF16 in, FP32 accumulate), the
+// scores' accumulator layout is reused as the A operand of P V, and the softmax runs online
+// (running row max and sum, the accumulator rescaled when the max grows), so scores and
+// probabilities never leave the registers.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cuda/attention.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kBM = 16 * kWarps;  // query rows per block
+constexpr int kBN = 64;           // keys per tile
+constexpr int kVLd = kBN + 8;     // row stride of the transposed V tile (elements)
+
+__device__ __forceinline__ float ToF(__half v) { return __half2float(v); }
+__device__ __forceinline__ float ToF(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// Two floats as one 32-bit register of the storage type (lo in the low half).
+template <typename T>
+__device__ __forceinline__ uint32_t Pack(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t Pack<__half>(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <>
+__device__ __forceinline__ uint32_t Pack<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// c += a (16x16, row-major fragment) * b (16x8, column fragment), FP32 accumulate.
+template <typename T>
+__device__ __forceinline__ void Mma(float* c, const uint32_t* a, const uint32_t* b);
+template <>
+__device__ __forceinline__ void Mma<__half>(float* c, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <>
+__device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a,
+                                                   const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Shared memory of one block in bytes: Q and K tiles (row stride D + 8), V^T tile.
+template <int D>
+constexpr int SmemBytes() {
+  return 2 * kBM * (D + 8) * 2 + D * kVLd * 2;
+}
+
+// Rows [r0, r0 + kBM) of a [rows, D] matrix at `base` (row stride `rs` elements, unit column
+// stride, 16-byte aligned rows) into shared memory (row stride D + 8); rows >= `rows` are zero.
+template <typename T, int D>
+__device__ __forceinline__ void LoadTile(T* dst, const T* base, int64_t rs, int r0, int rows) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  for (int i = threadIdx.x; i < kBM * kChunks; i += blockDim.x) {
+    const int r = i / kChunks, c = i % kChunks;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r0 + r < rows) v = *reinterpret_cast<const uint4*>(base + (r0 + r) * rs + c * 8);
+    *reinterpret_cast<uint4*>(dst + r * (D + 8) + c * 8) = v;
+  }
+}
+
+// The same rows of V, stored transposed: dst[d * kVLd + r].
+template <typename T, int D>
+__device__ __forceinline__ void LoadTileT(T* dst, const T* base, int64_t rs, int r0, int rows) {
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < kBN * kChunks; i += blockDim.x) {
+    const int r = i % kBN, c = i / kBN;  // consecutive threads: consecutive rows
+    alignas(16) T e[8];
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r0 + r < rows) v = *reinterpret_cast<const uint4*>(base + (r0 + r) * rs + c * 8);
+    *reinterpret_cast<uint4*>(e) = v;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) dst[(c * 8 + k) * kVLd + r] = e[k];
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32)
+    AttentionKernel(const AttentionArgs a) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* qs = reinterpret_cast<T*>(smem);
+  T* ks = qs + kBM * (D + 8);
+  T* vt = ks + kBN * (D + 8);
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;  // mma fragment coordinates: row group, thread in quad
+  const int q0 = blockIdx.x * kBM;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const T* q = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
+  const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + h * a.ks[1];
+  const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + h * a.vs[1];
+  const T* mask = static_cast<const T*>(a.mask);
+
+  LoadTile<T, D>(qs, q, a.qs[2], q0, a.sq);
+  __syncthreads();
+  // Q A-fragments (16 rows x 16 of D each): rows g / g + 8, columns 2t, 2t + 1 (+ 8).
+  uint32_t qa[D / 16][4];
+  const T* qw = qs + warp * 16 * (D + 8);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const T* p0 = qw + g * (D + 8) + kk * 16 + 2 * t;
+    const T* p1 = p0 + 8 * (D + 8);
+    qa[kk][0] = *reinterpret_cast<const uint32_t*>(p0);
+    qa[kk][1] = *reinterpret_cast<const uint32_t*>(p1);
+    qa[kk][2] = *reinterpret_cast<const uint32_t*>(p0 + 8);
+    qa[kk][3] = *reinterpret_cast<const uint32_t*>(p1 + 8);
+  }
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  // Per thread: rows g (index 0) and g + 8 (index 1) of the warp's 16.
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int qg[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+  for (int k0 = 0; k0 < a.sk; k0 += kBN) {
+    __syncthreads();  // every warp is done with the previous K / V tile
+    LoadTile<T, D>(ks, k, a.ks[2], k0, a.sk);
+    LoadTileT<T, D>(vt, v, a.vs[2], k0, a.sk);
+    __syncthreads();
+    // S = Q K^T: 8 blocks of 8 keys; s[n][0..1] row g, s[n][2..3] row g + 8, keys
+    // n * 8 + 2t, + 1.
+    float s[kBN / 8][4];
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const T* kp = ks + (n * 8 + g) * (D + 8) + kk * 16 + 2 * t;
+        const uint32_t kb[2] = {*reinterpret_cast<const uint32_t*>(kp),
+                                *reinterpret_cast<const uint32_t*>(kp + 8)};
+        Mma<T>(s[n], qa[kk], kb);
+      }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int kg = k0 + n * 8 + 2 * t + (e & 1), r = e / 2;
+        float x = -INFINITY;
+        if (kg < a.sk) {
+          x = s[n][e] * a.scale;
+          if (mask != nullptr && qg[r] < a.sq)
+            x += ToF(mask[b * a.ms[0] + h * a.ms[1] + qg[r] * a.ms[2] + kg * a.ms[3]]);
+        }
+        s[n][e] = x;
+        mx[r] = fmaxf(mx[r], x);
+      }
+    }
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);
+      // A row whose every score so far is -inf (fully masked) keeps p = 0, not NaN.
+      corr[r] = m[r] == -INFINITY ? 0.f : __expf(m[r] - m_new);
+      m[r] = m_new;
+      l[r] *= corr[r];
+    }
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e / 2;
+        const float p = m[r] == -INFINITY ? 0.f : __expf(s[n][e] - m[r]);
+        s[n][e] = p;
+        l[r] += p;  // this thread's part of the row sum; the quad adds up at the end
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      o[j][0] *= corr[0];
+      o[j][1] *= corr[0];
+      o[j][2] *= corr[1];
+      o[j][3] *= corr[1];
+    }
+    // O += P V: the score blocks 2kk, 2kk + 1 are exactly the A fragment of keys
+    // [16kk, 16kk + 16); V^T rows give the B fragments.
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      const uint32_t pa[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
+                              Pack<T>(s[2 * kk][2], s[2 * kk][3]),
+                              Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const T* vp = vt + (j * 8 + g) * kVLd + kk * 16 + 2 * t;
+        const uint32_t vb[2] = {*reinterpret_cast<const uint32_t*>(vp),
+                                *reinterpret_cast<const uint32_t*>(vp + 8)};
+        Mma<T>(o[j], pa, vb);
+      }
+    }
+  }
+  // O / l: rows g, g + 8, columns j * 8 + 2t, + 1 (one 32-bit store each).
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    if (qg[r] >= a.sq) continue;
+    const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    T* out = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qg[r] * a.os[2] + 2 * t;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      *reinterpret_cast<uint32_t*>(out + j * 8) =
+          Pack<T>(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
+    }
+  }
+}
+
+template <typename T, int D>
+cudaError_t Launch(const AttentionArgs* a, cudaStream_t s) {
+  constexpr int kBytes = SmemBytes<D>();
+  if (a == nullptr) {
+    return cudaFuncSetAttribute(AttentionKernel<T, D>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  }
+  const dim3 grid((a->sq + kBM - 1) / kBM, a->h, a->b);
+  AttentionKernel<T, D><<<grid, kWarps * 32, kBytes, s>>>(*a);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t LaunchT(int64_t d, const AttentionArgs* a, cudaStream_t s) {
+  switch (d) {
+    case 16:
+      return Launch<T, 16>(a, s);
+    case 32:
+      return Launch<T, 32>(a, s);
+    case 64:
+      return Launch<T, 64>(a, s);
+    case 128:
+      return Launch<T, 128>(a, s);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+bool AttentionSupported(DType t, int64_t d) {
+  return (t == DType::kF16 || t == DType::kBF16) && (d == 16 || d == 32 || d == 64 || d == 128);
+}
+
+cudaError_t AttentionPrepare(DType t, int64_t d) {
+  if (!AttentionSupported(t, d)) return cudaErrorInvalidValue;
+  return t == DType::kF16 ? LaunchT<__half>(d, nullptr, nullptr)
+                          : LaunchT<__nv_bfloat16>(d, nullptr, nullptr);
+}
+
+cudaError_t Attention(DType t, const AttentionArgs& a, cudaStream_t s) {
+  if (!AttentionSupported(t, a.d) || a.b <= 0 || a.h <= 0 || a.sq <= 0 || a.sk <= 0 ||
+      a.h > 65535 || a.b > 65535 || !Aligned16(a.q) || !Aligned16(a.k) || !Aligned16(a.v) ||
+      !Aligned16(a.o)) {
+    return cudaErrorInvalidValue;
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (a.qs[i] % 8 != 0 || a.ks[i] % 8 != 0 || a.vs[i] % 8 != 0 || a.os[i] % 8 != 0)
+      return cudaErrorInvalidValue;
+  }
+  return t == DType::kF16 ? LaunchT<__half>(a.d, &a, s) : LaunchT<__nv_bfloat16>(a.d, &a, s);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,204 @@
+// The CUDA engine Builder's fused attention (attention.h; cuda_internal.h): the layer chain
+//   MatMul(Q, K^T) [* scale] [+ mask] -> Softmax(last axis) -> MatMul(P, V) [-> Transpose 0,2,1,3]
+// of a BERT-style encoder becomes one kernel when the storage type is FP16 / BF16. Q, K and V
+// are read where they lie (a pending head-split Transpose is only a set of strides), the
+// scores never reach global memory, and when the context feeds the usual [B, S, H, D]
+// transpose the kernel writes that layout directly. Anything else builds layer by layer.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/attention.h"
+#include "backends/cuda/cuda_internal.h"
+
+namespace kiln::cuda::internal {
+namespace {
+
+// KILN_CUDA_FUSED_ATTENTION=0 builds attention layer by layer (for A/B timing, diagnostics).
+bool FusedAttentionOn() {
+  static const bool on = [] {
+    const char* e = std::getenv("KILN_CUDA_FUSED_ATTENTION");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
+bool IsAlg(const PostOp& po, PostOp::Kind kind, dnnl::algorithm alg) {
+  return po.kind == kind && static_cast<dnnl::algorithm>(po.alg) == alg;
+}
+
+}  // namespace
+
+StatusOr<bool> Builder::HeadView(int t, View4* v) {
+  const Dims& d = dims_[t];
+  if (d.size() != 4 || p_.tensors[t].is_const) return false;
+  int src = t;
+  std::vector<int64_t> perm = {0, 1, 2, 3};
+  if (ts_[t].buf < 0 && ts_[t].pending_src >= 0) {
+    src = ts_[t].pending_src;
+    perm = ts_[t].pending_perm;
+    if (perm.size() != 4 || p_.tensors[src].is_const || ts_[src].buf < 0) return false;
+  } else if (ts_[t].buf < 0) {
+    return false;
+  }
+  if (ts_[src].nhwc && !SameAsPlain(dims_[src])) return false;
+  const Dims ss = Contiguous(dims_[src]);
+  for (int i = 0; i < 4; ++i) v->strides[i] = ss[perm[i]];
+  KILN_ASSIGN_OR_RETURN(v->buf, BufOf(src));
+  return true;
+}
+
+StatusOr<bool> Builder::Attention() {
+  const DType ty = dt();
+  const size_t i0 = static_cast<size_t>(layer_);
+  if (!FusedAttentionOn() || (ty != DType::kF16 && ty != DType::kBF16) ||
+      i0 + 2 >= p_.layers.size()) {
+    return false;
+  }
+  const Layer& l0 = p_.layers[i0];
+  const Layer& l1 = p_.layers[i0 + 1];
+  const Layer& l2 = p_.layers[i0 + 2];
+  if (l0.kind != LayerKind::kMatMul || l1.kind != LayerKind::kSoftmax ||
+      l2.kind != LayerKind::kMatMul) {
+    return false;
+  }
+  const std::vector<int> uses = p_.UseCounts();
+  // Q K^T: no bias, no transposed A, no merged siblings; post-ops [linear(alpha)] [+ mask].
+  if (l0.Int("trans_a") != 0 || !l0.Ints("split").empty() ||
+      (l0.inputs.size() > 2 && l0.inputs[2] >= 0)) {
+    return false;
+  }
+  float scale = 1.f;
+  int mask_t = -1;
+  size_t pos = 0;
+  if (pos < l0.post_ops.size() &&
+      IsAlg(l0.post_ops[pos], PostOp::kEltwise, dnnl::algorithm::eltwise_linear) &&
+      l0.post_ops[pos].beta == 0.f) {
+    scale = l0.post_ops[pos].alpha;
+    ++pos;
+  }
+  if (pos < l0.post_ops.size() &&
+      IsAlg(l0.post_ops[pos], PostOp::kBinary, dnnl::algorithm::binary_add) &&
+      l0.post_ops[pos].tensor >= 0) {
+    mask_t = l0.post_ops[pos].tensor;
+    ++pos;
+  }
+  if (pos != l0.post_ops.size()) return false;
+  const int s_t = l0.outputs[0];
+  // Softmax over the last axis of the scores, read by nothing else; P read only by P V.
+  const int64_t axis = l1.Int("axis");
+  if (l1.inputs[0] != s_t || uses[s_t] != 1 || l1.Int("log") != 0 || !l1.post_ops.empty() ||
+      (axis != -1 && axis != 3)) {
+    return false;
+  }
+  const int p_t = l1.outputs[0];
+  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 ||
+      l2.Int("trans_b") != 0 || !l2.Ints("split").empty() || !l2.post_ops.empty() ||
+      (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
+    return false;
+  }
+  const Dims &q = dims_[l0.inputs[0]], &kx = dims_[l0.inputs[1]], &vd = dims_[l2.inputs[1]];
+  if (q.size() != 4 || kx.size() != 4 || vd.size() != 4) return false;
+  const bool k_is_kt = l0.Int("trans_b") == 0;  // B = K^T [b, h, d, sk]; else K [b, h, sk, d]
+  const int64_t B = q[0], H = q[1], Sq = q[2], D = q[3];
+  const int64_t Sk = k_is_kt ? kx[3] : kx[2];
+  if ((k_is_kt ? kx[2] : kx[3]) != D || kx[0] != B || kx[1] != H || vd[0] != B || vd[1] != H ||
+      vd[2] != Sk || vd[3] != D || !AttentionSupported(ty, D) || B > 65535 || H > 65535 ||
+      Sq > (int64_t{1} << 30) || Sk > (int64_t{1} << 30)) {
+    return false;
+  }
+  // The mask broadcasts onto the scores [B, H, Sq, Sk].
+  int64_t ms[4] = {0, 0, 0, 0};
+  int mask_b = -1;
+  if (mask_t >= 0) {
+    const Dims& m = dims_[mask_t];
+    if (m.size() > 4) return false;
+    Dims m4(4 - m.size(), 1);
+    m4.insert(m4.end(), m.begin(), m.end());
+    const Dims st = Contiguous(m4);
+    const Dims sd = {B, H, Sq, Sk};
+    for (int i = 0; i < 4; ++i) {
+      if (m4[i] != sd[i] && m4[i] != 1) return false;
+      ms[i] = m4[i] == 1 ? 0 : st[i];
+    }
+  }
+  // Q, K, V views: unit stride along the head dim.
+  View4 qv, kv, vv;
+  KILN_ASSIGN_OR_RETURN(bool okq, HeadView(l0.inputs[0], &qv));
+  KILN_ASSIGN_OR_RETURN(bool okk, HeadView(l0.inputs[1], &kv));
+  KILN_ASSIGN_OR_RETURN(bool okv, HeadView(l2.inputs[1], &vv));
+  if (!okq || !okk || !okv) return false;
+  int64_t ks[4];  // K as [b, h, sk, d]
+  if (k_is_kt) {
+    ks[0] = kv.strides[0];
+    ks[1] = kv.strides[1];
+    ks[2] = kv.strides[3];
+    ks[3] = kv.strides[2];
+  } else {
+    for (int i = 0; i < 4; ++i) ks[i] = kv.strides[i];
+  }
+  auto rows_ok = [](const int64_t* s, int64_t last) {
+    return last == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0;
+  };
+  if (!rows_ok(qv.strides, qv.strides[3]) || !rows_ok(ks, ks[3]) ||
+      !rows_ok(vv.strides, vv.strides[3])) {
+    return false;
+  }
+  if (mask_t >= 0) {
+    KILN_ASSIGN_OR_RETURN(mask_b, Plain(mask_t));
+  }
+  // Output: the [B, S, H, D] transpose that follows (written directly), or the plain context.
+  const int o_t = l2.outputs[0];
+  int out_t = o_t;
+  int64_t os[3] = {H * Sq * D, Sq * D, D};
+  bool into_transpose = false;
+  if (i0 + 3 < p_.layers.size() && uses[o_t] == 1) {
+    const Layer& l3 = p_.layers[i0 + 3];
+    if (l3.kind == LayerKind::kTranspose && l3.inputs[0] == o_t && l3.post_ops.empty() &&
+        l3.Ints("perm") == std::vector<int64_t>{0, 2, 1, 3}) {
+      into_transpose = true;
+      out_t = l3.outputs[0];
+      os[0] = Sq * H * D;
+      os[1] = D;
+      os[2] = H * D;
+    }
+  }
+  KILN_RETURN_IF_ERROR(CudaStatus(AttentionPrepare(ty, D), "fused attention set-up"));
+  const int ob = NewBuf(Bytes(out_t));
+  Define(out_t, ob, false);
+  AttentionArgs args;
+  args.b = static_cast<int>(B);
+  args.h = static_cast<int>(H);
+  args.sq = static_cast<int>(Sq);
+  args.sk = static_cast<int>(Sk);
+  args.d = D;
+  args.scale = scale;
+  for (int i = 0; i < 3; ++i) {
+    args.qs[i] = qv.strides[i];
+    args.ks[i] = ks[i];
+    args.vs[i] = vv.strides[i];
+    args.os[i] = os[i];
+  }
+  for (int i = 0; i < 4; ++i) args.ms[i] = ms[i];
+  const int qb = qv.buf, kb = kv.buf, vb = vv.buf;
+  AddStep([=](const RunCtx& r) {
+    AttentionArgs a = args;
+    a.q = r.P(qb);
+    a.k = r.P(kb);
+    a.v = r.P(vb);
+    a.mask = mask_b >= 0 ? r.P(mask_b) : nullptr;
+    a.o = r.P(ob);
+    return CudaStatus(cuda::Attention(ty, a, r.c->stream), "fused attention kernel");
+  });
+  const int last = static_cast<int>(i0) + (into_transpose ? 3 : 2);
+  out_->impl[i0] = std::string("kiln:attention(") + (mask_t >= 0 ? "mask," : "") +
+                   "d=" + std::to_string(D) + ", with the next " +
+                   std::to_string(last - static_cast<int>(i0)) + " layers)";
+  for (int j = static_cast<int>(i0) + 1; j <= last; ++j) {
+    out_->impl[j] = "kiln:attention (fused into '" + l0.nodes.front() + "')";
+    fused_into_[j] = static_cast<int>(i0);
+  }
+  return true;
+}
+
+}  // namespace kiln::cuda::internal
