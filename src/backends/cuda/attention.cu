@@ -1,6 +1,7 @@
 // Fused scaled-dot-product attention (attention.h): softmax(scale * Q K^T + mask) V in one
 // kernel, in the manner of FlashAttention-2. A block of 4 warps takes 64 query rows of one
-// (batch, head), 16 per warp; it walks the keys in tiles of 64 staged in shared memory. Each
+// (batch, head), 16 per warp; it walks the keys in tiles of 64, staged in shared memory by
+// cp.async and double buffered (the next tile loads while this one is computed). Each
 // warp keeps its Q fragments, its scores and its output accumulator in registers: Q K^T and
 // P V are tensor-core mma.sync m16n8k16 instructions (FP16 / BF16 in, FP32 accumulate), the
 // scores' accumulator layout is reused as the A operand of P V, and the softmax runs online
@@ -20,7 +21,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kBM = 16 * kWarps;  // query rows per block
 constexpr int kBN = 64;           // keys per tile
-constexpr int kVLd = kBN + 8;     // row stride of the transposed V tile (elements)
 
 __device__ __forceinline__ float ToF(__half v) { return __half2float(v); }
 __device__ __forceinline__ float ToF(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -60,37 +60,38 @@ __device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a,
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Shared memory of one block in bytes: Q and K tiles (row stride D + 8), V^T tile.
+// Shared memory of one block in bytes: the Q tile and two K and two V tiles (double
+// buffered), row stride D + 8 elements (16-byte aligned rows, conflict-free fragment loads).
 template <int D>
 constexpr int SmemBytes() {
-  return 2 * kBM * (D + 8) * 2 + D * kVLd * 2;
+  return 5 * kBM * (D + 8) * 2;
+}
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Asynchronous 16-byte copy global -> shared; zero-filled when !valid.
+__device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // Rows [r0, r0 + kBM) of a [rows, D] matrix at `base` (row stride `rs` elements, unit column
-// stride, 16-byte aligned rows) into shared memory (row stride D + 8); rows >= `rows` are zero.
+// stride, 16-byte aligned rows) into shared memory (row stride D + 8), asynchronously; rows
+// >= `rows` are zero.
 template <typename T, int D>
 __device__ __forceinline__ void LoadTile(T* dst, const T* base, int64_t rs, int r0, int rows) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   for (int i = threadIdx.x; i < kBM * kChunks; i += blockDim.x) {
     const int r = i / kChunks, c = i % kChunks;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r0 + r < rows) v = *reinterpret_cast<const uint4*>(base + (r0 + r) * rs + c * 8);
-    *reinterpret_cast<uint4*>(dst + r * (D + 8) + c * 8) = v;
-  }
-}
-
-// The same rows of V, stored transposed: dst[d * kVLd + r].
-template <typename T, int D>
-__device__ __forceinline__ void LoadTileT(T* dst, const T* base, int64_t rs, int r0, int rows) {
-  constexpr int kChunks = D / 8;
-  for (int i = threadIdx.x; i < kBN * kChunks; i += blockDim.x) {
-    const int r = i % kBN, c = i / kBN;  // consecutive threads: consecutive rows
-    alignas(16) T e[8];
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r0 + r < rows) v = *reinterpret_cast<const uint4*>(base + (r0 + r) * rs + c * 8);
-    *reinterpret_cast<uint4*>(e) = v;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) dst[(c * 8 + k) * kVLd + r] = e[k];
+    const bool valid = r0 + r < rows;
+    CpAsync16(dst + r * (D + 8) + c * 8, base + (valid ? (r0 + r) * rs + c * 8 : 0), valid);
   }
 }
 
@@ -98,9 +99,10 @@ template <typename T, int D>
 __global__ void __launch_bounds__(kWarps * 32)
     AttentionKernel(const AttentionArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int kTile = kBM * (D + 8);
   T* qs = reinterpret_cast<T*>(smem);
-  T* ks = qs + kBM * (D + 8);
-  T* vt = ks + kBN * (D + 8);
+  T* kbuf = qs + kTile;        // two K tiles
+  T* vbuf = kbuf + 2 * kTile;  // two V tiles
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;  // mma fragment coordinates: row group, thread in quad
@@ -110,21 +112,16 @@ __global__ void __launch_bounds__(kWarps * 32)
   const T* k = static_cast<const T*>(a.k) + b * a.ks[0] + h * a.ks[1];
   const T* v = static_cast<const T*>(a.v) + b * a.vs[0] + h * a.vs[1];
   const T* mask = static_cast<const T*>(a.mask);
+  const int tiles = (a.sk + kBN - 1) / kBN;
 
+  // Q and the first K / V tile in one group; each later tile is fetched while the previous
+  // one is computed.
   LoadTile<T, D>(qs, q, a.qs[2], q0, a.sq);
-  __syncthreads();
-  // Q A-fragments (16 rows x 16 of D each): rows g / g + 8, columns 2t, 2t + 1 (+ 8).
+  LoadTile<T, D>(kbuf, k, a.ks[2], 0, a.sk);
+  LoadTile<T, D>(vbuf, v, a.vs[2], 0, a.sk);
+  CpAsyncCommit();
+
   uint32_t qa[D / 16][4];
-  const T* qw = qs + warp * 16 * (D + 8);
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-    const T* p0 = qw + g * (D + 8) + kk * 16 + 2 * t;
-    const T* p1 = p0 + 8 * (D + 8);
-    qa[kk][0] = *reinterpret_cast<const uint32_t*>(p0);
-    qa[kk][1] = *reinterpret_cast<const uint32_t*>(p1);
-    qa[kk][2] = *reinterpret_cast<const uint32_t*>(p0 + 8);
-    qa[kk][3] = *reinterpret_cast<const uint32_t*>(p1 + 8);
-  }
   float o[D / 8][4];
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
@@ -132,11 +129,33 @@ __global__ void __launch_bounds__(kWarps * 32)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int qg[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
 
-  for (int k0 = 0; k0 < a.sk; k0 += kBN) {
-    __syncthreads();  // every warp is done with the previous K / V tile
-    LoadTile<T, D>(ks, k, a.ks[2], k0, a.sk);
-    LoadTileT<T, D>(vt, v, a.vs[2], k0, a.sk);
+  for (int it = 0; it < tiles; ++it) {
+    const int k0 = it * kBN;
+    if (it + 1 < tiles) {
+      const int nb = (it + 1) & 1;
+      LoadTile<T, D>(kbuf + nb * kTile, k, a.ks[2], k0 + kBN, a.sk);
+      LoadTile<T, D>(vbuf + nb * kTile, v, a.vs[2], k0 + kBN, a.sk);
+      CpAsyncCommit();
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
     __syncthreads();
+    if (it == 0) {
+      // Q A-fragments (16 rows x 16 of D each): rows g / g + 8, columns 2t, 2t + 1 (+ 8).
+      const T* qw = qs + warp * 16 * (D + 8);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const T* p0 = qw + g * (D + 8) + kk * 16 + 2 * t;
+        const T* p1 = p0 + 8 * (D + 8);
+        qa[kk][0] = *reinterpret_cast<const uint32_t*>(p0);
+        qa[kk][1] = *reinterpret_cast<const uint32_t*>(p1);
+        qa[kk][2] = *reinterpret_cast<const uint32_t*>(p0 + 8);
+        qa[kk][3] = *reinterpret_cast<const uint32_t*>(p1 + 8);
+      }
+    }
+    const T* ks = kbuf + (it & 1) * kTile;
+    const T* vs = vbuf + (it & 1) * kTile;
     // S = Q K^T: 8 blocks of 8 keys; s[n][0..1] row g, s[n][2..3] row g + 8, keys
     // n * 8 + 2t, + 1.
     float s[kBN / 8][4];
@@ -196,21 +215,25 @@ __global__ void __launch_bounds__(kWarps * 32)
       o[j][3] *= corr[1];
     }
     // O += P V: the score blocks 2kk, 2kk + 1 are exactly the A fragment of keys
-    // [16kk, 16kk + 16); V^T rows give the B fragments.
+    // [16kk, 16kk + 16); ldmatrix .trans turns the row-major V tile into B fragments (keys
+    // 2t, 2t + 1 (+ 8) of column g).
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       const uint32_t pa[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
                               Pack<T>(s[2 * kk][2], s[2 * kk][3]),
                               Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                               Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      const T* vrow = vs + (kk * 16 + (lane % 16)) * (D + 8);
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
-        const T* vp = vt + (j * 8 + g) * kVLd + kk * 16 + 2 * t;
-        const uint32_t vb[2] = {*reinterpret_cast<const uint32_t*>(vp),
-                                *reinterpret_cast<const uint32_t*>(vp + 8)};
+        uint32_t vb[2];
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(vb[0]), "=r"(vb[1])
+                     : "r"(SmemAddr(vrow + j * 8)));
         Mma<T>(o[j], pa, vb);
       }
     }
+    __syncthreads();  // every warp is done with this tile's buffers before they are refilled
   }
   // O / l: rows g, g + 8, columns j * 8 + 2t, + 1 (one 32-bit store each).
 #pragma unroll
@@ -228,6 +251,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// a == nullptr: only raise the kernel's shared-memory limit (AttentionPrepare); else launch.
 template <typename T, int D>
 cudaError_t Launch(const AttentionArgs* a, cudaStream_t s) {
   constexpr int kBytes = SmemBytes<D>();
