@@ -146,23 +146,7 @@ float GraphUs(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, const Call& call)
 }
 
 // The descriptors of one legacy cudnnConvolutionBiasActivationForward.
-struct LegacyConv {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnActivationDescriptor_t act = nullptr;
-  LegacyConv() = default;
-  LegacyConv(const LegacyConv&) = delete;
-  LegacyConv& operator=(const LegacyConv&) = delete;
-  ~LegacyConv() {
-    if (x) cudnnDestroyTensorDescriptor(x);
-    if (y) cudnnDestroyTensorDescriptor(y);
-    if (b) cudnnDestroyTensorDescriptor(b);
-    if (w) cudnnDestroyFilterDescriptor(w);
-    if (conv) cudnnDestroyConvolutionDescriptor(conv);
-    if (act) cudnnDestroyActivationDescriptor(act);
-  }
-};
+using LegacyConv = kiln::cuda::LegacyConvDescs;
 
 std::string Fail(const char* what, cudnnStatus_t s) {
   return std::string(what) + ": " + cudnnGetErrorString(s);
@@ -555,6 +539,21 @@ int main(int argc, char** argv) {
     void* dyn = Dev(ny);
     cudaMemcpy(dlb, lbias.data(), sh.k * 4, cudaMemcpyHostToDevice);
     LegacyResult r32, rnh;
+    // The legacy call's buffers (x, w, y; `vect`: the INT8x32 layout) and the shared rest.
+    auto legacy_io = [&](const void* x, const void* w, void* y, bool vect) {
+      LegacyIO io;
+      io.x = x;
+      io.w = w;
+      io.bias = dlb;
+      io.y = y;
+      io.ny = ny;
+      io.vect = vect;
+      io.n = n;
+      io.k = sh.k;
+      io.ohw = static_cast<int64_t>(oh) * oh;
+      io.alpha = s_mean;
+      return io;
+    };
     if (sh.c % 32 != 0 || sh.k % 32 != 0) {
       r32.what = "skipped: C or K not a multiple of 32";
     } else {
@@ -572,17 +571,7 @@ int main(int argc, char** argv) {
       if (!err.empty()) {
         r32.what = err;
       } else {
-        LegacyIO io;
-        io.x = dx32;
-        io.w = dw32;
-        io.bias = dlb;
-        io.y = dy32;
-        io.ny = ny;
-        io.vect = true;
-        io.n = n;
-        io.k = sh.k;
-        io.ohw = static_cast<int64_t>(oh) * oh;
-        io.alpha = s_mean;
+        LegacyIO io = legacy_io(dx32, dw32, dy32, true);
         // Filter and bias permuted once for the IMMA kernels (then run with CUDNN_NO_REORDER).
         const cudnnStatus_t rs =
             cudnnReorderFilterAndBias(h, d.w, CUDNN_DEFAULT_REORDER, dw32, dw32r, 1, dlb, dlbr);
@@ -602,16 +591,7 @@ int main(int argc, char** argv) {
       if (!err.empty()) {
         rnh.what = err;
       } else {
-        LegacyIO io;
-        io.x = dx8;
-        io.w = dw8;
-        io.bias = dlb;
-        io.y = dyn;
-        io.ny = ny;
-        io.n = n;
-        io.k = sh.k;
-        io.ohw = static_cast<int64_t>(oh) * oh;
-        io.alpha = s_mean;
+        LegacyIO io = legacy_io(dx8, dw8, dyn, false);
         rnh = RunLegacy(h, st, d, io, refp);
       }
     }

@@ -17,20 +17,7 @@ namespace kiln::cuda::internal {
 namespace {
 
 // RAII holders for descriptors shared by the steps of an instance.
-struct ConvDescs {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnActivationDescriptor_t act = nullptr;
-  ~ConvDescs() {
-    if (x) cudnnDestroyTensorDescriptor(x);
-    if (y) cudnnDestroyTensorDescriptor(y);
-    if (b) cudnnDestroyTensorDescriptor(b);
-    if (w) cudnnDestroyFilterDescriptor(w);
-    if (conv) cudnnDestroyConvolutionDescriptor(conv);
-    if (act) cudnnDestroyActivationDescriptor(act);
-  }
-};
+using ConvDescs = LegacyConvDescs;
 struct PoolDescs {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnPoolingDescriptor_t pool = nullptr;

@@ -73,6 +73,26 @@ class FusedConvPlan {
   std::string name_;
 };
 
+// The descriptors of one legacy-API fused convolution (cudnnConvolutionBiasActivationForward),
+// destroyed with it.
+struct LegacyConvDescs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  LegacyConvDescs() = default;
+  LegacyConvDescs(const LegacyConvDescs&) = delete;
+  LegacyConvDescs& operator=(const LegacyConvDescs&) = delete;
+  ~LegacyConvDescs() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (b) cudnnDestroyTensorDescriptor(b);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    if (act) cudnnDestroyActivationDescriptor(act);
+  }
+};
+
 // Which convolution path (KILN_CUDA_CONV): auto (default: per convolution, the faster of the
 // graph-API plan and the legacy fused call, both timed at build), graph, legacy.
 enum class ConvApi { kAuto, kGraph, kLegacy };
