@@ -1,6 +1,6 @@
 // Fused scaled-dot-product attention (attention.h): softmax(scale * Q K^T + mask) V in one
-// kernel, in the manner of FlashAttention-2. A block of 4 warps takes 64 query rows of one
-// (batch, head), 16 per warp; it walks the keys in tiles of 64, staged in shared memory by
+// kernel, in the manner of FlashAttention-2. A block of 4 or 8 warps takes 64 or 128 query rows
+// of one (batch, head), 16 per warp; it walks the keys in tiles of 64, staged in shared memory by
 // cp.async and double buffered (the next tile loads while this one is computed). Each
 // warp keeps its Q fragments, its scores and its output accumulator in registers: Q K^T and
 // P V are tensor-core mma.sync m16n8k16 instructions (FP16 / BF16 in, FP32 accumulate), the
@@ -12,15 +12,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backends/cuda/attention.h"
 
 namespace kiln::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kBM = 16 * kWarps;  // query rows per block
-constexpr int kBN = 64;           // keys per tile
+constexpr int kBN = 64;  // keys per tile; a block of W warps takes 16 * W query rows
 
 __device__ __forceinline__ float ToF(__half v) { return __half2float(v); }
 __device__ __forceinline__ float ToF(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -60,11 +59,12 @@ __device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a,
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Shared memory of one block in bytes: the Q tile and two K and two V tiles (double
-// buffered), row stride D + 8 elements (16-byte aligned rows, conflict-free fragment loads).
-template <int D>
+// Shared memory of one block of W warps in bytes: the Q tile (16 W rows) and two K and two V
+// tiles (double buffered), row stride D + 8 elements (16-byte aligned rows, conflict-free
+// fragment loads).
+template <int D, int W>
 constexpr int SmemBytes() {
-  return 5 * kBM * (D + 8) * 2;
+  return (16 * W + 4 * kBN) * (D + 8) * 2;
 }
 
 __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
@@ -82,27 +82,28 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// Rows [r0, r0 + kBM) of a [rows, D] matrix at `base` (row stride `rs` elements, unit column
+// Rows [r0, r0 + R) of a [rows, D] matrix at `base` (row stride `rs` elements, unit column
 // stride, 16-byte aligned rows) into shared memory (row stride D + 8), asynchronously; rows
 // >= `rows` are zero.
-template <typename T, int D>
+template <typename T, int D, int R>
 __device__ __forceinline__ void LoadTile(T* dst, const T* base, int64_t rs, int r0, int rows) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  for (int i = threadIdx.x; i < kBM * kChunks; i += blockDim.x) {
+  for (int i = threadIdx.x; i < R * kChunks; i += blockDim.x) {
     const int r = i / kChunks, c = i % kChunks;
     const bool valid = r0 + r < rows;
     CpAsync16(dst + r * (D + 8) + c * 8, base + (valid ? (r0 + r) * rs + c * 8 : 0), valid);
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32)
+template <typename T, int D, int W>
+__global__ void __launch_bounds__(W * 32)
     AttentionKernel(const AttentionArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
-  constexpr int kTile = kBM * (D + 8);
+  constexpr int kBM = 16 * W;  // query rows per block
+  constexpr int kTile = kBN * (D + 8);
   T* qs = reinterpret_cast<T*>(smem);
-  T* kbuf = qs + kTile;        // two K tiles
-  T* vbuf = kbuf + 2 * kTile;  // two V tiles
+  T* kbuf = qs + kBM * (D + 8);  // two K tiles
+  T* vbuf = kbuf + 2 * kTile;    // two V tiles
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;  // mma fragment coordinates: row group, thread in quad
@@ -116,9 +117,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   // Q and the first K / V tile in one group; each later tile is fetched while the previous
   // one is computed.
-  LoadTile<T, D>(qs, q, a.qs[2], q0, a.sq);
-  LoadTile<T, D>(kbuf, k, a.ks[2], 0, a.sk);
-  LoadTile<T, D>(vbuf, v, a.vs[2], 0, a.sk);
+  LoadTile<T, D, kBM>(qs, q, a.qs[2], q0, a.sq);
+  LoadTile<T, D, kBN>(kbuf, k, a.ks[2], 0, a.sk);
+  LoadTile<T, D, kBN>(vbuf, v, a.vs[2], 0, a.sk);
   CpAsyncCommit();
 
   uint32_t qa[D / 16][4];
@@ -133,8 +134,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int k0 = it * kBN;
     if (it + 1 < tiles) {
       const int nb = (it + 1) & 1;
-      LoadTile<T, D>(kbuf + nb * kTile, k, a.ks[2], k0 + kBN, a.sk);
-      LoadTile<T, D>(vbuf + nb * kTile, v, a.vs[2], k0 + kBN, a.sk);
+      LoadTile<T, D, kBN>(kbuf + nb * kTile, k, a.ks[2], k0 + kBN, a.sk);
+      LoadTile<T, D, kBN>(vbuf + nb * kTile, v, a.vs[2], k0 + kBN, a.sk);
       CpAsyncCommit();
       CpAsyncWait<1>();
     } else {
@@ -252,29 +253,50 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // a == nullptr: only raise the kernel's shared-memory limit (AttentionPrepare); else launch.
-template <typename T, int D>
+template <typename T, int D, int W>
 cudaError_t Launch(const AttentionArgs* a, cudaStream_t s) {
-  constexpr int kBytes = SmemBytes<D>();
+  constexpr int kBytes = SmemBytes<D, W>();
   if (a == nullptr) {
-    return cudaFuncSetAttribute(AttentionKernel<T, D>,
+    return cudaFuncSetAttribute(AttentionKernel<T, D, W>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   }
-  const dim3 grid((a->sq + kBM - 1) / kBM, a->h, a->b);
-  AttentionKernel<T, D><<<grid, kWarps * 32, kBytes, s>>>(*a);
+  const dim3 grid((a->sq + 16 * W - 1) / (16 * W), a->h, a->b);
+  AttentionKernel<T, D, W><<<grid, W * 32, kBytes, s>>>(*a);
   return cudaGetLastError();
+}
+
+// Blocks of 8 warps (128 query rows, so each block reads K and V for twice the rows) where
+// the registers allow two such blocks per SM (head dim <= 64) and there are that many rows;
+// KILN_CUDA_ATTENTION_WARPS=4 / 8 forces one.
+int Warps(int64_t d, int sq) {
+  static const int forced = [] {
+    const char* e = std::getenv("KILN_CUDA_ATTENTION_WARPS");
+    return e == nullptr ? 0 : std::atoi(e);
+  }();
+  if (forced == 4 || forced == 8) return forced;
+  return d <= 64 && sq >= 128 ? 8 : 4;
+}
+
+template <typename T, int D>
+cudaError_t LaunchD(const AttentionArgs* a, cudaStream_t s) {
+  if (a == nullptr) {  // both block sizes
+    const cudaError_t e = Launch<T, D, 4>(nullptr, s);
+    return e != cudaSuccess ? e : Launch<T, D, 8>(nullptr, s);
+  }
+  return Warps(D, a->sq) == 8 ? Launch<T, D, 8>(a, s) : Launch<T, D, 4>(a, s);
 }
 
 template <typename T>
 cudaError_t LaunchT(int64_t d, const AttentionArgs* a, cudaStream_t s) {
   switch (d) {
     case 16:
-      return Launch<T, 16>(a, s);
+      return LaunchD<T, 16>(a, s);
     case 32:
-      return Launch<T, 32>(a, s);
+      return LaunchD<T, 32>(a, s);
     case 64:
-      return Launch<T, 64>(a, s);
+      return LaunchD<T, 64>(a, s);
     case 128:
-      return Launch<T, 128>(a, s);
+      return LaunchD<T, 128>(a, s);
     default:
       return cudaErrorInvalidValue;
   }

@@ -310,14 +310,16 @@ std::vector<Case> Cases() {
                   return b;
                 }});
   cs.push_back({"bert_block", [] { return BertBlock(); }});
-  // Attention shapes the fused kernel (cuda_build_attention.cc) must get right: rows and keys
-  // across a 64-row tile with a partial last tile, a broadcast additive mask, K given as K
+  // Attention shapes the fused kernel (cuda_build_attention.cc) must get right: 130 rows and
+  // keys (8-warp blocks of 128 rows, key tiles of 64, both with a partial last tile), a
+  // broadcast additive mask, K given as K
   // (transposed by the graph) and the [B, S, H, D] output transpose; then cross attention
-  // (Sq != Sk), head dim 64, K^T from a head-split transpose, the plain context as output.
+  // (Sq != Sk, 4-warp blocks), head dim 64, K^T from a head-split transpose, the plain
+  // context as output.
   cs.push_back({"attention_mask", [] {
                   SegmentBuilder b;
-                  b.In("q", {2, 3, 70, 32}).In("k", {2, 3, 70, 32}).In("v", {2, 3, 70, 32});
-                  b.In("m", {2, 1, 1, 70});
+                  b.In("q", {2, 3, 130, 32}).In("k", {2, 3, 130, 32}).In("v", {2, 3, 130, 32});
+                  b.In("m", {2, 1, 1, 130});
                   b.Init("scale", testing_cpu::Floats({0.17f}));
                   b.Op("Transpose", {"k"}, {"kt"}, A({{"perm", Is({0, 1, 3, 2})}}));
                   b.Op("MatMul", {"q", "kt"}, {"s"}).Op("Mul", {"s", "scale"}, {"ss"});
