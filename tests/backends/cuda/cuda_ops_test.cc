@@ -270,6 +270,17 @@ std::vector<Case> Cases() {
          b.Op("LayerNormalization", {"x", "g", "e"}, {"y"}, A({{"axis", I(-1)}})).Out("y");
          return b;
        }});
+  // Long rows (the layer-norm kernel loops over a row in three passes, any length).
+  cs.push_back(
+      {"layernorm_long_rows", [] {
+         SegmentBuilder b;
+         b.In("x", {2, 3, 2100})
+             .Init("g", Random({2100}, 3, 0.5f, 1.5f))
+             .Init("e", Random({2100}, 4));
+         b.Op("LayerNormalization", {"x", "g", "e"}, {"y"}, A({{"axis", I(-1)}})).Out("y");
+         return b;
+       },
+       -4.f, 4.f});
   for (const char* op :
        {"Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Erf", "Softplus", "Gelu", "HardSwish", "Mish"}) {
     cs.push_back({std::string("unary_") + op, [op] { return Unary(op); }, -2.f, 2.f});
