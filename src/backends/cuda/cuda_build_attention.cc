@@ -195,7 +195,8 @@ StatusOr<bool> Builder::Attention() {
                    "d=" + std::to_string(D) + ", with the next " +
                    std::to_string(last - static_cast<int>(i0)) + " layers)";
   for (int j = static_cast<int>(i0) + 1; j <= last; ++j) {
-    out_->impl[j] = "kiln:attention (fused into '" + l0.nodes.front() + "')";
+    out_->impl[j] = "kiln:attention (fused into '" +
+                    (l0.nodes.empty() ? l0.op : l0.nodes.front()) + "')";
     fused_into_[j] = static_cast<int>(i0);
   }
   return true;
