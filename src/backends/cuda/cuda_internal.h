@@ -152,6 +152,9 @@ struct EngineShared {
   std::map<std::string, FusedChoice> fused_choice;
   // Graph-API fused convolution plans per configuration (null: no graph engine runs it).
   std::map<std::string, std::shared_ptr<FusedConvPlan>> graph_plans;
+  // cuBLASLt algorithm per matmul configuration, the fastest of the heuristic's candidates on
+  // trial buffers (cuda_build_matmul.cc).
+  std::map<std::string, cublasLtMatmulAlgo_t> matmul_algos;
   ~EngineShared() {
     if (lt) cublasLtDestroy(lt);
     if (build_dnn) cudnnDestroy(build_dnn);
