@@ -323,14 +323,9 @@ Status Builder::Conv() {
         continue;
       }
       ++tried;
-      Spin(2000.0, nullptr);
-      cudaEventRecord(e0, nullptr);
-      for (int k = 0; k < 10; ++k) call();
-      cudaEventRecord(e1, nullptr);
-      cudaEventSynchronize(e1);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      const float us = ms * 100.f;
+      const float us = TimeBehindSpin([&] { return call() == CUDNN_STATUS_SUCCESS; }, e0, e1,
+                                      nullptr, 2000.0);
+      if (us < 0) continue;
       if (!fused || us < best) {
         fused = true;
         best = us;

@@ -83,22 +83,17 @@ StatusOr<float> TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
       cudaGetLastError();
       continue;
     }
-    Spin(1000.0, nullptr);
-    cudaEventRecord(e0, nullptr);
-    for (int k = 0; k < 10; ++k) call();
-    cudaEventRecord(e1, nullptr);
-    cudaEventSynchronize(e1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (best < 0 || ms < best) {
-      best = ms;
+    const float us = TimeBehindSpin([&] { return call() == CUBLAS_STATUS_SUCCESS; }, e0, e1,
+                                    nullptr, 1000.0);
+    if (us >= 0 && (best < 0 || us < best)) {
+      best = us;
       *algo = res[i].algo;
     }
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   cudaGetLastError();
-  return best * 100.f;  // microseconds per call (-100: none ran; *algo unchanged)
+  return best;  // microseconds per call (-1: none ran; *algo unchanged)
 }
 
 }  // namespace

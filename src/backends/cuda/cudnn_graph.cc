@@ -380,32 +380,26 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
       a.workspace = wsp;
       // One warm-up, then the mean of 10 runs (CUDA events on the handle's stream, the runs
       // queued behind a spin so that their host cost is not what gets timed).
-      bool ran = Execute(handle, plan.get(), a, sp.scale, sp.residual) == CUDNN_STATUS_SUCCESS &&
-                 cudaStreamSynchronize(stream) == cudaSuccess;
-      float ms = 0;
-      if (ran) {
-        Spin(1000.0, stream);
-        cudaEventRecord(e0, stream);
-        for (int k = 0; k < 10 && ran; ++k)
-          ran = Execute(handle, plan.get(), a, sp.scale, sp.residual) == CUDNN_STATUS_SUCCESS;
-        cudaEventRecord(e1, stream);
-        ran = cudaEventSynchronize(e1) == cudaSuccess && ran;
-        cudaEventElapsedTime(&ms, e0, e1);
-      }
+      auto run = [&] {
+        return Execute(handle, plan.get(), a, sp.scale, sp.residual) == CUDNN_STATUS_SUCCESS;
+      };
+      float us = -1;
+      if (run() && cudaStreamSynchronize(stream) == cudaSuccess)
+        us = TimeBehindSpin(run, e0, e1, stream, 1000.0);
       if (wsp) cudaFree(wsp);
       cudaGetLastError();
-      if (!ran) continue;
+      if (us < 0) continue;
       std::unique_ptr<FusedConvPlan> p(new FusedConvPlan());
       p->plan_ = plan.release();
       p->ws_ = ws;
       p->scale_ = sp.scale;
       p->residual_ = sp.residual;
       p->hold_ = hold;
-      p->us_ = ms * 100.f;
+      p->us_ = us;
       char buf[64];
-      std::snprintf(buf, sizeof(buf), "eng%lld,%.1fus", static_cast<long long>(index), ms * 100.f);
+      std::snprintf(buf, sizeof(buf), "eng%lld,%.1fus", static_cast<long long>(index), us);
       p->name_ = buf;
-      timed.emplace_back(ms, std::move(p));
+      timed.emplace_back(us, std::move(p));
     }
   }
   cudaEventDestroy(e0);

@@ -88,4 +88,21 @@ cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bia
 // work alone, without the host's launch gaps.
 cudaError_t Spin(double us, cudaStream_t s);
 
+// Microseconds per call of `call` (returns true when it ran), averaged over `reps` calls
+// enqueued on `s` behind a spin of `spin_us`, so the events time the GPU alone and not the
+// host's enqueue cost (build-time tactic trials); -1 when a call failed.
+template <typename F>
+float TimeBehindSpin(F&& call, cudaEvent_t e0, cudaEvent_t e1, cudaStream_t s, double spin_us,
+                     int reps = 10) {
+  Spin(spin_us, s);
+  cudaEventRecord(e0, s);
+  bool ran = true;
+  for (int k = 0; k < reps && ran; ++k) ran = call();
+  cudaEventRecord(e1, s);
+  ran = cudaEventSynchronize(e1) == cudaSuccess && ran;
+  float ms = 0;
+  if (ran) cudaEventElapsedTime(&ms, e0, e1);
+  return ran ? ms * 1000.f / static_cast<float>(reps) : -1.f;
+}
+
 }  // namespace kiln::cuda
