@@ -92,8 +92,8 @@ StatusOr<bool> Builder::Attention() {
     return false;
   }
   const int p_t = l1.outputs[0];
-  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 ||
-      l2.Int("trans_b") != 0 || !l2.Ints("split").empty() || !l2.post_ops.empty() ||
+  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 || l2.Int("trans_b") != 0 ||
+      !l2.Ints("split").empty() || !l2.post_ops.empty() ||
       (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
     return false;
   }
@@ -107,20 +107,13 @@ StatusOr<bool> Builder::Attention() {
       Sq > (int64_t{1} << 30) || Sk > (int64_t{1} << 30)) {
     return false;
   }
-  // The mask broadcasts onto the scores [B, H, Sq, Sk].
-  int64_t ms[4] = {0, 0, 0, 0};
-  int mask_b = -1;
+  // The mask broadcasts onto the scores [B, H, Sq, Sk] (element strides, 0 where it
+  // broadcasts, from the element-wise chains' operand rule).
+  Operand mask_op;
   if (mask_t >= 0) {
-    const Dims& m = dims_[mask_t];
-    if (m.size() > 4) return false;
-    Dims m4(4 - m.size(), 1);
-    m4.insert(m4.end(), m.begin(), m.end());
-    const Dims st = Contiguous(m4);
-    const Dims sd = {B, H, Sq, Sk};
-    for (int i = 0; i < 4; ++i) {
-      if (m4[i] != sd[i] && m4[i] != 1) return false;
-      ms[i] = m4[i] == 1 ? 0 : st[i];
-    }
+    StatusOr<Operand> mo = MakeOperand(mask_t, {B, H, Sq, Sk}, false);
+    if (!mo.ok()) return false;
+    mask_op = *mo;
   }
   // Q, K, V views: unit stride along the head dim.
   View4 qv, kv, vv;
@@ -137,15 +130,13 @@ StatusOr<bool> Builder::Attention() {
   } else {
     for (int i = 0; i < 4; ++i) ks[i] = kv.strides[i];
   }
-  auto rows_ok = [](const int64_t* s, int64_t last) {
-    return last == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0;
+  auto rows_ok = [](const int64_t* s) {
+    return s[3] == 1 && s[0] % 8 == 0 && s[1] % 8 == 0 && s[2] % 8 == 0;
   };
-  if (!rows_ok(qv.strides, qv.strides[3]) || !rows_ok(ks, ks[3]) ||
-      !rows_ok(vv.strides, vv.strides[3])) {
-    return false;
-  }
+  if (!rows_ok(qv.strides) || !rows_ok(ks) || !rows_ok(vv.strides)) return false;
+  int mask_b = -1;
   if (mask_t >= 0) {
-    KILN_ASSIGN_OR_RETURN(mask_b, Plain(mask_t));
+    KILN_ASSIGN_OR_RETURN(mask_b, BufOf(mask_t));  // in its own layout: the strides say how
   }
   // Output: the [B, S, H, D] transpose that follows (written directly), or the plain context.
   const int o_t = l2.outputs[0];
@@ -179,7 +170,7 @@ StatusOr<bool> Builder::Attention() {
     args.vs[i] = vv.strides[i];
     args.os[i] = os[i];
   }
-  for (int i = 0; i < 4; ++i) args.ms[i] = ms[i];
+  for (int i = 0; i < 4; ++i) args.ms[i] = mask_op.strides[i];
   const int qb = qv.buf, kb = kv.buf, vb = vv.buf;
   AddStep([=](const RunCtx& r) {
     AttentionArgs a = args;
@@ -195,8 +186,8 @@ StatusOr<bool> Builder::Attention() {
                    "d=" + std::to_string(D) + ", with the next " +
                    std::to_string(last - static_cast<int>(i0)) + " layers)";
   for (int j = static_cast<int>(i0) + 1; j <= last; ++j) {
-    out_->impl[j] = "kiln:attention (fused into '" +
-                    (l0.nodes.empty() ? l0.op : l0.nodes.front()) + "')";
+    out_->impl[j] =
+        "kiln:attention (fused into '" + (l0.nodes.empty() ? l0.op : l0.nodes.front()) + "')";
     fused_into_[j] = static_cast<int>(i0);
   }
   return true;

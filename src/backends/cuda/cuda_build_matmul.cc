@@ -47,11 +47,10 @@ int MatmulTrials() {
 // sizes (bytes: cuBLAS A = the layer's B operand, cuBLAS B = the layer's A, D, bias) and
 // stores the fastest in *algo. Each candidate: one call, then 10 calls between CUDA events
 // queued behind a spin (so the host's enqueue cost is not what gets timed).
-StatusOr<float> TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
-                               const MatmulDescs& d, const cublasLtMatmulHeuristicResult_t* res,
-                               int count, size_t bytes_a, size_t bytes_b, size_t bytes_d,
-                               size_t bytes_bias, bool with_c, float alpha, size_t ws_limit,
-                               cublasLtMatmulAlgo_t* algo) {
+Status TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, const MatmulDescs& d,
+                      const cublasLtMatmulHeuristicResult_t* res, int count, size_t bytes_a,
+                      size_t bytes_b, size_t bytes_d, size_t bytes_bias, bool with_c, float alpha,
+                      size_t ws_limit, cublasLtMatmulAlgo_t* algo) {
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> ta, DevAlloc(bytes_a));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tb, DevAlloc(bytes_b));
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> td, DevAlloc(bytes_d));
@@ -61,11 +60,10 @@ StatusOr<float> TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
   KILN_CU(cudaMemset(ta.get(), 0x11, bytes_a));
   KILN_CU(cudaMemset(tb.get(), 0x11, bytes_b));
   if (with_c) KILN_CU(cudaMemset(tc.get(), 0x11, bytes_d));
-  if (bytes_bias > 0) KILN_CU(cudaMemset(tbias.get(), 0x11, bytes_bias));
   if (bytes_bias > 0) {
+    KILN_CU(cudaMemset(tbias.get(), 0x11, bytes_bias));
     const void* bp = tbias.get();
-    KILN_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp,
-                                           sizeof(bp)));
+    KILN_LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
   }
   const float beta = with_c ? 1.f : 0.f;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
@@ -83,8 +81,8 @@ StatusOr<float> TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
       cudaGetLastError();
       continue;
     }
-    const float us = TimeBehindSpin([&] { return call() == CUBLAS_STATUS_SUCCESS; }, e0, e1,
-                                    nullptr, 1000.0);
+    const float us =
+        TimeBehindSpin([&] { return call() == CUBLAS_STATUS_SUCCESS; }, e0, e1, nullptr, 1000.0);
     if (us >= 0 && (best < 0 || us < best)) {
       best = us;
       *algo = res[i].algo;
@@ -93,7 +91,7 @@ StatusOr<float> TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   cudaGetLastError();
-  return best;  // microseconds per call (-1: none ran; *algo unchanged)
+  return Status::OK();  // none ran: *algo unchanged
 }
 
 }  // namespace
@@ -287,13 +285,12 @@ Status Builder::MatMul() {
     // The algorithm: the fastest of cuBLASLt's first KILN_CUDA_MATMUL_TRIALS (default 4)
     // heuristic candidates, each timed on trial buffers behind a spin (10 calls between CUDA
     // events, as for convolutions); cached per configuration within the engine.
-    const std::string key = std::to_string(static_cast<int>(ty)) + ":" + std::to_string(Ns) +
-                            "x" + std::to_string(Mx) + "x" + std::to_string(K) + ":" +
-                            std::to_string(batch) + ":" + std::to_string(sa) + ":" +
-                            std::to_string(sb) + ":" + std::to_string(d->op_a) +
-                            std::to_string(d->op_b) + ":" + std::to_string(d->epilogue) + ":" +
-                            std::to_string(ldb_rm) + (cbuf >= 0 ? "c" : "") +
-                            (sh_->tf32 ? "t" : "");
+    const std::string key =
+        std::to_string(static_cast<int>(ty)) + ":" + std::to_string(Ns) + "x" + std::to_string(Mx) +
+        "x" + std::to_string(K) + ":" + std::to_string(batch) + ":" + std::to_string(sa) + ":" +
+        std::to_string(sb) + ":" + std::to_string(d->op_a) + std::to_string(d->op_b) + ":" +
+        std::to_string(d->epilogue) + ":" + std::to_string(ldb_rm) + (cbuf >= 0 ? "c" : "") +
+        (sh_->tf32 ? "t" : "");
     {
       std::lock_guard<std::mutex> lock(sh_->mu);
       auto hit = sh_->matmul_algos.find(key);
@@ -303,19 +300,15 @@ Status Builder::MatMul() {
         std::vector<cublasLtMatmulHeuristicResult_t> res(MatmulTrials());
         int found = 0;
         KILN_LT(cublasLtMatmulAlgoGetHeuristic(sh_->lt, op, d->a, d->b, d->c, d->c, pref,
-                                               static_cast<int>(res.size()), res.data(),
-                                               &found));
+                                               static_cast<int>(res.size()), res.data(), &found));
         if (found == 0) return Unimplemented("cuBLASLt has no kernel for this matmul");
         d->algo = res[0].algo;
         if (found > 1) {
           const size_t es = SizeOf(ty);
-          KILN_ASSIGN_OR_RETURN(
-              float us, TimeCandidates(sh_->lt, op, *d, res.data(), found, Bytes(l.inputs[1]),
-                                       Bytes(l.inputs[0]),
-                                       static_cast<size_t>(Elements(yfull)) * es,
-                                       biasb >= 0 ? static_cast<size_t>(N) * es : 0, cbuf >= 0,
-                                       alpha, ws, &d->algo));
-          (void)us;
+          KILN_RETURN_IF_ERROR(TimeCandidates(
+              sh_->lt, op, *d, res.data(), found, Bytes(l.inputs[1]), Bytes(l.inputs[0]),
+              static_cast<size_t>(Elements(yfull)) * es,
+              biasb >= 0 ? static_cast<size_t>(N) * es : 0, cbuf >= 0, alpha, ws, &d->algo));
         }
         sh_->matmul_algos[key] = d->algo;
       }
