@@ -37,6 +37,12 @@ struct NodeProfile {
 
 struct RunOptions {
   bool profile = false;
+  // Feeds may always be device tensors (Tensor::WrapDevice / ToDevice): a CUDA engine reads
+  // them where they are, anything else gets a host copy. With outputs_on_device, a fetched
+  // value that a CUDA engine produced stays in its GPU's memory (Tensor::on_device; call
+  // ToHost() to read it); otherwise every fetch is a host tensor. Values passed from one CUDA
+  // engine to another stay on the GPU either way.
+  bool outputs_on_device = false;
 };
 
 struct RunStats {

@@ -161,6 +161,21 @@ class Tensor {
   // Wraps memory owned elsewhere; `owner` keeps it alive. No copy.
   static Tensor Wrap(DataType dtype, std::vector<int64_t> dims, void* data,
                      std::shared_ptr<void> owner);
+  // Wraps the memory of CUDA device `device` (a device pointer; `owner` keeps it alive). Such a
+  // tensor's data() is a device address: only engines of that device read it (a CUDA engine
+  // takes it without a host round trip); Session::Run copies it to the host for anything else,
+  // and ToHost() does so for the caller. Feeding and fetching device tensors: RunOptions.
+  static Tensor WrapDevice(DataType dtype, std::vector<int64_t> dims, void* device_data,
+                           std::shared_ptr<void> owner, int device);
+  // True when the bytes live in a CUDA device's memory; device() is its ordinal (-1: host).
+  bool on_device() const { return device_ >= 0; }
+  int device() const { return device_; }
+  // This tensor, or for a device tensor a host copy of it (through the copiers the CUDA
+  // backend registers; an error in a build without one).
+  StatusOr<Tensor> ToHost() const;
+  // A copy of this tensor in CUDA device `device`'s memory (this tensor if it is already
+  // there); an error in a build without the CUDA backend or without that device.
+  StatusOr<Tensor> ToDevice(int device) const;
 
   // ONNX's non-tensor values travel through the runtime as Tensors too, so feeds, executor
   // slots, kernels and fetches keep one value type. A sequence (seq(tensor)) holds its items;
@@ -217,7 +232,17 @@ class Tensor {
   int64_t num_elements_ = 0;
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
+  int device_ = -1;  // CUDA device ordinal of data_, -1: host memory
 };
+
+// How ToHost / ToDevice move bytes; registered by the CUDA backend when it is linked.
+struct DeviceCopiers {
+  // Copies `bytes` from device `device`'s memory to the host, synchronously.
+  Status (*to_host)(void* host, const void* device_data, size_t bytes, int device) = nullptr;
+  // A device copy of host tensor `t` on device `device`.
+  StatusOr<Tensor> (*to_device)(const Tensor& t, int device) = nullptr;
+};
+void RegisterDeviceCopiers(DeviceCopiers copiers);
 
 template <typename T>
 Tensor Tensor::FromVector(const std::vector<T>& values, std::vector<int64_t> dims,

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <sstream>
 
@@ -298,6 +299,57 @@ Tensor Tensor::Wrap(DataType dtype, std::vector<int64_t> dims, void* data,
   return t;
 }
 
+Tensor Tensor::WrapDevice(DataType dtype, std::vector<int64_t> dims, void* device_data,
+                          std::shared_ptr<void> owner, int device) {
+  Tensor t = Wrap(dtype, std::move(dims), device_data, std::move(owner));
+  t.device_ = device < 0 ? 0 : device;
+  return t;
+}
+
+namespace {
+std::mutex g_copiers_mu;
+DeviceCopiers g_copiers;
+DeviceCopiers Copiers() {
+  std::lock_guard<std::mutex> lock(g_copiers_mu);
+  return g_copiers;
+}
+}  // namespace
+
+void RegisterDeviceCopiers(DeviceCopiers copiers) {
+  std::lock_guard<std::mutex> lock(g_copiers_mu);
+  g_copiers = copiers;
+}
+
+StatusOr<Tensor> Tensor::ToHost() const {
+  if (!on_device()) return *this;
+  if (dtype_ == DataType::kString) return Internal("a string tensor on a CUDA device");
+  if (!is_tensor()) return Internal("a sequence or optional on a CUDA device");
+  DeviceCopiers c = Copiers();
+  if (c.to_host == nullptr) {
+    return FailedPrecondition("tensor " + TypeString() + " lives on CUDA device " +
+                              std::to_string(device_) + ", and this kiln has no CUDA backend");
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor t, Create(dtype_, dims_));
+  if (nbytes() > 0) {
+    KILN_RETURN_IF_ERROR(c.to_host(t.data_, data_, nbytes(), device_));
+  }
+  return t;
+}
+
+StatusOr<Tensor> Tensor::ToDevice(int device) const {
+  if (device < 0) return InvalidArgument("ToDevice: no device " + std::to_string(device));
+  if (on_device() && device_ == device) return *this;
+  if (!is_tensor() || dtype_ == DataType::kString) {
+    return InvalidArgument("ToDevice: " + TypeString() + " cannot live on a CUDA device");
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor host, ToHost());
+  DeviceCopiers c = Copiers();
+  if (c.to_device == nullptr) {
+    return FailedPrecondition("ToDevice: this kiln has no CUDA backend");
+  }
+  return c.to_device(host, device);
+}
+
 Tensor Tensor::Sequence(DataType elem_type, std::vector<Tensor> items) {
   Tensor t;
   t.kind_ = Kind::kSequence;
@@ -338,6 +390,14 @@ Tensor Tensor::Clone() const {
     for (const Tensor& item : sequence()) items.push_back(item.Clone());
     return Sequence(dtype_, std::move(items));
   }
+  if (on_device()) {  // a host copy: Clone is a host operation
+    StatusOr<Tensor> h = ToHost();
+    if (!h.ok()) {
+      KILN_LOG(ERROR) << "Tensor::Clone: " << h.status().message();
+      return Tensor();
+    }
+    return *std::move(h);
+  }
   Tensor t = Empty(dtype_, dims_);
   if (dtype_ == DataType::kString) {
     for (int64_t i = 0; i < num_elements_; ++i) {
@@ -351,6 +411,10 @@ Tensor Tensor::Clone() const {
 
 bool Tensor::BitwiseEqual(const Tensor& o) const {
   if (kind_ != o.kind_ || dtype_ != o.dtype_ || dims_ != o.dims_) return false;
+  if (on_device() || o.on_device()) {
+    StatusOr<Tensor> a = ToHost(), b = o.ToHost();
+    return a.ok() && b.ok() && a->BitwiseEqual(*b);
+  }
   if (is_sequence()) {
     if (sequence().size() != o.sequence().size()) return false;
     for (size_t k = 0; k < sequence().size(); ++k) {
@@ -396,6 +460,11 @@ std::string Tensor::TypeString() const {
 }
 
 std::string Tensor::DebugString(int max_values) const {
+  if (on_device()) {
+    StatusOr<Tensor> h = ToHost();
+    return h.ok() ? h->DebugString(max_values) + " (on cuda:" + std::to_string(device_) + ")"
+                  : TypeString() + " on cuda:" + std::to_string(device_);
+  }
   std::ostringstream os;
   os << TypeString() << " {";
   int64_t n = std::min<int64_t>(num_elements_, max_values);

@@ -36,6 +36,17 @@ class Engine {
   // segment's outputs. Thread-safe: several runs may execute at once.
   virtual Status Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                          std::vector<LayerInfo>* profile = nullptr) const = 0;
+  // The CUDA device whose memory this engine reads and writes directly, or -1 for a host
+  // engine. A device engine's Execute takes inputs on the host or on that device.
+  virtual int device() const { return -1; }
+  // Execute, leaving output o in the device's memory (a Tensor::on_device) where
+  // keep_on_device[o]; a host engine ignores the mask.
+  virtual Status ExecutePlaced(const std::vector<const Tensor*>& inputs,
+                               std::vector<Tensor>* outputs,
+                               const std::vector<bool>& keep_on_device) const {
+    (void)keep_on_device;
+    return Execute(inputs, outputs);
+  }
   // True when this engine can run inputs of these shapes (e.g. batch <= max in static mode).
   virtual bool Accepts(const std::vector<std::vector<int64_t>>& input_dims) const = 0;
   virtual std::vector<LayerInfo> Layers() const = 0;
@@ -49,6 +60,8 @@ class Backend {
   virtual const char* name() const = 0;  // "cpu"
   // ISA features / device identity: a plan whose fingerprint differs is never executed.
   virtual std::string DeviceFingerprint() const = 0;
+  // The CUDA device this backend's engines run on, or -1 (a host backend).
+  virtual int device() const { return -1; }
   // True when the backend has a kernel computing in `p` on this machine (FP32: always); the
   // converter warns when a requested precision has none.
   virtual bool HasKernel(Precision p) const { return p == Precision::kFP32; }

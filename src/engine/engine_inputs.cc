@@ -5,7 +5,8 @@
 namespace kiln {
 
 StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
-    const std::vector<const Tensor*>& inputs, size_t expected, const std::string& engine) {
+    const std::vector<const Tensor*>& inputs, size_t expected, const std::string& engine,
+    int device) {
   if (inputs.size() != expected) {
     return InvalidArgument(engine + " expects " + std::to_string(expected) + " inputs, got " +
                            std::to_string(inputs.size()));
@@ -15,6 +16,13 @@ StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
       return InvalidArgument(engine + " input " + std::to_string(i) + " must be float32");
+    }
+    if (inputs[i]->on_device() && inputs[i]->device() != device) {
+      return InvalidArgument(engine + " input " + std::to_string(i) + " lives on CUDA device " +
+                             std::to_string(inputs[i]->device()) +
+                             (device < 0 ? "; this engine reads host tensors"
+                                         : "; this engine runs on device " +
+                                               std::to_string(device)));
     }
     dims.push_back(inputs[i]->dims());
   }

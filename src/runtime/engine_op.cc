@@ -179,6 +179,12 @@ class EngineOpKernel : public OpKernel {
     }
   }
 
+  // A CUDA EngineOp reads its inputs where they are and may leave its outputs on the GPU.
+  bool TakesDeviceTensors() const override {
+    return setup_.backend != nullptr && setup_.backend->device() >= 0 &&
+           setup_.calibrate_id.empty() && !setup_.record_shapes;
+  }
+
   Status Compute(KernelContext& ctx) const override {
     std::vector<const Tensor*> inputs;
     std::vector<std::vector<int64_t>> dims;
@@ -187,6 +193,17 @@ class EngineOpKernel : public OpKernel {
       inputs.push_back(&ctx.input(i));
       dims.push_back(ctx.input(i).dims());
     }
+    // Device inputs this node's engine cannot read where they are (native fallback, another
+    // GPU) are copied to the host here; `host` keeps those copies alive.
+    std::vector<Tensor> host(inputs.size());
+    auto to_host_except = [&](int device) -> Status {
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        if (!inputs[i]->on_device() || inputs[i]->device() == device) continue;
+        KILN_ASSIGN_OR_RETURN(host[i], inputs[i]->ToHost());
+        inputs[i] = &host[i];
+      }
+      return Status::OK();
+    };
     if (!setup_.calibrate_id.empty()) {  // INT8 calibration: native segment + statistics
       std::vector<std::pair<int, Tensor>> feeds;
       for (size_t i = 0; i < inputs.size(); ++i) feeds.emplace_back(feed_[i], *inputs[i]);
@@ -199,8 +216,11 @@ class EngineOpKernel : public OpKernel {
     if (setup_.record_shapes) RecordEngineOpShapes(setup_.name, dims);
     const SharedEngine engine = setup_.record_shapes ? nullptr : FindEngine(dims, &reason);
     if (engine != nullptr) {
+      KILN_RETURN_IF_ERROR(to_host_except(engine->device()).WithContext(node_name_));
+      std::vector<bool> keep(ctx.num_outputs(), false);
+      for (int o = 0; o < ctx.num_outputs(); ++o) keep[o] = ctx.may_keep_on_device(o);
       std::vector<Tensor> outs;
-      Status st = engine->Execute(inputs, &outs);
+      Status st = engine->ExecutePlaced(inputs, &outs, keep);
       if (!st.ok()) return st.WithContext(node_name_);
       if (outs.size() != static_cast<size_t>(ctx.num_outputs())) {
         return Internal(node_name_ + ": the engine produced " + std::to_string(outs.size()) +
@@ -219,6 +239,7 @@ class EngineOpKernel : public OpKernel {
       KILN_LOG(WARNING) << node_name_ << ": running the native segment '" << setup_.segment->name
                         << "' instead of the engine: " << reason;
     }
+    KILN_RETURN_IF_ERROR(to_host_except(-1).WithContext(node_name_));
     std::vector<std::pair<int, Tensor>> feeds;
     for (size_t i = 0; i < inputs.size(); ++i) feeds.emplace_back(feed_[i], *inputs[i]);
     auto outs = native_.Run(feeds, fetch_, RunOptions{}, nullptr);

@@ -43,13 +43,22 @@ StatusOr<Executor> Executor::Compile(const Graph& graph, const OpRegistry& regis
   for (const auto& [name, t] : graph.initializers) ex.constants_[ex.slots_[name]] = t;
   ex.producer_step_.assign(n, -1);
   ex.last_use_.assign(n, -1);
+  ex.device_readers_.assign(n, 0);
+  std::vector<char> host_reader(n, 0);
   for (size_t s = 0; s < ex.steps_.size(); ++s) {
-    for (int o : ex.steps_[s].outputs) {
+    const Step& st = ex.steps_[s];
+    const bool device = st.kernel != nullptr && st.kernel->TakesDeviceTensors();
+    for (int o : st.outputs) {
       if (o >= 0) ex.producer_step_[o] = static_cast<int>(s);
     }
-    for (int i : ex.steps_[s].inputs) {
-      if (i >= 0) ex.last_use_[i] = static_cast<int>(s);
+    for (int i : st.inputs) {
+      if (i < 0) continue;
+      ex.last_use_[i] = static_cast<int>(s);
+      (device ? ex.device_readers_[i] : host_reader[i]) = 1;
     }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (host_reader[i]) ex.device_readers_[i] = 0;
   }
   return ex;
 }
@@ -93,11 +102,19 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Ten
   }
   std::vector<const Tensor*> args;
   std::vector<Tensor> outs;
+  std::vector<bool> keep_on_device;
   for (size_t k = 0; k < steps_.size(); ++k) {
     if (!needed[k]) continue;
     const Step& step = steps_[k];
+    const bool takes_device = step.kernel != nullptr && step.kernel->TakesDeviceTensors();
     args.clear();
     for (int i : step.inputs) {
+      // A host kernel reads a device value: copy it to the host once (later readers share it).
+      if (i >= 0 && !takes_device && values[i].on_device()) {
+        auto host = values[i].ToHost();
+        if (!host.ok()) return host.status().WithContext(step.node->Describe());
+        values[i] = *std::move(host);
+      }
       if (i >= 0 && !values[i].defined()) {
         std::string name = args.size() < step.node->inputs.size()
                                ? step.node->inputs[args.size()]
@@ -113,6 +130,15 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Ten
     if (step.kernel) {
       outs.assign(step.node->outputs.size(), Tensor());
       KernelContext ctx(*step.node, *step.schema, opset_, args, &outs);
+      if (takes_device) {
+        keep_on_device.assign(step.outputs.size(), false);
+        for (size_t o = 0; o < step.outputs.size(); ++o) {
+          const int out = step.outputs[o];
+          keep_on_device[o] = out >= 0 && (device_readers_[out] || last_use_[out] < 0) &&
+                              (!keep[out] || options.outputs_on_device);
+        }
+        ctx.set_keep_on_device(&keep_on_device);
+      }
       KILN_RETURN_IF_ERROR(step.kernel->Compute(ctx));
     } else {
       KILN_RETURN_IF_ERROR(RunKernel(*step.schema, *step.node, opset_, args, &outs));
@@ -140,6 +166,11 @@ StatusOr<std::vector<Tensor>> Executor::Run(const std::vector<std::pair<int, Ten
       for (const auto& [name, s] : slots_) {
         if (s == fetch_slots[f]) return Internal("fetch '" + name + "' was not computed");
       }
+    }
+    if (t.on_device() && !options.outputs_on_device) {
+      KILN_ASSIGN_OR_RETURN(Tensor host, t.ToHost());
+      result.push_back(std::move(host));
+      continue;
     }
     result.push_back(t);
   }

@@ -4,7 +4,8 @@
 // their input/output slots, and for each slot the last step that reads it. Run() then works on
 // a per-call vector of slots, so concurrent runs share nothing mutable; each intermediate is
 // released right after its last use (unless it is fetched), and only nodes the fetches need
-// are executed.
+// are executed. Values may live on a CUDA device (Tensor::on_device): only kernels that take
+// device tensors (CUDA EngineOps) see them; every other step gets host copies.
 #pragma once
 
 #include <string>
@@ -44,6 +45,8 @@ class Executor {
   std::vector<int> producer_step_;       // by slot; -1 for inputs and constants
   std::vector<Step> steps_;
   std::vector<int> last_use_;            // by slot: last step index reading it, or -1
+  // by slot: read by at least one step, and only by kernels that take device tensors
+  std::vector<char> device_readers_;
 };
 
 }  // namespace kiln

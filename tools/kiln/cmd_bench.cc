@@ -57,6 +57,11 @@ options:
   --calib-cache FILE      int8: the calibration table (`kiln convert --calib-data ...
                           --calib-cache FILE` writes it); required with --precision int8
   --device D              engine backend: cpu (default), cuda or cuda:N
+  --io host|device        where the timed runs' inputs and outputs live (default host: each
+                          run uploads the inputs and downloads the outputs, as a host
+                          application does). device (with --device cuda): the inputs are
+                          copied to the GPU once and the CUDA engines' outputs stay there
+                          (RunOptions::outputs_on_device), as a GPU pipeline feeds kiln
   --max-batch-size N      converter's max_batch_size (default: the bench batch: --batch, or
                           the largest dimension 0 of --shape / --input)
   --minimum-segment-size N  converter's minimum_segment_size (default 3)
@@ -223,6 +228,7 @@ struct Options {
   uint32_t seed = 0;
   std::string precision = "fp32";
   std::string device = "cpu";  // --device: the engine backend
+  bool io_device = false;      // --io device
   bool convert = true, compare = false, dynamic_op = false, batch_sweep = false;
   std::string engine_cache;
   LoadOptions load;  // --tags / --signature
@@ -262,6 +268,15 @@ StatusOr<Options> ParseOptions(const Args& args) {
   o.seed = static_cast<uint32_t>(seed);
   o.min_segment = static_cast<int>(min_segment);
   if (auto d = args.Get("device")) o.device = *d;
+  if (auto io = args.Get("io")) {
+    if (*io != "host" && *io != "device") {
+      return InvalidArgument("--io takes host or device, got '" + *io + "'");
+    }
+    o.io_device = *io == "device";
+    if (o.io_device && o.device.rfind("cuda", 0) != 0) {
+      return InvalidArgument("--io device needs a GPU backend (--device cuda or cuda:N)");
+    }
+  }
   if (auto p = args.Get("precision")) {
     o.precision = *p;
     std::transform(o.precision.begin(), o.precision.end(), o.precision.begin(), ::tolower);
@@ -306,7 +321,7 @@ std::string JsonNumber(double v) {
 int BenchCommand(int argc, char** argv) {
   auto parsed = Args::Parse(argc, argv,
                             {"batch", "shape", "input", "iterations", "warmup", "threads",
-                             "precision", "device", "compare", "json", "seed", "outputs",
+                             "precision", "device", "io", "compare", "json", "seed", "outputs",
                              "output-dir",
                              "max-batch-size", "minimum-segment-size", "max-workspace-size",
                              "engine-cache", "tags", "signature", "calib-cache", "timing-cache"},
@@ -424,10 +439,23 @@ int BenchCommand(int argc, char** argv) {
   if (auto outs = args.Get("outputs")) fetches = SplitList(*outs);
   const std::vector<std::string> names = fetches.empty() ? session->graph_output_names() : fetches;
 
+  // --io device: the converted graph's feeds copied to the GPU once; its fetches stay there.
+  Feeds device_feeds;
+  RunOptions device_run;
+  if (o.io_device) {
+    const int ordinal = o.device.size() > 5 ? std::atoi(o.device.c_str() + 5) : 0;
+    for (const auto& [name, t] : *feeds) {
+      auto d = t.ToDevice(ordinal);
+      if (!d.ok()) return Fail(d.status().WithContext("--io device: input '" + name + "'"));
+      device_feeds.emplace_back(name, *std::move(d));
+    }
+    device_run.outputs_on_device = true;
+  }
   // One timed call of Session::Run (what an application sees: feed checks included).
   auto run_once = [&](const Session& s, std::vector<Tensor>* out, double* ms) -> Status {
+    const bool on_device = o.io_device && &s == session.get();
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = s.Run(*feeds, fetches);
+    auto r = on_device ? s.Run(device_feeds, fetches, device_run) : s.Run(*feeds, fetches);
     *ms = MsSince(t0);
     if (!r.ok()) return r.status();
     *out = std::move(*r);
@@ -454,6 +482,14 @@ int BenchCommand(int argc, char** argv) {
       native_times.push_back(ms);
     }
   }
+  int outputs_on_gpu = 0;
+  for (Tensor& t : outputs) {  // read back once, after the timing, for --compare / --output-dir
+    if (!t.on_device()) continue;
+    ++outputs_on_gpu;
+    auto h = t.ToHost();
+    if (!h.ok()) return Fail(h.status());
+    t = *std::move(h);
+  }
   const LatencyStats lat = Summarize(times);
   const double inferences_per_s = 1000.0 / lat.mean;
   const double samples_per_s = inferences_per_s * static_cast<double>(batch);
@@ -465,6 +501,10 @@ int BenchCommand(int argc, char** argv) {
               o.precision.c_str(), threads, static_cast<long long>(batch), load_ms);
   for (const auto& [name, t] : *feeds) {
     std::printf("input       %s: %s\n", name.c_str(), t.TypeString().c_str());
+  }
+  if (o.io_device) {
+    std::printf("io          device: inputs on %s before timing, %d of %zu outputs left there\n",
+                o.device.c_str(), outputs_on_gpu, outputs.size());
   }
   std::printf("runs        %d timed after %d warm-up; first run %.2f ms\n", o.iterations,
               std::max(o.warmup, 1), first_ms);
@@ -555,6 +595,8 @@ int BenchCommand(int argc, char** argv) {
     std::ostringstream js;
     js << "{\n  \"model\": " << JsonEscape(o.model) << ",\n  \"batch\": " << batch
        << ",\n  \"precision\": " << JsonEscape(o.precision) << ",\n  \"threads\": " << threads
+       << ",\n  \"device\": " << JsonEscape(o.device)
+       << ",\n  \"io\": " << JsonEscape(o.io_device ? "device" : "host")
        << ",\n  \"converted\": " << (o.convert ? "true" : "false")
        << ",\n  \"conversion\": " << conversion_json << ",\n  \"iterations\": " << o.iterations
        << ",\n  \"warmup\": " << o.warmup << ",\n  \"first_run_ms\": " << JsonNumber(first_ms)

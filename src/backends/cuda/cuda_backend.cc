@@ -84,6 +84,8 @@ class CudaBackendImpl : public Backend {
     return f.ok() ? *f : "cuda;missing device " + std::to_string(device_);
   }
 
+  int device() const override { return device_; }
+
   bool HasKernel(Precision p) const override {
     return p != Precision::kINT8 && device_ < cuda::DeviceCount();
   }

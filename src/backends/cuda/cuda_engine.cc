@@ -560,6 +560,80 @@ StatusOr<std::string> DeviceFingerprint(int device) {
          ";cublaslt=" + std::to_string(cublasLtGetVersion());
 }
 
+StatusOr<std::shared_ptr<void>> PooledDeviceAlloc(size_t bytes, int device, void* stream) {
+  static std::once_flag once[64];
+  if (device < 0 || device >= 64) return InvalidArgument("no CUDA device " + std::to_string(device));
+  int prev = 0;
+  cudaGetDevice(&prev);
+  KILN_CU(cudaSetDevice(device));
+  // The device's default pool keeps freed memory (no release threshold), so steady-state runs
+  // allocate from it without touching the driver.
+  std::call_once(once[device], [device] {
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+      uint64_t keep = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();
+  });
+  auto s = static_cast<cudaStream_t>(stream);
+  void* p = nullptr;
+  cudaError_t e = cudaMallocAsync(&p, bytes == 0 ? 256 : bytes, s);
+  cudaSetDevice(prev);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return ResourceExhausted("cudaMallocAsync of " + std::to_string(bytes) + " bytes on device " +
+                             std::to_string(device) + " failed: " + cudaGetErrorString(e));
+  }
+  // Freed on the legacy default stream of its device, after whatever used it: every kiln
+  // reader synchronizes its stream before it returns, and a caller holding a device tensor has
+  // synchronized its own work on it (as with any CUDA allocation it frees).
+  return std::shared_ptr<void>(p, [device](void* q) {
+    int cur = 0;
+    cudaGetDevice(&cur);
+    cudaSetDevice(device);
+    cudaFreeAsync(q, nullptr);
+    cudaSetDevice(cur);
+  });
+}
+
+namespace {
+
+Status CopyToHost(void* host, const void* device_data, size_t bytes, int device) {
+  int prev = 0;
+  cudaGetDevice(&prev);
+  KILN_CU(cudaSetDevice(device));
+  cudaError_t e = cudaMemcpy(host, device_data, bytes, cudaMemcpyDeviceToHost);
+  cudaSetDevice(prev);
+  return internal::CudaStatus(e, "copying a device tensor to the host");
+}
+
+StatusOr<Tensor> CopyToDevice(const Tensor& t, int device) {
+  if (device >= DeviceCount()) {
+    return FailedPrecondition("no CUDA device " + std::to_string(device) + " (" +
+                              std::to_string(DeviceCount()) + " visible)");
+  }
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> buf, PooledDeviceAlloc(t.nbytes(), device, nullptr));
+  int prev = 0;
+  cudaGetDevice(&prev);
+  KILN_CU(cudaSetDevice(device));
+  // The pool allocation is ordered on the legacy stream; so is this copy (cudaMemcpy).
+  cudaError_t e = cudaMemcpy(buf.get(), t.raw_data(), t.nbytes(), cudaMemcpyHostToDevice);
+  cudaSetDevice(prev);
+  KILN_RETURN_IF_ERROR(internal::CudaStatus(e, "copying a tensor to the device"));
+  return Tensor::WrapDevice(t.dtype(), t.dims(), buf.get(), buf, device);
+}
+
+[[maybe_unused]] const bool kCopiersRegistered = [] {
+  DeviceCopiers c;
+  c.to_host = &CopyToHost;
+  c.to_device = &CopyToDevice;
+  RegisterDeviceCopiers(c);
+  return true;
+}();
+
+}  // namespace
+
 CudaEngine::CudaEngine(cpu::Program p, const BuildConfig& c, int device, bool tf32)
     : prog_(std::move(p)), cfg_(c), device_(device), tf32_(tf32) {}
 
@@ -622,8 +696,20 @@ bool GraphsEnabled() {
 
 Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                            std::vector<LayerInfo>* profile) const {
+  return Run(inputs, outputs, nullptr, profile);
+}
+
+Status CudaEngine::ExecutePlaced(const std::vector<const Tensor*>& inputs,
+                                 std::vector<Tensor>* outputs,
+                                 const std::vector<bool>& keep_on_device) const {
+  return Run(inputs, outputs, &keep_on_device, nullptr);
+}
+
+Status CudaEngine::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                       const std::vector<bool>* keep_on_device,
+                       std::vector<LayerInfo>* profile) const {
   KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims,
-                        EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine"));
+                        EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine", device_));
   if (!ShapesWithinBuild(cfg_, dims)) return ShapesRejected("CUDA engine", dims);
   KILN_CU(cudaSetDevice(device_));
   // Within the build shapes, an instance that cannot be built says why.
@@ -631,9 +717,14 @@ Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Ctx> c, inst->Acquire());
   Ctx* ctx = c.get();
   auto run = [&]() -> Status {
+    // Inputs go into the context's staging buffers (the addresses its CUDA graph was captured
+    // with): an upload from the host, or a device-to-device copy.
     for (size_t i = 0; i < inputs.size(); ++i) {
       KILN_CU(cudaMemcpyAsync(ctx->in_stage[i].get(), inputs[i]->raw_data(),
-                              inputs[i]->num_elements() * 4, cudaMemcpyHostToDevice, ctx->stream));
+                              inputs[i]->num_elements() * 4,
+                              inputs[i]->on_device() ? cudaMemcpyDeviceToDevice
+                                                     : cudaMemcpyHostToDevice,
+                              ctx->stream));
     }
     std::vector<double> ms;
     if (profile != nullptr) {
@@ -644,11 +735,23 @@ Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector
     }
     outputs->clear();
     for (size_t i = 0; i < inst->out_dims.size(); ++i) {
+      const size_t bytes = static_cast<size_t>(internal::Elements(inst->out_dims[i])) * 4;
+      if (keep_on_device != nullptr && i < keep_on_device->size() && (*keep_on_device)[i]) {
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> buf,
+                              PooledDeviceAlloc(bytes, device_, ctx->stream));
+        KILN_CU(cudaMemcpyAsync(buf.get(), ctx->out_stage[i].get(), bytes,
+                                cudaMemcpyDeviceToDevice, ctx->stream));
+        outputs->push_back(Tensor::WrapDevice(DataType::kFloat32, inst->out_dims[i], buf.get(),
+                                              buf, device_));
+        continue;
+      }
       Tensor t = Tensor::Empty(DataType::kFloat32, inst->out_dims[i]);
-      KILN_CU(cudaMemcpyAsync(t.raw_mutable_data(), ctx->out_stage[i].get(), t.num_elements() * 4,
+      KILN_CU(cudaMemcpyAsync(t.raw_mutable_data(), ctx->out_stage[i].get(), bytes,
                               cudaMemcpyDeviceToHost, ctx->stream));
       outputs->push_back(std::move(t));
     }
+    // Synchronized before returning: device outputs are complete when the caller gets them,
+    // and the next engine (on its own stream) may read them at once.
     KILN_CU(cudaStreamSynchronize(ctx->stream));
     KILN_CU(cudaGetLastError());
     if (profile != nullptr) {
@@ -661,6 +764,7 @@ Status CudaEngine::Execute(const std::vector<const Tensor*>& inputs, std::vector
   if (s.ok()) {
     inst->Release(std::move(c));
   } else {
+    outputs->clear();
     cudaStreamSynchronize(ctx->stream);
     cudaGetLastError();
   }

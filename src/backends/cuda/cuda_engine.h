@@ -4,8 +4,9 @@
 // Tensors stay on the GPU between layers, in the engine's storage type (float for FP32, half
 // for FP16, bfloat16 for BF16); 4-D tensors produced by convolutions and pools are NHWC
 // (channels last, what cuDNN's tensor-core kernels want), everything else plain row-major.
-// Engine inputs and outputs are float32 host tensors: they cross at the edges (one upload +
-// cast/layout step per input, one cast + download per output). Intermediates live in one
+// Engine inputs and outputs are float32 tensors on the host or on this GPU (Tensor::on_device):
+// they cross at the edges (one upload or device copy + cast/layout step per input, one cast +
+// download per output, or a device copy into a pooled buffer for an output kept on the GPU). Intermediates live in one
 // per-call device arena whose offsets a lifetime plan assigns (cpu::PlanMemory). Each Execute
 // takes a context (stream, cuDNN handle, arena, workspace) from its instance's pool, so
 // concurrent Execute calls are safe; each runs on its own CUDA stream.
@@ -38,6 +39,9 @@ class CudaEngine : public Engine {
 
   Status Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                  std::vector<LayerInfo>* profile) const override;
+  int device() const override { return device_; }
+  Status ExecutePlaced(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+                       const std::vector<bool>& keep_on_device) const override;
   bool Accepts(const std::vector<std::vector<int64_t>>& input_dims) const override;
   std::vector<LayerInfo> Layers() const override;
   StatusOr<std::string> SerializePayload() const override;
@@ -55,6 +59,8 @@ class CudaEngine : public Engine {
   CudaEngine(cpu::Program p, const BuildConfig& c, int device, bool tf32);
   StatusOr<std::shared_ptr<internal::Instance>> InstanceFor(
       const std::vector<std::vector<int64_t>>& dims) const;
+  Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
+             const std::vector<bool>* keep_on_device, std::vector<LayerInfo>* profile) const;
 
   cpu::Program prog_;
   BuildConfig cfg_;
@@ -71,5 +77,11 @@ class CudaEngine : public Engine {
 // when there is no such GPU.
 StatusOr<std::string> DeviceFingerprint(int device);
 int DeviceCount();
+
+// A device buffer of `bytes` from GPU `device`'s stream-ordered memory pool (cudaMallocAsync on
+// `stream`, freed back to the pool when the last reference goes). Engine outputs kept on the
+// GPU and Tensor::ToDevice copies live in it, so repeated runs reuse memory instead of calling
+// cudaMalloc / cudaFree (which synchronizes the device).
+StatusOr<std::shared_ptr<void>> PooledDeviceAlloc(size_t bytes, int device, void* stream);
 
 }  // namespace kiln::cuda

@@ -68,11 +68,20 @@ class KernelContext : public AttrReader {
   // Sets output i to an existing tensor (e.g. a reshaped view of an input: no copy).
   void SetOutput(int i, Tensor t) { (*outputs_)[i] = std::move(t); }
   Tensor& output(int i) { return (*outputs_)[i]; }
+  // True when output i may stay in a CUDA device's memory: every reader of it takes device
+  // tensors (OpKernel::TakesDeviceTensors) and, if it is fetched, the run asked for device
+  // outputs (RunOptions::outputs_on_device). Only such kernels are asked.
+  bool may_keep_on_device(int i) const {
+    return keep_on_device_ != nullptr && i >= 0 && i < static_cast<int>(keep_on_device_->size()) &&
+           (*keep_on_device_)[i];
+  }
+  void set_keep_on_device(const std::vector<bool>* keep) { keep_on_device_ = keep; }
 
  private:
   int64_t opset_;
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor>* outputs_;
+  const std::vector<bool>* keep_on_device_ = nullptr;
 };
 
 class InferContext : public AttrReader {

@@ -31,6 +31,10 @@ class OpKernel {
  public:
   virtual ~OpKernel() = default;
   virtual Status Compute(KernelContext& ctx) const = 0;
+  // True when Compute takes inputs that live on a CUDA device (Tensor::on_device) and may
+  // leave outputs there (KernelContext::may_keep_on_device): a CUDA EngineOp. The executor
+  // copies device inputs to the host for every other kernel.
+  virtual bool TakesDeviceTensors() const { return false; }
 };
 
 struct KernelInitContext {
