@@ -486,7 +486,8 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
                                ": backend " + backend->name() + " has no " +
                                PrecisionName(precision) +
                                " kernel on this machine; those layers run in the next allowed "
-                               "precision (FP32)");
+                               "precision (" +
+                               PrecisionName(backend->FallbackFor(precision)) + ")");
   }
   BuildConfig base;
   base.precision = precision;

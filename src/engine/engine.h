@@ -65,6 +65,11 @@ class Backend {
   // True when the backend has a kernel computing in `p` on this machine (FP32: always); the
   // converter warns when a requested precision has none.
   virtual bool HasKernel(Precision p) const { return p == Precision::kFP32; }
+  // The precision layers get when `p` was requested and HasKernel(p) is false.
+  virtual Precision FallbackFor(Precision p) const {
+    (void)p;
+    return Precision::kFP32;
+  }
   // OK, or the reason the backend cannot take `node` (op, dtype, shape, attribute value);
   // `graph` gives the node's input types and shapes (value_info, initializers).
   virtual Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const = 0;

@@ -6,7 +6,7 @@ namespace kiln {
 
 StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
     const std::vector<const Tensor*>& inputs, size_t expected, const std::string& engine,
-    int device) {
+    int device, const std::vector<char>* integer_inputs) {
   if (inputs.size() != expected) {
     return InvalidArgument(engine + " expects " + std::to_string(expected) + " inputs, got " +
                            std::to_string(inputs.size()));
@@ -14,8 +14,16 @@ StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
   std::vector<std::vector<int64_t>> dims;
   dims.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i] == nullptr || inputs[i]->dtype() != DataType::kFloat32) {
-      return InvalidArgument(engine + " input " + std::to_string(i) + " must be float32");
+    const bool integer =
+        integer_inputs != nullptr && i < integer_inputs->size() && (*integer_inputs)[i];
+    if (inputs[i] == nullptr || !inputs[i]->is_tensor()) {
+      return InvalidArgument(engine + " input " + std::to_string(i) + " is missing");
+    }
+    const DataType dt = inputs[i]->dtype();
+    if (integer ? dt != DataType::kInt64 && dt != DataType::kInt32 : dt != DataType::kFloat32) {
+      return InvalidArgument(engine + " input " + std::to_string(i) + " must be " +
+                             (integer ? "int64 or int32" : "float32") + ", got " +
+                             DataTypeName(dt));
     }
     if (inputs[i]->on_device() && inputs[i]->device() != device) {
       return InvalidArgument(engine + " input " + std::to_string(i) + " lives on CUDA device " +

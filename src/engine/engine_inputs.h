@@ -15,11 +15,12 @@
 namespace kiln {
 
 // The input dims of an Execute call, or InvalidArgument naming `engine` ("CPU engine") when the
-// count differs from `expected`, an input is missing or is not float32, or lives on a CUDA
-// device other than `device` (-1: a host engine, which reads host tensors only).
+// count differs from `expected`, an input is missing or is not float32 (int64 / int32 where
+// `integer_inputs` flags it: a CUDA engine's embedding indices), or lives on a CUDA device
+// other than `device` (-1: a host engine, which reads host tensors only).
 StatusOr<std::vector<std::vector<int64_t>>> EngineInputDims(
     const std::vector<const Tensor*>& inputs, size_t expected, const std::string& engine,
-    int device = -1);
+    int device = -1, const std::vector<char>* integer_inputs = nullptr);
 
 // Whether `dims` fit what `cfg` was built for (the rule above; not whether the program's own
 // shape constraints allow that batch, which the backend checks on top).

@@ -16,9 +16,22 @@ TEST(EngineInputs, CountPresenceAndDtype) {
   EXPECT_EQ(count.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(count.status().message().find("CPU engine expects 1 inputs, got 2"), std::string::npos);
   auto null = EngineInputDims({nullptr}, 1, "CUDA engine");
-  EXPECT_NE(null.status().message().find("CUDA engine input 0 must be float32"), std::string::npos);
-  EXPECT_EQ(EngineInputDims({&a, &i}, 2, "CPU engine").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_NE(null.status().message().find("CUDA engine input 0 is missing"), std::string::npos);
+  auto ints = EngineInputDims({&a, &i}, 2, "CPU engine");
+  EXPECT_EQ(ints.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(ints.status().message().find("input 1 must be float32, got int64"), std::string::npos)
+      << ints.status();
+  // Integer inputs where the engine takes them (a CUDA engine's embedding indices), not
+  // elsewhere, and never float there.
+  const std::vector<char> second = {0, 1};
+  EXPECT_TRUE(EngineInputDims({&a, &i}, 2, "CUDA engine", 0, &second).ok());
+  auto swapped = EngineInputDims({&i, &a}, 2, "CUDA engine", 0, &second);
+  EXPECT_NE(swapped.status().message().find("input 0 must be float32, got int64"),
+            std::string::npos);
+  auto f = EngineInputDims({&a, &a}, 2, "CUDA engine", 0, &second);
+  EXPECT_NE(f.status().message().find("input 1 must be int64 or int32, got float32"),
+            std::string::npos)
+      << f.status();
 }
 
 TEST(EngineInputs, StaticShapeRule) {

@@ -3,8 +3,15 @@
 // the same lowering + engine-internal fusion (BN folding, bias / activation / residual post-ops,
 // GELU, sibling merging), then the fused program becomes GPU steps (cuda_engine.cc). A plan
 // payload is "KCUDA1", the TF32 flag and the serialized program.
+//
+// One op the CPU lowering has no layer for is taken here: an embedding lookup (Gather, axis 0,
+// of a constant float32 table by int64 / int32 indices that are a model input). Build splits
+// it off the segment (SplitInputGathers): the indices stay the engine's input, the looked-up
+// rows become the program's float input, and the engine gathers them on the GPU first. So a
+// BERT-style model is one engine from its token ids on, and nothing of it runs on the host.
 #include "backends/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -67,6 +74,104 @@ const std::set<std::string>& CudaOps() {
   return ops;
 }
 
+// Gather as an embedding lookup the engine does itself (see the top of the file); the reason
+// when it is not one.
+Status SupportsEmbeddingGather(const Node& node, const Graph& graph) {
+  if (node.inputs.size() != 2 || node.outputs.size() != 1) {
+    return Unimplemented("Gather: expects 2 inputs and 1 output");
+  }
+  auto table = graph.initializers.find(node.inputs[0]);
+  if (table == graph.initializers.end() || table->second.dtype() != DataType::kFloat32 ||
+      table->second.rank() != 2) {
+    return Unimplemented("Gather: the CUDA engine takes embedding lookups only (a constant "
+                         "float32 table of rank 2)");
+  }
+  auto axis = node.attrs.find("axis");
+  if (axis != node.attrs.end() && axis->second.i != 0 && axis->second.i != -2) {
+    return Unimplemented("Gather: axis " + std::to_string(axis->second.i) + " (the CUDA engine "
+                         "takes axis 0)");
+  }
+  const std::string& idx = node.inputs[1];
+  if (std::find(graph.inputs.begin(), graph.inputs.end(), idx) == graph.inputs.end()) {
+    return Unimplemented("Gather: indices '" + idx + "' are not a model input");
+  }
+  const ValueInfo* vi = graph.FindValueInfo(idx);
+  if (vi == nullptr || (vi->dtype != DataType::kInt64 && vi->dtype != DataType::kInt32)) {
+    return Unimplemented("Gather: indices '" + idx + "' are not int64 / int32");
+  }
+  for (const Node& n : graph.nodes) {
+    if (&n == &node) continue;
+    if (std::find(n.inputs.begin(), n.inputs.end(), idx) != n.inputs.end()) {
+      return Unimplemented("Gather: indices '" + idx + "' are also read by " + n.Describe());
+    }
+  }
+  return Status::OK();
+}
+
+// The segment without its embedding Gathers (their outputs become segment inputs in place of
+// their indices), the config with those inputs' shapes, and the lookups the engine does.
+struct SplitSegment {
+  Graph segment;
+  BuildConfig config;
+  std::vector<cuda::InputGather> gathers;
+};
+
+StatusOr<SplitSegment> SplitInputGathers(const Graph& seg, const BuildConfig& config) {
+  SplitSegment out{seg, config, {}};
+  out.segment.nodes.clear();
+  for (const Node& n : seg.nodes) {
+    if (n.op_type != "Gather" || !(n.domain.empty() || n.domain == "ai.onnx")) {
+      out.segment.nodes.push_back(n);
+      continue;
+    }
+    const std::string where = n.Describe() + ": ";
+    if (n.inputs.size() != 2 || n.outputs.size() != 1) {
+      return Unimplemented(where + "expects 2 inputs and 1 output");
+    }
+    auto table = seg.initializers.find(n.inputs[0]);
+    if (table == seg.initializers.end() || table->second.dtype() != DataType::kFloat32 ||
+        table->second.rank() != 2) {
+      return Unimplemented(where + "not an embedding lookup (constant float32 [rows, width])");
+    }
+    auto axis = n.attrs.find("axis");
+    if (axis != n.attrs.end() && axis->second.i != 0 && axis->second.i != -2) {
+      return Unimplemented(where + "axis is not 0");
+    }
+    const std::string& idx = n.inputs[1];
+    auto pos = std::find(seg.inputs.begin(), seg.inputs.end(), idx);
+    if (pos == seg.inputs.end()) return Unimplemented(where + "indices are not a segment input");
+    const size_t k = static_cast<size_t>(pos - seg.inputs.begin());
+    int readers = 0;
+    for (const Node& m : seg.nodes)
+      readers += static_cast<int>(std::count(m.inputs.begin(), m.inputs.end(), idx));
+    if (readers != 1 || std::count(seg.outputs.begin(), seg.outputs.end(), idx) > 0 ||
+        std::count(seg.outputs.begin(), seg.outputs.end(), n.outputs[0]) > 0) {
+      return Unimplemented(where + "its indices or rows are used elsewhere in the segment");
+    }
+    const ValueInfo* vi = seg.FindValueInfo(idx);
+    if (vi == nullptr || (vi->dtype != DataType::kInt64 && vi->dtype != DataType::kInt32)) {
+      return Unimplemented(where + "indices are not int64 / int32");
+    }
+    if (k >= config.input_shapes.size()) {
+      return InvalidArgument(where + "the build config has no shape for input " + idx);
+    }
+    const int64_t width = table->second.dim(1);
+    out.segment.inputs[k] = n.outputs[0];
+    std::vector<int64_t> rows_dims =
+        vi->shape.rank_known() ? vi->shape.dims() : config.input_shapes[k];
+    rows_dims.push_back(width);
+    out.segment.value_info[n.outputs[0]] = ValueInfo{DataType::kFloat32, Shape(rows_dims)};
+    out.config.input_shapes[k].push_back(width);
+    cuda::InputGather g;
+    g.input = static_cast<int>(k);
+    g.table = table->second;
+    g.index_type = vi->dtype;
+    g.node = n.name;
+    out.gathers.push_back(std::move(g));
+  }
+  return out;
+}
+
 bool Tf32FromEnv() {
   const char* v = std::getenv("KILN_CUDA_TF32");
   return v == nullptr || std::string(v) != "0";
@@ -89,13 +194,18 @@ class CudaBackendImpl : public Backend {
   bool HasKernel(Precision p) const override {
     return p != Precision::kINT8 && device_ < cuda::DeviceCount();
   }
+  // INT8 allows FP16 too (as TF-TRT's INT8 mode sets TensorRT's FP16 flag): until the engine
+  // has INT8 kernels, an INT8 build is an FP16 build, and the converter says so.
+  Precision FallbackFor(Precision p) const override {
+    return p == Precision::kINT8 ? Precision::kFP16 : Precision::kFP32;
+  }
 
   Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const override {
     if (device_ >= cuda::DeviceCount()) {
       return Unimplemented("no CUDA device " + std::to_string(device_) + " on this machine");
     }
-    if (config.precision == Precision::kINT8) {
-      return Unimplemented("INT8 is not implemented by the CUDA engine yet");
+    if (node.op_type == "Gather" && node.domain.empty()) {
+      return SupportsEmbeddingGather(node, graph);
     }
     if (!node.domain.empty() || CudaOps().count(node.op_type) == 0) {
       return Unimplemented("op " + node.op_type + " is not supported by the CUDA engine");
@@ -118,10 +228,8 @@ class CudaBackendImpl : public Backend {
 
   StatusOr<std::unique_ptr<Engine>> Build(const Graph& segment,
                                           const BuildConfig& config) const override {
-    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::LowerSegment(segment, config));
-    cpu::FuseProgram(&p);
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaEngine> e,
-                          cuda::CudaEngine::Create(std::move(p), config, device_, Tf32FromEnv()));
+                          cuda::BuildCudaEngine(segment, config, device_, Tf32FromEnv()));
     return std::unique_ptr<Engine>(std::move(e));
   }
 
@@ -133,6 +241,8 @@ class CudaBackendImpl : public Backend {
     }
     const bool tf32 = payload[6] == '1';
     KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload.substr(7)));
+    // The embedding lookups are not in the program: split them off the segment again.
+    KILN_ASSIGN_OR_RETURN(SplitSegment split, SplitInputGathers(segment, config));
     if (p.inputs.size() != segment.inputs.size() || p.outputs.size() != segment.outputs.size()) {
       return DataLoss("CUDA engine payload has " + std::to_string(p.inputs.size()) +
                       " inputs and " + std::to_string(p.outputs.size()) +
@@ -140,7 +250,7 @@ class CudaBackendImpl : public Backend {
                       " and " + std::to_string(segment.outputs.size()));
     }
     StatusOr<std::unique_ptr<cuda::CudaEngine>> e =
-        cuda::CudaEngine::Create(std::move(p), config, device_, tf32);
+        cuda::CudaEngine::Create(std::move(p), config, device_, tf32, std::move(split.gathers));
     if (!e.ok()) return e.status().WithContext("rebuilding the CUDA engine from its plan");
     return std::unique_ptr<Engine>(std::move(e).value());
   }
@@ -162,6 +272,19 @@ int ParseCudaBackendName(const std::string& name) {
   }
   return n;
 }
+
+namespace cuda {
+
+StatusOr<std::unique_ptr<CudaEngine>> BuildCudaEngine(const Graph& segment,
+                                                      const BuildConfig& config, int device,
+                                                      bool tf32) {
+  KILN_ASSIGN_OR_RETURN(SplitSegment split, SplitInputGathers(segment, config));
+  KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::LowerSegment(split.segment, split.config));
+  cpu::FuseProgram(&p);
+  return CudaEngine::Create(std::move(p), config, device, tf32, std::move(split.gathers));
+}
+
+}  // namespace cuda
 
 const Backend* CudaBackend(int device) {
   if (device < 0 || device >= 64) return nullptr;

@@ -251,7 +251,7 @@ Status Builder::Conv() {
       a.bias = bptr;
       a.z = zb >= 0 ? r.P(zb) : nullptr;
       a.y = r.P(yb);
-      a.workspace = r.c->ws.get();
+      a.workspace = r.c->ws;
       return g->Run(r.c->dnn, a);
     });
     return finish();
@@ -355,7 +355,7 @@ Status Builder::Conv() {
       void* yp = r.P(yb);
       return DnnStatus(
           cudnnConvolutionBiasActivationForward(
-              r.c->dnn, &one, dp->x, r.P(xb), dp->w, r.P(wb), dp->conv, algo, r.c->ws.get(),
+              r.c->dnn, &one, dp->x, r.P(xb), dp->w, r.P(wb), dp->conv, algo, r.c->ws,
               ws_need, &alpha2, dp->y, zb >= 0 ? r.P(zb) : yp, dp->b, bptr, dp->act, dp->y, yp),
           "cudnnConvolutionBiasActivationForward");
     });
@@ -374,7 +374,7 @@ Status Builder::Conv() {
       const float one = 1.f, zero = 0.f;
       return DnnStatus(
           cudnnConvolutionForward(r.c->dnn, &one, dp->x, r.P(xb), dp->w, r.P(wb), dp->conv, algo,
-                                  r.c->ws.get(), ws_need, &zero, dp->y, r.P(yb)),
+                                  r.c->ws, ws_need, &zero, dp->y, r.P(yb)),
           "cudnnConvolutionForward");
     });
     pos = 0;

@@ -347,7 +347,7 @@ Status Builder::MatMul() {
       void* yp = r.P(yb);
       const void* cp = cbuf >= 0 ? r.P(cbuf) : yp;
       return LtStatus(cublasLtMatmul(h, op2, &alpha, bptr, dp->a, r.P(abuf), dp->b, &beta, cp,
-                                     dp->c, yp, dp->c, &dp->algo, r.c->ws.get(), ws, r.c->stream),
+                                     dp->c, yp, dp->c, &dp->algo, r.c->ws, ws, r.c->stream),
                       "cublasLtMatmul");
     });
     off += Ns;

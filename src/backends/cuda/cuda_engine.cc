@@ -521,6 +521,76 @@ Status Builder::Build() {
   return Status::OK();
 }
 
+ArenaPool& ArenaPool::For(int device) {
+  static std::mutex mu;
+  static std::map<int, ArenaPool*> pools;  // leaked on purpose: lives until the process ends
+  std::lock_guard<std::mutex> lock(mu);
+  ArenaPool*& p = pools[device];
+  if (p == nullptr) p = new ArenaPool(device);
+  return *p;
+}
+
+StatusOr<ArenaPool::Lease> ArenaPool::Take(size_t bytes, const void* prefer) {
+  constexpr size_t kGranule = size_t{2} << 20;  // fewer re-allocations as engines grow it
+  bytes = std::max<size_t>(256, bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  int pick = -1;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const Block& b = blocks_[i];
+    if (b.busy || b.mem == nullptr || b.bytes < bytes) continue;
+    if (b.mem.get() == prefer) {
+      pick = static_cast<int>(i);
+      break;
+    }
+    if (pick < 0 || b.bytes < blocks_[pick].bytes) pick = static_cast<int>(i);
+  }
+  if (pick < 0) {
+    // None fits: replace the largest free block (too small) or add one. Runs still holding an
+    // older block are unaffected; graphs captured with a replaced block are captured again.
+    int largest = -1;
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      if (!blocks_[i].busy && (largest < 0 || blocks_[i].bytes > blocks_[largest].bytes))
+        largest = static_cast<int>(i);
+    }
+    const size_t want = (bytes + kGranule - 1) / kGranule * kGranule;
+    if (largest >= 0) {
+      stats_.bytes -= blocks_[largest].bytes;
+      stats_.blocks -= blocks_[largest].mem != nullptr ? 1 : 0;
+      blocks_[largest].mem.reset();
+      blocks_[largest].bytes = 0;
+    }
+    int prev = 0;
+    cudaGetDevice(&prev);
+    KILN_CU(cudaSetDevice(device_));
+    StatusOr<std::shared_ptr<void>> mem = DevAlloc(want);
+    cudaSetDevice(prev);
+    if (!mem.ok()) return mem.status();
+    if (largest < 0) {
+      blocks_.emplace_back();
+      largest = static_cast<int>(blocks_.size()) - 1;
+    }
+    blocks_[largest].mem = *std::move(mem);
+    blocks_[largest].bytes = want;
+    stats_.bytes += want;
+    ++stats_.blocks;
+    ++stats_.allocations;
+    pick = largest;
+  }
+  blocks_[pick].busy = true;
+  ++stats_.leases;
+  return Lease(this, pick, blocks_[pick].mem.get());
+}
+
+void ArenaPool::Give(int block) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (block >= 0 && block < static_cast<int>(blocks_.size())) blocks_[block].busy = false;
+}
+
+ArenaPool::Stats ArenaPool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
 }  // namespace internal
 
 using internal::Builder;
@@ -597,6 +667,16 @@ StatusOr<std::shared_ptr<void>> PooledDeviceAlloc(size_t bytes, int device, void
   });
 }
 
+ArenaPoolStats GetArenaPoolStats(int device) {
+  const internal::ArenaPool::Stats s = internal::ArenaPool::For(device).stats();
+  ArenaPoolStats out;
+  out.blocks = s.blocks;
+  out.bytes = s.bytes;
+  out.runs = s.leases;
+  out.allocations = s.allocations;
+  return out;
+}
+
 namespace {
 
 Status CopyToHost(void* host, const void* device_data, size_t bytes, int device) {
@@ -646,15 +726,36 @@ CudaEngine::~CudaEngine() {
 
 StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
                                                          const BuildConfig& config, int device,
-                                                         bool tf32) {
+                                                         bool tf32,
+                                                         std::vector<InputGather> gathers) {
   if (device < 0 || device >= DeviceCount()) {
     return FailedPrecondition("CUDA engine: no CUDA device " + std::to_string(device));
   }
-  if (config.precision == Precision::kINT8) {
-    return Unimplemented("CUDA engine: INT8 is not implemented yet");
-  }
   KILN_CU(cudaSetDevice(device));
+  const size_t n_in = program.inputs.size();
   std::unique_ptr<CudaEngine> e(new CudaEngine(std::move(program), config, device, tf32));
+  e->lookups_.resize(n_in);
+  e->integer_inputs_.assign(n_in, 0);
+  std::sort(gathers.begin(), gathers.end(),
+            [](const InputGather& a, const InputGather& b) { return a.input < b.input; });
+  int next_layer = static_cast<int>(e->prog_.layers.size());
+  for (const InputGather& g : gathers) {
+    if (g.input < 0 || static_cast<size_t>(g.input) >= n_in || g.table.rank() != 2 ||
+        g.table.dtype() != DataType::kFloat32 || e->lookups_[g.input].active) {
+      return InvalidArgument("CUDA engine: bad embedding lookup for input " +
+                             std::to_string(g.input));
+    }
+    Lookup& l = e->lookups_[g.input];
+    l.active = true;
+    l.idx64 = g.index_type == DataType::kInt64;
+    l.rows = g.table.dim(0);
+    l.width = g.table.dim(1);
+    l.node = g.node;
+    l.layer = next_layer++;
+    KILN_ASSIGN_OR_RETURN(l.table, internal::Upload(g.table.data<float>(), g.table.num_elements(),
+                                                    DType::kF32));
+    e->integer_inputs_[g.input] = 1;
+  }
   auto sh = std::make_shared<EngineShared>();
   sh->device = device;
   sh->dt = TypeFor(config.precision);
@@ -667,18 +768,47 @@ StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
   return e;
 }
 
+std::vector<Dims> CudaEngine::ProgramDims(std::vector<Dims> dims) const {
+  for (size_t i = 0; i < dims.size() && i < lookups_.size(); ++i) {
+    if (lookups_[i].active) dims[i].push_back(lookups_[i].width);
+  }
+  return dims;
+}
+
 StatusOr<std::shared_ptr<Instance>> CudaEngine::InstanceFor(const std::vector<Dims>& dims) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = instances_.find(dims);
   if (it != instances_.end()) return it->second;
   KILN_CU(cudaSetDevice(device_));
-  KILN_ASSIGN_OR_RETURN(std::vector<Dims> all, cpu::PropagateShapes(prog_, dims));
+  KILN_ASSIGN_OR_RETURN(std::vector<Dims> all, cpu::PropagateShapes(prog_, ProgramDims(dims)));
   auto inst = std::make_shared<Instance>();
   inst->device = device_;
   inst->dt = shared_->dt;
   inst->shared = shared_;
   Builder b(prog_, all, shared_.get(), inst.get());
   KILN_RETURN_IF_ERROR(b.Build());
+  inst->engine_in_dims = dims;
+  inst->idx_bytes.assign(dims.size(), 0);
+  // Embedding lookups run first (captured in the CUDA graph with the layers): indices staged
+  // by Stage() -> rows in the program input's float32 staging buffer.
+  std::vector<internal::Step> lookups;
+  for (size_t i = 0; i < dims.size() && i < lookups_.size(); ++i) {
+    const Lookup& l = lookups_[i];
+    if (!l.active) continue;
+    const int64_t n = internal::Elements(dims[i]);
+    inst->idx_bytes[i] = static_cast<size_t>(n) * (l.idx64 ? 8 : 4);
+    inst->keep.push_back(l.table);
+    const float* table = static_cast<const float*>(l.table.get());
+    const bool idx64 = l.idx64;
+    const int64_t rows = l.rows, width = l.width;
+    lookups.push_back(internal::Step{l.layer, [=](const internal::RunCtx& r) -> Status {
+      return internal::CudaStatus(
+          GatherRows(r.c->idx_stage[i].get(), idx64, n, table, rows, width,
+                     static_cast<float*>(r.c->in_stage[i].get()), r.c->stream),
+          "embedding lookup (GatherRows)");
+    }});
+  }
+  inst->steps.insert(inst->steps.begin(), lookups.begin(), lookups.end());
   instances_[dims] = inst;
   return inst;
 }
@@ -705,30 +835,61 @@ Status CudaEngine::ExecutePlaced(const std::vector<const Tensor*>& inputs,
   return Run(inputs, outputs, &keep_on_device, nullptr);
 }
 
+StatusOr<std::shared_ptr<Instance>> CudaEngine::Prepare(
+    const std::vector<const Tensor*>& inputs) const {
+  KILN_ASSIGN_OR_RETURN(
+      std::vector<Dims> dims,
+      EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine", device_, &integer_inputs_));
+  if (!ShapesWithinBuild(cfg_, dims)) return ShapesRejected("CUDA engine", dims);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Lookup& l = lookups_[i];
+    if (!l.active) continue;
+    if ((inputs[i]->dtype() == DataType::kInt64) != l.idx64) {
+      return InvalidArgument(std::string("CUDA engine input ") + std::to_string(i) +
+                             " holds embedding indices of type " +
+                             (l.idx64 ? "int64" : "int32") + ", got " +
+                             DataTypeName(inputs[i]->dtype()));
+    }
+    if (inputs[i]->on_device()) continue;  // not checked: a zero row for a bad index
+    for (int64_t k = 0; k < inputs[i]->num_elements(); ++k) {
+      const int64_t v = l.idx64 ? inputs[i]->data<int64_t>()[k] : inputs[i]->data<int32_t>()[k];
+      if (v < -l.rows || v >= l.rows) {
+        return InvalidArgument("CUDA engine input " + std::to_string(i) + ": index " +
+                               std::to_string(v) + " (element " + std::to_string(k) +
+                               ") is outside the embedding table's " + std::to_string(l.rows) +
+                               " rows");
+      }
+    }
+  }
+  KILN_CU(cudaSetDevice(device_));
+  // Within the build shapes, an instance that cannot be built says why.
+  return InstanceFor(dims);
+}
+
+Status CudaEngine::Stage(const std::vector<const Tensor*>& inputs, Ctx* ctx) const {
+  // Into the context's staging buffers (the addresses its CUDA graph was captured with): an
+  // upload from the host, or a device-to-device copy. Indices go to their own buffer.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    void* dst = lookups_[i].active ? ctx->idx_stage[i].get() : ctx->in_stage[i].get();
+    KILN_CU(cudaMemcpyAsync(dst, inputs[i]->raw_data(), inputs[i]->nbytes(),
+                            inputs[i]->on_device() ? cudaMemcpyDeviceToDevice
+                                                   : cudaMemcpyHostToDevice,
+                            ctx->stream));
+  }
+  return Status::OK();
+}
+
 Status CudaEngine::Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
                        const std::vector<bool>* keep_on_device,
                        std::vector<LayerInfo>* profile) const {
-  KILN_ASSIGN_OR_RETURN(std::vector<Dims> dims,
-                        EngineInputDims(inputs, prog_.inputs.size(), "CUDA engine", device_));
-  if (!ShapesWithinBuild(cfg_, dims)) return ShapesRejected("CUDA engine", dims);
-  KILN_CU(cudaSetDevice(device_));
-  // Within the build shapes, an instance that cannot be built says why.
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, InstanceFor(dims));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, Prepare(inputs));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Ctx> c, inst->Acquire());
   Ctx* ctx = c.get();
   auto run = [&]() -> Status {
-    // Inputs go into the context's staging buffers (the addresses its CUDA graph was captured
-    // with): an upload from the host, or a device-to-device copy.
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      KILN_CU(cudaMemcpyAsync(ctx->in_stage[i].get(), inputs[i]->raw_data(),
-                              inputs[i]->num_elements() * 4,
-                              inputs[i]->on_device() ? cudaMemcpyDeviceToDevice
-                                                     : cudaMemcpyHostToDevice,
-                              ctx->stream));
-    }
+    KILN_RETURN_IF_ERROR(Stage(inputs, ctx));
     std::vector<double> ms;
     if (profile != nullptr) {
-      ms.assign(prog_.layers.size(), 0.0);
+      ms.assign(prog_.layers.size() + lookups_.size(), 0.0);
       KILN_RETURN_IF_ERROR(inst->RunSteps(ctx, &ms));
     } else {
       KILN_RETURN_IF_ERROR(inst->Launch(ctx, GraphsEnabled()));
@@ -773,16 +934,10 @@ Status CudaEngine::Run(const std::vector<const Tensor*>& inputs, std::vector<Ten
 
 StatusOr<double> CudaEngine::TimeDevice(const std::vector<const Tensor*>& inputs, int warmup,
                                         int iters, bool graph) const {
-  KILN_CU(cudaSetDevice(device_));
-  std::shared_ptr<Instance> inst = main_;
-  if (inputs.size() != inst->in_dims.size()) return InvalidArgument("input count");
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, Prepare(inputs));
+  if (inst != main_) return InvalidArgument("TimeDevice: build shapes only");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Ctx> c, inst->Acquire());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i]->dims() != inst->in_dims[i])
-      return InvalidArgument("TimeDevice: build shapes only");
-    KILN_CU(cudaMemcpyAsync(c->in_stage[i].get(), inputs[i]->raw_data(),
-                            inputs[i]->num_elements() * 4, cudaMemcpyHostToDevice, c->stream));
-  }
+  KILN_RETURN_IF_ERROR(Stage(inputs, c.get()));
   for (int i = 0; i < warmup; ++i) KILN_RETURN_IF_ERROR(inst->Launch(c.get(), graph));
   cudaEvent_t e0, e1;
   KILN_CU(cudaEventCreate(&e0));
@@ -817,12 +972,25 @@ std::vector<LayerInfo> CudaEngine::Layers() const {
     li.name = l.nodes.empty() ? l.op : l.nodes[0];
     li.op = l.op;
     li.nodes = l.nodes;
-    li.precision = PrecisionName(cfg_.precision);
+    // INT8 builds are FP16 builds (CudaBackend's FallbackFor): say what the layer runs in.
+    li.precision =
+        PrecisionName(cfg_.precision == Precision::kINT8 ? Precision::kFP16 : cfg_.precision);
     if (cfg_.precision == Precision::kFP32 && tf32_ &&
         (l.kind == LayerKind::kConv || l.kind == LayerKind::kMatMul)) {
       li.precision = "TF32";
     }
     li.implementation = main_ && i < main_->impl.size() ? main_->impl[i] : "";
+    out.push_back(std::move(li));
+  }
+  for (const Lookup& l : lookups_) {  // run first, listed last (their layer index)
+    if (!l.active) continue;
+    LayerInfo li;
+    li.name = l.node;
+    li.op = "Gather";
+    li.nodes = {l.node};
+    li.precision = "FP32";
+    li.implementation = "kiln:gather_rows(embedding lookup, " + std::to_string(l.rows) + "x" +
+                        std::to_string(l.width) + ")";
     out.push_back(std::move(li));
   }
   return out;

@@ -5,11 +5,12 @@
 // for FP16, bfloat16 for BF16); 4-D tensors produced by convolutions and pools are NHWC
 // (channels last, what cuDNN's tensor-core kernels want), everything else plain row-major.
 // Engine inputs and outputs are float32 tensors on the host or on this GPU (Tensor::on_device):
-// they cross at the edges (one upload or device copy + cast/layout step per input, one cast +
-// download per output, or a device copy into a pooled buffer for an output kept on the GPU). Intermediates live in one
-// per-call device arena whose offsets a lifetime plan assigns (cpu::PlanMemory). Each Execute
-// takes a context (stream, cuDNN handle, arena, workspace) from its instance's pool, so
-// concurrent Execute calls are safe; each runs on its own CUDA stream.
+// they cross at the edges (one upload or device copy + cast/layout step per input; one cast +
+// download per output, or a device copy into a pooled buffer for an output kept on the GPU).
+// Intermediates and the workspace live in one per-run block whose offsets a lifetime plan
+// assigns (cpu::PlanMemory), leased from the GPU's arena pool, which every engine shares
+// (ArenaPool in cuda_internal.h). Each Execute takes a context (stream, cuDNN handle, staging)
+// from its instance's pool, so concurrent Execute calls are safe; each runs on its own stream.
 #pragma once
 
 #include <map>
@@ -26,15 +27,30 @@ namespace kiln::cuda {
 namespace internal {  // cuda_internal.h
 struct Instance;
 struct EngineShared;
+struct Ctx;
 }  // namespace internal
+
+// An engine input holding embedding indices (int64 / int32) that the segment's Gather (axis 0)
+// of a constant float32 table [rows, width] turned into the program's float input
+// [..., width]: the engine looks the rows up on the GPU (kernels.h GatherRows) before its
+// layers run (cuda_backend.cc splits these off the segment).
+struct InputGather {
+  int input = -1;  // engine input = program input index
+  Tensor table;    // float32 [rows, width]
+  DataType index_type = DataType::kInt64;
+  std::string node;  // the Gather's name (the layer list shows it)
+};
 
 class CudaEngine : public Engine {
  public:
   // Builds the engine (program already fused) for config.input_shapes on GPU `device`.
   // `tf32`: FP32 layers may use TF32 tensor cores (as TensorRT's default TF32 flag).
+  // `gathers`: engine inputs that are embedding indices; config.input_shapes gives the
+  // indices' shapes, the program's inputs are the looked-up rows.
   static StatusOr<std::unique_ptr<CudaEngine>> Create(cpu::Program program,
                                                       const BuildConfig& config, int device,
-                                                      bool tf32);
+                                                      bool tf32,
+                                                      std::vector<InputGather> gathers = {});
   ~CudaEngine() override;
 
   Status Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
@@ -47,7 +63,7 @@ class CudaEngine : public Engine {
   StatusOr<std::string> SerializePayload() const override;
 
   // Device-only timing of one run at the build shapes (inputs uploaded once before, no host
-  // copies inside the timed region): the median over `iters` runs in ms, each timed with CUDA
+  // copies inside the timed region; embedding lookups are inside it): the median over `iters` runs in ms, each timed with CUDA
   // events; with `graph` the steps are captured once into a CUDA graph and replayed.
   StatusOr<double> TimeDevice(const std::vector<const Tensor*>& inputs, int warmup, int iters,
                               bool graph) const;
@@ -61,17 +77,40 @@ class CudaEngine : public Engine {
       const std::vector<std::vector<int64_t>>& dims) const;
   Status Run(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
              const std::vector<bool>* keep_on_device, std::vector<LayerInfo>* profile) const;
+  // The input checks (dtype, device, shapes within the build) and the instance for them.
+  StatusOr<std::shared_ptr<internal::Instance>> Prepare(
+      const std::vector<const Tensor*>& inputs) const;
+  // Copies the inputs into a context's staging buffers (upload or device copy).
+  Status Stage(const std::vector<const Tensor*>& inputs, internal::Ctx* ctx) const;
+  // Program input dims (looked-up rows) for engine input dims (indices).
+  std::vector<std::vector<int64_t>> ProgramDims(std::vector<std::vector<int64_t>> dims) const;
 
   cpu::Program prog_;
   BuildConfig cfg_;
   int device_;
   bool tf32_;
+  struct Lookup {  // an InputGather with its table on the GPU
+    bool active = false;
+    bool idx64 = true;
+    int64_t rows = 0, width = 0;
+    std::shared_ptr<void> table;
+    std::string node;
+    int layer = -1;  // its entry in Layers(), after the program's layers
+  };
+  std::vector<Lookup> lookups_;       // by engine input
+  std::vector<char> integer_inputs_;  // by engine input: 1 for indices
   std::shared_ptr<internal::EngineShared> shared_;
   std::shared_ptr<internal::Instance> main_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<std::vector<int64_t>>, std::shared_ptr<internal::Instance>>
       instances_;
 };
+
+// A segment's engine as CudaBackend()->Build makes it (embedding lookups split off, the rest
+// lowered and fused), for callers that want the CudaEngine itself (bench/cuda_suite.cc).
+StatusOr<std::unique_ptr<CudaEngine>> BuildCudaEngine(const Graph& segment,
+                                                      const BuildConfig& config, int device,
+                                                      bool tf32);
 
 // "cuda;gpu=...;cc=9.0;driver=...;cudart=...;cudnn=...;cublaslt=..." for `device`; an error
 // when there is no such GPU.
@@ -83,5 +122,15 @@ int DeviceCount();
 // GPU and Tensor::ToDevice copies live in it, so repeated runs reuse memory instead of calling
 // cudaMalloc / cudaFree (which synchronizes the device).
 StatusOr<std::shared_ptr<void>> PooledDeviceAlloc(size_t bytes, int device, void* stream);
+
+// The arena pool of GPU `device` (cuda_internal.h, ArenaPool): every engine's intermediates and
+// workspace come from it, one block per concurrent run.
+struct ArenaPoolStats {
+  int blocks = 0;           // allocated now
+  size_t bytes = 0;         // allocated now
+  int64_t runs = 0;         // leases served (engine runs, build-time timing included)
+  int64_t allocations = 0;  // cudaMalloc calls the pool made
+};
+ArenaPoolStats GetArenaPoolStats(int device);
 
 }  // namespace kiln::cuda

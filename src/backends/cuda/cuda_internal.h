@@ -74,10 +74,11 @@ inline StatusOr<std::shared_ptr<void>> DevAlloc(size_t bytes) {
   return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
 }
 
-// Storage type per precision.
+// Storage type per precision (INT8: FP16, the engine's fallback until it has INT8 kernels).
 inline DType TypeFor(Precision p) {
   switch (p) {
     case Precision::kFP16:
+    case Precision::kINT8:
       return DType::kF16;
     case Precision::kBF16:
       return DType::kBF16;
@@ -161,13 +162,83 @@ struct EngineShared {
   }
 };
 
-// Per-call state: stream, cuDNN handle, arena, workspace, I/O staging (float32).
+// Device memory for engine intermediates and workspaces, pooled across every engine and shape
+// instance of one GPU (issue 10: "planned and pooled across engines"). Each engine's plan says
+// how many bytes one run needs (its lifetime-planned arena plus its largest workspace); a run
+// leases a block at least that big for its duration and gives it back after its stream is
+// synchronized. Engines that run one after another (the EngineOps of one graph, the shape
+// instances of a dynamic engine) therefore share one block, sized to the largest of them,
+// instead of each keeping its own; concurrent runs get one block each. A run prefers the block
+// its CUDA graph was captured with; when it gets another (the pool grew, or another thread
+// holds it) the graph is captured again.
+class ArenaPool {
+ public:
+  static ArenaPool& For(int device);  // one per GPU, for the life of the process
+
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(ArenaPool* pool, int block, void* ptr) : pool_(pool), block_(block), ptr_(ptr) {}
+    Lease(Lease&& o) noexcept { *this = std::move(o); }
+    Lease& operator=(Lease&& o) noexcept {
+      if (this != &o) {
+        Reset();
+        std::swap(pool_, o.pool_);
+        std::swap(block_, o.block_);
+        std::swap(ptr_, o.ptr_);
+      }
+      return *this;
+    }
+    ~Lease() { Reset(); }
+    void* ptr() const { return ptr_; }
+    void Reset() {
+      if (pool_ != nullptr) pool_->Give(block_);
+      pool_ = nullptr;
+      ptr_ = nullptr;
+    }
+
+   private:
+    ArenaPool* pool_ = nullptr;
+    int block_ = -1;
+    void* ptr_ = nullptr;
+  };
+
+  // A free block of at least `bytes`: block `prefer` if it is free and big enough, else the
+  // smallest that fits, else a new one (replacing the largest free block that is too small).
+  StatusOr<Lease> Take(size_t bytes, const void* prefer);
+  struct Stats {
+    int blocks = 0;         // allocated now
+    size_t bytes = 0;       // allocated now
+    int64_t leases = 0;     // runs served
+    int64_t allocations = 0;
+  };
+  Stats stats() const;
+
+ private:
+  explicit ArenaPool(int device) : device_(device) {}
+  void Give(int block);
+  struct Block {
+    std::shared_ptr<void> mem;
+    size_t bytes = 0;
+    bool busy = false;
+  };
+  int device_;
+  mutable std::mutex mu_;
+  std::vector<Block> blocks_;  // never shrinks: a lease keeps its index
+  Stats stats_;
+};
+
+// Per-call state: stream, cuDNN handle, leased arena and workspace, I/O staging (float32).
 struct Ctx {
   cudaStream_t stream = nullptr;
   cudnnHandle_t dnn = nullptr;
-  std::shared_ptr<void> arena, ws;
+  ArenaPool::Lease lease;     // held while a run uses arena / ws
+  void* arena = nullptr;      // intermediates (the lifetime plan's offsets)
+  void* ws = nullptr;         // cuDNN / cuBLASLt workspace, after the arena
   std::vector<std::shared_ptr<void>> in_stage, out_stage;
+  std::vector<std::shared_ptr<void>> idx_stage;  // embedding indices, by engine input
   cudaGraphExec_t graph = nullptr;
+  const void* graph_arena = nullptr;  // the arena `graph` was captured with
   bool graph_failed = false;
   ~Ctx() {
     if (graph) cudaGraphExecDestroy(graph);
@@ -192,7 +263,7 @@ struct RunCtx {
     const Buf& x = (*bufs)[b];
     switch (x.kind) {
       case Buf::kArena:
-        return static_cast<char*>(c->arena.get()) + x.offset;
+        return static_cast<char*>(c->arena) + x.offset;
       case Buf::kConst:
         return const_cast<void*>(x.cptr);
       case Buf::kIn:
@@ -215,37 +286,54 @@ struct Instance {
   std::vector<Buf> bufs;
   std::vector<Step> steps;
   size_t arena_bytes = 0, ws_bytes = 0;
-  std::vector<Dims> in_dims, out_dims;
+  std::vector<Dims> in_dims, out_dims;  // program inputs (looked-up rows) and outputs
+  std::vector<Dims> engine_in_dims;     // what Execute takes (indices where a lookup is)
+  std::vector<size_t> idx_bytes;        // by engine input: bytes of its indices, 0: none
   std::vector<std::string> impl;  // per program layer
   std::vector<std::shared_ptr<void>> keep;
   std::shared_ptr<EngineShared> shared;
 
+  // A context with its arena leased (ArenaPool); Release returns both.
   StatusOr<std::unique_ptr<Ctx>> Acquire() const {
+    std::unique_ptr<Ctx> c;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (!pool.empty()) {
-        std::unique_ptr<Ctx> c = std::move(pool.back());
+        c = std::move(pool.back());
         pool.pop_back();
-        return c;
       }
     }
-    auto c = std::make_unique<Ctx>();
-    KILN_CU(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    KILN_DNN(cudnnCreate(&c->dnn));
-    KILN_DNN(cudnnSetStream(c->dnn, c->stream));
-    KILN_ASSIGN_OR_RETURN(c->arena, DevAlloc(arena_bytes));
-    KILN_ASSIGN_OR_RETURN(c->ws, DevAlloc(ws_bytes));
-    for (const Dims& d : in_dims) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
-      c->in_stage.push_back(p);
+    if (c == nullptr) {
+      c = std::make_unique<Ctx>();
+      KILN_CU(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+      KILN_DNN(cudnnCreate(&c->dnn));
+      KILN_DNN(cudnnSetStream(c->dnn, c->stream));
+      for (const Dims& d : in_dims) {
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
+        c->in_stage.push_back(p);
+      }
+      for (const Dims& d : out_dims) {
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
+        c->out_stage.push_back(p);
+      }
+      for (size_t b : idx_bytes) {
+        std::shared_ptr<void> p;
+        if (b > 0) {
+          KILN_ASSIGN_OR_RETURN(p, DevAlloc(b));
+        }
+        c->idx_stage.push_back(p);
+      }
     }
-    for (const Dims& d : out_dims) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> p, DevAlloc(Elements(d) * 4));
-      c->out_stage.push_back(p);
-    }
+    const size_t ws_offset = (arena_bytes + 255) / 256 * 256;
+    KILN_ASSIGN_OR_RETURN(c->lease,
+                          ArenaPool::For(device).Take(ws_offset + ws_bytes, c->graph_arena));
+    c->arena = c->lease.ptr();
+    c->ws = static_cast<char*>(c->arena) + ws_offset;
     return c;
   }
+  // Back to the pool once the context's stream is idle (the caller synchronized it).
   void Release(std::unique_ptr<Ctx> c) const {
+    c->lease.Reset();
     std::lock_guard<std::mutex> lock(mu);
     pool.push_back(std::move(c));
   }
@@ -281,6 +369,10 @@ struct Instance {
   // Runs the device steps: through a CUDA graph captured on first use when `use_graph`.
   Status Launch(Ctx* c, bool use_graph) const {
     if (use_graph && !c->graph_failed) {
+      if (c->graph != nullptr && c->graph_arena != c->arena) {  // leased another block
+        cudaGraphExecDestroy(c->graph);
+        c->graph = nullptr;
+      }
       if (c->graph == nullptr) {
         cudaGraph_t g = nullptr;
         Status s = CudaStatus(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal),
@@ -291,6 +383,7 @@ struct Instance {
           if (r.ok() && e == cudaSuccess && g != nullptr &&
               cudaGraphInstantiate(&c->graph, g, 0) == cudaSuccess) {
             cudaGraphDestroy(g);
+            c->graph_arena = c->arena;
           } else {
             if (g) cudaGraphDestroy(g);
             c->graph = nullptr;

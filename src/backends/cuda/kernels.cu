@@ -455,6 +455,43 @@ __global__ void SpinKernel(long long cycles) {
 }
 }  // namespace
 
+namespace {
+// One block per output row; float4 copies when the width allows.
+template <typename I>
+__global__ void GatherRowsKernel(const I* idx, int64_t n, const float* table, int64_t rows,
+                                 int64_t width, float* out) {
+  const int64_t r = blockIdx.x;
+  if (r >= n) return;
+  int64_t k = static_cast<int64_t>(idx[r]);
+  if (k < 0) k += rows;
+  float* o = out + r * width;
+  const bool valid = k >= 0 && k < rows;
+  const float* src = table + (valid ? k : 0) * width;
+  if ((width & 3) == 0) {
+    const float4* s4 = reinterpret_cast<const float4*>(src);
+    float4* o4 = reinterpret_cast<float4*>(o);
+    for (int64_t j = threadIdx.x; j < width / 4; j += blockDim.x)
+      o4[j] = valid ? s4[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+  } else {
+    for (int64_t j = threadIdx.x; j < width; j += blockDim.x) o[j] = valid ? src[j] : 0.f;
+  }
+}
+}  // namespace
+
+cudaError_t GatherRows(const void* idx, bool idx64, int64_t n, const float* table, int64_t rows,
+                       int64_t width, float* out, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  const int threads = width >= 512 ? 256 : 128;
+  if (idx64) {
+    GatherRowsKernel<<<static_cast<unsigned>(n), threads, 0, s>>>(
+        static_cast<const int64_t*>(idx), n, table, rows, width, out);
+  } else {
+    GatherRowsKernel<<<static_cast<unsigned>(n), threads, 0, s>>>(
+        static_cast<const int32_t*>(idx), n, table, rows, width, out);
+  }
+  return cudaGetLastError();
+}
+
 cudaError_t Spin(double us, cudaStream_t s) {
   int khz = 0;
   int dev = 0;

@@ -4,6 +4,9 @@
 // kernels). Skipped where no GPU is visible.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "backends/cpu/cpu_test_util.h"
 #include "backends/cpu/lowering.h"
 #include "backends/cuda/cuda_backend.h"
@@ -122,6 +125,149 @@ TEST(CudaDeviceIo, SessionFeedsAndFetchesDeviceTensors) {
     EXPECT_FALSE((*got)[1].on_device());
     EXPECT_TRUE((*got)[1].BitwiseEqual((*want)[1]));
   }
+}
+
+// ids[N,6] (int64 or int32) ─▶ Gather(table[50,32]) ─▶ Add(pos[6,32]) ─▶ MatMul(W[32,16]) ─▶ Relu ─▶ y
+Graph EmbeddingGraph(int index_type) {
+  testing::OnnxBuilder b;
+  b.Input("ids", index_type, {-1, 6}).Output("y", 1, {-1, 6, 16});
+  Tensor table = Random({50, 32}, 61), pos = Random({6, 32}, 62), w = Random({32, 16}, 63);
+  auto vec = [](const Tensor& t) {
+    return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
+  };
+  b.FloatInitializer("table", {50, 32}, vec(table)).FloatInitializer("pos", {6, 32}, vec(pos));
+  b.FloatInitializer("W", {32, 16}, vec(w));
+  b.Node("Gather", {"table", "ids"}, {"emb"}, "embed");
+  b.Node("Add", {"emb", "pos"}, {"x"}, "add_pos");
+  b.Node("MatMul", {"x", "W"}, {"m"}, "proj");
+  b.Node("Relu", {"m"}, {"y"}, "relu");
+  auto g = ImportOnnxBytes(b.Serialize(), "embedding.onnx", "");
+  EXPECT_TRUE(g.ok()) << g.status();
+  return std::move(g).value();
+}
+
+Tensor Ids(DataType dt, std::vector<int64_t> values, int64_t batch) {
+  Tensor t = Tensor::Empty(dt, {batch, 6});
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    const int64_t v = values[i % values.size()];
+    if (dt == DataType::kInt64) t.mutable_data<int64_t>()[i] = v;
+    else t.mutable_data<int32_t>()[i] = static_cast<int32_t>(v);
+  }
+  return t;
+}
+
+// The embedding Gather runs inside the engine (the token ids are the engine's input): the
+// whole model is one engine, it matches the reference kernels, takes ids on the GPU, and
+// refuses an id outside the table with a message.
+TEST(CudaDeviceIo, EmbeddingLookupRunsInTheEngine) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  setenv("KILN_CUDA_TF32", "0", 1);
+  for (int onnx_type : {7, 6}) {  // int64, int32
+    const DataType dt = onnx_type == 7 ? DataType::kInt64 : DataType::kInt32;
+    SCOPED_TRACE(DataTypeName(dt));
+    Graph g = EmbeddingGraph(onnx_type);
+    auto native = Session::FromGraph(g);
+    ASSERT_TRUE(native.ok()) << native.status();
+    ConversionParams params;
+    params.backend = "cuda";
+    params.minimum_segment_size = 1;
+    params.max_batch_size = 4;
+    auto converted = CreateInferenceGraph(g, params);
+    ASSERT_TRUE(converted.ok()) << converted.status();
+    const ConversionSummary& sum = converted->summary();
+    EXPECT_EQ(sum.converted_nodes, sum.total_nodes) << sum.ToString();
+    ASSERT_EQ(sum.engines.size(), 1u) << sum.ToString();
+    auto s = Session::FromGraph(converted->graph());
+    ASSERT_TRUE(s.ok()) << s.status();
+    // Every row, negative ids (from the end) included, at the built batch and at batch 1.
+    for (int64_t batch : {4, 1}) {
+      Tensor ids = Ids(dt, {0, 49, 7, -1, 23, -50, 11, 3, 48, 1, 30, 2}, batch);
+      auto want = (*native)->Run({{"ids", ids}});
+      auto got = (*s)->Run({{"ids", ids}});
+      ASSERT_TRUE(want.ok() && got.ok()) << want.status() << got.status();
+      EXPECT_LE(testing_cpu::RelL2((*got)[0], (*want)[0]), 1e-5) << "batch " << batch;
+      auto dids = ids.ToDevice(0);
+      ASSERT_TRUE(dids.ok());
+      RunOptions opts;
+      opts.outputs_on_device = true;
+      auto resident = (*s)->Run({{"ids", *dids}}, {}, opts);
+      ASSERT_TRUE(resident.ok()) << resident.status();
+      EXPECT_TRUE((*resident)[0].on_device());
+      EXPECT_TRUE(Host((*resident)[0]).BitwiseEqual((*got)[0]));
+    }
+    auto bad = (*s)->Run({{"ids", Ids(dt, {3, 50}, 2)}});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("index 50 (element 1) is outside the embedding "
+                                          "table's 50 rows"),
+              std::string::npos)
+        << bad.status();
+  }
+  unsetenv("KILN_CUDA_TF32");
+}
+
+// Engines share the GPU's arena pool: runs of two engines one after another lease the same
+// block (memory = the larger engine's need, not the sum); concurrent runs lease one each and
+// still compute the right values.
+TEST(CudaDeviceIo, EnginesShareTheArenaPool) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto make = [](int64_t width, uint32_t seed) {
+    SegmentBuilder b;
+    b.In("x", {8, 64}).Init("w", Random({64, width}, seed)).Init("v", Random({width, 64}, seed + 1));
+    b.Op("MatMul", {"x", "w"}, {"h"}).Op("Relu", {"h"}, {"r"}).Op("MatMul", {"r", "v"}, {"y"});
+    b.Out("y");
+    BuildConfig cfg = testing_cpu::Config(b.shapes());
+    auto e = CudaBackend()->Build(b.graph(), cfg);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? std::move(*e) : nullptr;
+  };
+  std::unique_ptr<Engine> small = make(128, 20), big = make(4096, 30);
+  ASSERT_TRUE(small && big);
+  Tensor x = Random({8, 64}, 40);
+  std::vector<Tensor> want_small, want_big;
+  ASSERT_TRUE(small->Execute({&x}, &want_small).ok());
+  ASSERT_TRUE(big->Execute({&x}, &want_big).ok());
+  const cuda::ArenaPoolStats before = cuda::GetArenaPoolStats(0);
+  for (int i = 0; i < 5; ++i) {
+    std::vector<Tensor> a, b;
+    ASSERT_TRUE(small->Execute({&x}, &a).ok());
+    ASSERT_TRUE(big->Execute({&x}, &b).ok());
+    EXPECT_TRUE(a[0].BitwiseEqual(want_small[0]));
+    EXPECT_TRUE(b[0].BitwiseEqual(want_big[0]));
+  }
+  const cuda::ArenaPoolStats after = cuda::GetArenaPoolStats(0);
+  EXPECT_EQ(after.runs - before.runs, 10);
+  EXPECT_EQ(after.allocations, before.allocations) << "sequential runs reuse the pool's block";
+  EXPECT_EQ(after.blocks, std::max(before.blocks, 1));
+  std::printf("  arena pool: %d block(s), %.1f MiB, %lld runs, %lld allocations\n", after.blocks,
+              static_cast<double>(after.bytes) / (1 << 20), static_cast<long long>(after.runs),
+              static_cast<long long>(after.allocations));
+
+  // Four threads at once, each its own inputs, against one-at-a-time results.
+  std::vector<Tensor> xs, ref;
+  for (int t = 0; t < 4; ++t) {
+    xs.push_back(Random({8, 64}, 50 + t));
+    std::vector<Tensor> o;
+    ASSERT_TRUE(big->Execute({&xs[t]}, &o).ok());
+    ref.push_back(o[0]);
+  }
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        std::vector<Tensor> o;
+        const Engine& e = (i % 2) ? *big : *small;
+        if (!e.Execute({&xs[t]}, &o).ok()) {
+          ++bad[t];
+        } else if ((i % 2) && !o[0].BitwiseEqual(ref[t])) {
+          ++bad[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[t], 0) << "thread " << t;
+  EXPECT_LE(cuda::GetArenaPoolStats(0).blocks, 4 + std::max(before.blocks, 1));
 }
 
 }  // namespace
