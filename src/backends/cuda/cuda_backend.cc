@@ -2,7 +2,8 @@
 // CPU lowering in validation mode restricted to the ops with a CUDA implementation, Build is
 // the same lowering + engine-internal fusion (BN folding, bias / activation / residual post-ops,
 // GELU, sibling merging), then the fused program becomes GPU steps (cuda_engine.cc). A plan
-// payload is "KCUDA1", the TF32 flag and the serialized program.
+// payload is "KCUDA2", the TF32 flag, the build's tactic choices and the serialized program
+// ("KCUDA1" plans, without choices, still load and time again).
 //
 // One op the CPU lowering has no layer for is taken here: an embedding lookup (Gather, axis 0,
 // of a constant float32 table by int64 / int32 indices that are a model input). Build splits
@@ -15,7 +16,9 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <set>
+#include <string_view>
 
 #include "backends/cpu/lowering.h"
 #include "backends/cuda/cuda_engine.h"
@@ -172,6 +175,33 @@ StatusOr<SplitSegment> SplitInputGathers(const Graph& seg, const BuildConfig& co
   return out;
 }
 
+// The tactic block of a KCUDA2 payload ("<count>\n", then "key\tchoice\n" lines); advances
+// `rest` past it.
+StatusOr<std::map<std::string, std::string>> ParseTactics(std::string_view* rest) {
+  const size_t nl = rest->find('\n');
+  if (nl == std::string_view::npos || nl == 0 || nl > 9) {
+    return DataLoss("CUDA engine payload: bad tactic count");
+  }
+  int64_t count = 0;
+  for (size_t i = 0; i < nl; ++i) {
+    const char c = (*rest)[i];
+    if (c < '0' || c > '9') return DataLoss("CUDA engine payload: bad tactic count");
+    count = count * 10 + (c - '0');
+  }
+  rest->remove_prefix(nl + 1);
+  std::map<std::string, std::string> out;
+  for (int64_t i = 0; i < count; ++i) {
+    const size_t end = rest->find('\n');
+    const size_t tab = rest->substr(0, end).find('\t');
+    if (end == std::string_view::npos || tab == std::string_view::npos || tab == 0) {
+      return DataLoss("CUDA engine payload: tactic " + std::to_string(i) + " is malformed");
+    }
+    out[std::string(rest->substr(0, tab))] = std::string(rest->substr(tab + 1, end - tab - 1));
+    rest->remove_prefix(end + 1);
+  }
+  return out;
+}
+
 bool Tf32FromEnv() {
   const char* v = std::getenv("KILN_CUDA_TF32");
   return v == nullptr || std::string(v) != "0";
@@ -235,12 +265,18 @@ class CudaBackendImpl : public Backend {
 
   StatusOr<std::unique_ptr<Engine>> Deserialize(std::string_view payload, const Graph& segment,
                                                 const BuildConfig& config) const override {
-    if (payload.size() < 7 || payload.substr(0, 6) != "KCUDA1" ||
+    // "KCUDA1" (no tactics) or "KCUDA2" (tactics), the TF32 flag, then the program.
+    if (payload.size() < 7 || (payload.substr(0, 6) != "KCUDA1" && payload.substr(0, 6) != "KCUDA2") ||
         (payload[6] != '0' && payload[6] != '1')) {
       return DataLoss("CUDA engine payload: bad magic");
     }
     const bool tf32 = payload[6] == '1';
-    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(payload.substr(7)));
+    std::string_view rest = payload.substr(7);
+    std::map<std::string, std::string> tactics;
+    if (payload[5] == '2') {
+      KILN_ASSIGN_OR_RETURN(tactics, ParseTactics(&rest));
+    }
+    KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(rest));
     // The embedding lookups are not in the program: split them off the segment again.
     KILN_ASSIGN_OR_RETURN(SplitSegment split, SplitInputGathers(segment, config));
     if (p.inputs.size() != segment.inputs.size() || p.outputs.size() != segment.outputs.size()) {
@@ -250,7 +286,8 @@ class CudaBackendImpl : public Backend {
                       " and " + std::to_string(segment.outputs.size()));
     }
     StatusOr<std::unique_ptr<cuda::CudaEngine>> e =
-        cuda::CudaEngine::Create(std::move(p), config, device_, tf32, std::move(split.gathers));
+        cuda::CudaEngine::Create(std::move(p), config, device_, tf32, std::move(split.gathers),
+                                 std::move(tactics));
     if (!e.ok()) return e.status().WithContext("rebuilding the CUDA engine from its plan");
     return std::unique_ptr<Engine>(std::move(e).value());
   }

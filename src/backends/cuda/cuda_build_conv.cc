@@ -175,44 +175,104 @@ Status Builder::Conv() {
 
   std::vector<cudnnConvolutionFwdAlgoPerf_t> perf;
   const size_t ws_limit = static_cast<size_t>(std::min<int64_t>(sh_->ws_limit, int64_t{1} << 30));
+  const ConvApi api = ConvApiMode();
+  // The tactic key (cuda_internal.h TacticCache): the configuration and what else the choice
+  // depends on. A choice found there (the plan's, or this process's) is used untimed.
+  const std::string tkey = "conv|t" + std::to_string(static_cast<int>(ty)) + "|api" +
+                           std::to_string(static_cast<int>(api)) + "|ws" +
+                           std::to_string(ws_limit) + (sh_->tf32 ? "|tf32|" : "|") + key;
+  std::string preset;
   {
     std::lock_guard<std::mutex> lock(sh_->mu);
+    sh_->FindTactic(tkey, &preset);
     auto it = sh_->conv_algos.find(key);
     if (it != sh_->conv_algos.end()) perf = it->second;
   }
   const void* wptr = out_->bufs[wb].cptr;
   const void* bptr = bb >= 0 ? out_->bufs[bb].cptr : zero_bias.get();
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tx, DevAlloc(Elements(x) * SizeOf(ty)));
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tyb, DevAlloc(Elements(y) * SizeOf(ty)));
-  KILN_CU(cudaMemset(tx.get(), 0x11, Elements(x) * SizeOf(ty)));
-  KILN_CU(cudaMemset(tyb.get(), 0x11, Elements(y) * SizeOf(ty)));
+  // Trial buffers, allocated when something is timed.
+  std::shared_ptr<void> tx, tyb;
+  auto trial_buffers = [&]() -> Status {
+    if (tx) return Status::OK();
+    KILN_ASSIGN_OR_RETURN(tx, DevAlloc(Elements(x) * SizeOf(ty)));
+    KILN_ASSIGN_OR_RETURN(tyb, DevAlloc(Elements(y) * SizeOf(ty)));
+    KILN_CU(cudaMemset(tx.get(), 0x11, Elements(x) * SizeOf(ty)));
+    KILN_CU(cudaMemset(tyb.get(), 0x11, Elements(y) * SizeOf(ty)));
+    return Status::OK();
+  };
+  auto graph_spec = [&]() {
+    FusedConvSpec sp;
+    for (int k = 0; k < 4; ++k) {
+      sp.x[k] = x[k];
+      sp.w[k] = wd[k];
+      sp.y[k] = y[k];
+    }
+    for (int k = 0; k < 2; ++k) {
+      sp.pad[k] = pb[k];
+      sp.stride[k] = st[k];
+      sp.dil[k] = dl[k];
+    }
+    sp.x_type = sp.y_type = sp.bias_type = sp.z_type = DnnType(ty);
+    sp.residual = zt >= 0;
+    sp.relu = relu;
+    return sp;
+  };
+  std::shared_ptr<FusedConvPlan> gp;
+  // A preset choice: "graph:<mode>:<position>:<us>", "legacy:<algo>:<ws>:<us>" or
+  // "plain:<algo>:<ws>" (what the timed path below records).
+  enum class Pick { kNone, kGraph, kLegacy, kPlain } pick = Pick::kNone;
+  bool fused = false;
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  size_t ws_need = 0;
+  float best = 0;
+  if (!preset.empty()) {
+    int a = 0, b = 0;
+    unsigned long long w = 0;
+    float us = 0;
+    if (std::sscanf(preset.c_str(), "graph:%d:%d:%f", &a, &b, &us) == 3 && ty != DType::kF32 &&
+        group == 1 && api != ConvApi::kLegacy) {
+      FusedConvPlan::Choice c{a, b, us};
+      auto made = FusedConvPlan::Create(sh_->build_dnn, graph_spec(),
+                                        static_cast<int64_t>(ws_limit), FusedConvArgs{}, 1,
+                                        "convolution " + key, &c);
+      if (made.ok()) {
+        gp = std::shared_ptr<FusedConvPlan>(std::move(*made));
+        pick = Pick::kGraph;
+      }
+    } else if (std::sscanf(preset.c_str(), "legacy:%d:%llu:%f", &a, &w, &us) == 3 &&
+               a >= 0 && a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT && w <= ws_limit &&
+               api != ConvApi::kGraph) {
+      fused = true;
+      algo = static_cast<cudnnConvolutionFwdAlgo_t>(a);
+      ws_need = static_cast<size_t>(w);
+      best = us;
+      pick = Pick::kLegacy;
+    } else if (std::sscanf(preset.c_str(), "plain:%d:%llu", &a, &w) == 2 && a >= 0 &&
+               a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT && w <= ws_limit) {
+      cudnnConvolutionFwdAlgoPerf_t p{};
+      p.algo = static_cast<cudnnConvolutionFwdAlgo_t>(a);
+      p.memory = static_cast<size_t>(w);
+      perf = {p};
+      pick = Pick::kPlain;
+    }
+    if (pick == Pick::kNone) {
+      KILN_LOG(INFO) << "CUDA engine: tactic '" << preset << "' for " << key
+                     << " does not apply here; timing again";
+    }
+  }
   // cuDNN's graph API (FP16 / BF16): conv + bias [+ residual] [+ ReLU] as one operation
   // graph, the engine chosen by timing (cudnn_graph.h). The legacy fused call is timed the same
   // way below and the faster of the two kept per convolution (KILN_CUDA_CONV=graph / legacy
   // forces one); the legacy call alone serves FP32 and grouped convolutions.
-  const ConvApi api = ConvApiMode();
-  std::shared_ptr<FusedConvPlan> gp;
-  if (api != ConvApi::kLegacy && ty != DType::kF32 && group == 1) {
+  if (pick == Pick::kNone && api != ConvApi::kLegacy && ty != DType::kF32 && group == 1) {
     {
       std::lock_guard<std::mutex> lock(sh_->mu);
       auto hit = sh_->graph_plans.find(key);
       if (hit != sh_->graph_plans.end()) {
         gp = hit->second;
       } else {
-        FusedConvSpec sp;
-        for (int k = 0; k < 4; ++k) {
-          sp.x[k] = x[k];
-          sp.w[k] = wd[k];
-          sp.y[k] = y[k];
-        }
-        for (int k = 0; k < 2; ++k) {
-          sp.pad[k] = pb[k];
-          sp.stride[k] = st[k];
-          sp.dil[k] = dl[k];
-        }
-        sp.x_type = sp.y_type = sp.bias_type = sp.z_type = DnnType(ty);
-        sp.residual = zt >= 0;
-        sp.relu = relu;
+        FusedConvSpec sp = graph_spec();
+        KILN_RETURN_IF_ERROR(trial_buffers());
         std::shared_ptr<void> tz;
         if (zt >= 0) {
           KILN_ASSIGN_OR_RETURN(tz, DevAlloc(Elements(y) * SizeOf(ty)));
@@ -224,6 +284,7 @@ Status Builder::Conv() {
         ta.bias = bptr;
         ta.z = tz.get();
         ta.y = tyb.get();
+        ++TacticCache::Timings();
         auto made = FusedConvPlan::Create(sh_->build_dnn, sp, static_cast<int64_t>(ws_limit), ta,
                                           GraphConvTrials(), "convolution " + key);
         if (made.ok()) {
@@ -238,6 +299,13 @@ Status Builder::Conv() {
   }
   // Adds the graph-API step (gp) and finishes the layer.
   auto use_graph = [&]() -> Status {
+    {
+      const FusedConvPlan::Choice& c = gp->choice();
+      char v[96];
+      std::snprintf(v, sizeof(v), "graph:%d:%d:%.3f", c.mode, c.position, c.us);
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->RecordTactic(tkey, v);
+    }
     out_->keep.push_back(d);
     out_->keep.push_back(gp);
     out_->ws_bytes = std::max(out_->ws_bytes, static_cast<size_t>(gp->workspace_bytes()));
@@ -256,13 +324,15 @@ Status Builder::Conv() {
     });
     return finish();
   };
-  if (gp && api == ConvApi::kGraph) return use_graph();
-  if (perf.empty()) {
+  if (gp && (api == ConvApi::kGraph || pick == Pick::kGraph)) return use_graph();
+  if (pick == Pick::kNone && perf.empty()) {
+    KILN_RETURN_IF_ERROR(trial_buffers());
     std::lock_guard<std::mutex> lock(sh_->mu);
     int count = 0;
     cudnnConvolutionFwdAlgoPerf_t res[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> ws,
                           DevAlloc(std::min<size_t>(ws_limit, size_t{256} << 20)));
+    ++TacticCache::Timings();
     KILN_DNN(cudnnFindConvolutionForwardAlgorithmEx(
         sh_->build_dnn, d->x, tx.get(), d->w, wptr, d->conv, d->y, tyb.get(),
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, res, ws.get(),
@@ -273,7 +343,9 @@ Status Builder::Conv() {
     sh_->conv_algos[key] = perf;
   }
   std::vector<cudnnConvolutionFwdAlgoPerf_t> cand;
-  if (relu) {
+  if (pick != Pick::kNone) {
+    // decided by the preset: nothing to time
+  } else if (relu) {
     cand = perf;
   } else {
     cudnnConvolutionFwdAlgoPerf_t p{};
@@ -291,11 +363,8 @@ Status Builder::Conv() {
   // the legacy call's host cost (up to ~100 us, more than a batch-1 kernel) is not what gets
   // timed: timing it made the choice random at batch 1 (1.4 or 2.3 ms between processes).
   // Cached per configuration within the engine.
-  bool fused = false;
-  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-  size_t ws_need = 0;
-  float best = 0;
-  {
+  if (pick == Pick::kNone) {
+    if (!cand.empty()) KILN_RETURN_IF_ERROR(trial_buffers());
     std::lock_guard<std::mutex> lock(sh_->mu);
     auto hit = sh_->fused_choice.find(key);
     if (hit != sh_->fused_choice.end()) {
@@ -304,6 +373,7 @@ Status Builder::Conv() {
       ws_need = hit->second.ws;
       best = hit->second.us;
     }
+    if (hit == sh_->fused_choice.end() && !cand.empty()) ++TacticCache::Timings();
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     KILN_CU(cudaEventCreate(&e0));
     KILN_CU(cudaEventCreate(&e1));
@@ -338,13 +408,20 @@ Status Builder::Conv() {
     cudaGetLastError();
     if (fused) sh_->fused_choice[key] = {algo, ws_need, best};
   }
-  if (gp && (!fused || gp->trial_us() <= best)) return use_graph();
+  if (gp && pick == Pick::kNone && (!fused || gp->trial_us() <= best)) return use_graph();
   static const char* kAlgoNames[] = {
       "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
       "WINOGRAD",      "WINOGRAD_NONFUSED"};
   const ConvDescs* dp = d.get();
   out_->keep.push_back(d);
   if (fused) {
+    {
+      char v[96];
+      std::snprintf(v, sizeof(v), "legacy:%d:%llu:%.3f", static_cast<int>(algo),
+                    static_cast<unsigned long long>(ws_need), best);
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->RecordTactic(tkey, v);
+    }
     out_->ws_bytes = std::max(out_->ws_bytes, ws_need);
     char us[32];
     std::snprintf(us, sizeof(us), ",%.1fus", best);
@@ -368,6 +445,13 @@ Status Builder::Conv() {
                                " bytes of workspace");
     algo = c.algo;
     ws_need = c.memory;
+    {
+      char v[96];
+      std::snprintf(v, sizeof(v), "plain:%d:%llu", static_cast<int>(algo),
+                    static_cast<unsigned long long>(ws_need));
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->RecordTactic(tkey, v);
+    }
     out_->ws_bytes = std::max(out_->ws_bytes, ws_need);
     out_->impl[layer_] = std::string("cudnn:Conv(") + kAlgoNames[algo] + ")+kiln:chain";
     AddStep([=](const RunCtx& r) {

@@ -94,6 +94,31 @@ Status TimeCandidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, const Matmul
   return Status::OK();  // none ran: *algo unchanged
 }
 
+// A cuBLASLt algorithm as a tactic string ("lt:" and its 64 bytes in hex) and back.
+std::string AlgoHex(const cublasLtMatmulAlgo_t& a) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s = "lt:";
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(&a);
+  for (size_t i = 0; i < sizeof(a); ++i) {
+    s += kHex[p[i] >> 4];
+    s += kHex[p[i] & 15];
+  }
+  return s;
+}
+bool AlgoFromHex(const std::string& s, cublasLtMatmulAlgo_t* a) {
+  if (s.size() != 3 + 2 * sizeof(*a) || s.compare(0, 3, "lt:") != 0) return false;
+  auto nib = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  unsigned char* p = reinterpret_cast<unsigned char*>(a);
+  for (size_t i = 0; i < sizeof(*a); ++i) {
+    const int hi = nib(s[3 + 2 * i]), lo = nib(s[4 + 2 * i]);
+    if (hi < 0 || lo < 0) return false;
+    p[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---- matmul (cuBLASLt; row-major via D^T = B^T A^T)
@@ -291,11 +316,19 @@ Status Builder::MatMul() {
         std::to_string(sb) + ":" + std::to_string(d->op_a) + std::to_string(d->op_b) + ":" +
         std::to_string(d->epilogue) + ":" + std::to_string(ldb_rm) + (cbuf >= 0 ? "c" : "") +
         (sh_->tf32 ? "t" : "");
+    const std::string tkey = "mm|ws" + std::to_string(ws) + "|" + key;
     {
       std::lock_guard<std::mutex> lock(sh_->mu);
       auto hit = sh_->matmul_algos.find(key);
+      std::string preset;
+      cublasLtMatmulHeuristicResult_t check{};
       if (hit != sh_->matmul_algos.end()) {
         d->algo = hit->second;
+      } else if (sh_->FindTactic(tkey, &preset) && AlgoFromHex(preset, &d->algo) &&
+                 cublasLtMatmulAlgoCheck(sh_->lt, op, d->a, d->b, d->c, d->c, &d->algo,
+                                         &check) == CUBLAS_STATUS_SUCCESS &&
+                 check.workspaceSize <= ws) {
+        sh_->matmul_algos[key] = d->algo;  // the plan's / this process's choice, untimed
       } else {
         std::vector<cublasLtMatmulHeuristicResult_t> res(MatmulTrials());
         int found = 0;
@@ -304,6 +337,7 @@ Status Builder::MatMul() {
         if (found == 0) return Unimplemented("cuBLASLt has no kernel for this matmul");
         d->algo = res[0].algo;
         if (found > 1) {
+          ++TacticCache::Timings();
           const size_t es = SizeOf(ty);
           KILN_RETURN_IF_ERROR(TimeCandidates(
               sh_->lt, op, *d, res.data(), found, Bytes(l.inputs[1]), Bytes(l.inputs[0]),
@@ -312,6 +346,7 @@ Status Builder::MatMul() {
         }
         sh_->matmul_algos[key] = d->algo;
       }
+      sh_->RecordTactic(tkey, AlgoHex(d->algo));
     }
     out_->ws_bytes = std::max(out_->ws_bytes, ws);
     descs.push_back(d);

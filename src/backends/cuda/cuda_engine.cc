@@ -521,6 +521,15 @@ Status Builder::Build() {
   return Status::OK();
 }
 
+TacticCache& TacticCache::For(int device) {
+  static std::mutex mu;
+  static std::map<int, TacticCache*> caches;  // leaked on purpose: lives until the process ends
+  std::lock_guard<std::mutex> lock(mu);
+  TacticCache*& c = caches[device];
+  if (c == nullptr) c = new TacticCache();
+  return *c;
+}
+
 ArenaPool& ArenaPool::For(int device) {
   static std::mutex mu;
   static std::map<int, ArenaPool*> pools;  // leaked on purpose: lives until the process ends
@@ -727,7 +736,8 @@ CudaEngine::~CudaEngine() {
 StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
                                                          const BuildConfig& config, int device,
                                                          bool tf32,
-                                                         std::vector<InputGather> gathers) {
+                                                         std::vector<InputGather> gathers,
+                                                         std::map<std::string, std::string> tactics) {
   if (device < 0 || device >= DeviceCount()) {
     return FailedPrecondition("CUDA engine: no CUDA device " + std::to_string(device));
   }
@@ -761,6 +771,7 @@ StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
   sh->dt = TypeFor(config.precision);
   sh->tf32 = tf32;
   sh->ws_limit = config.max_workspace_size_bytes;
+  sh->preset = std::move(tactics);
   KILN_LT(cublasLtCreate(&sh->lt));
   KILN_DNN(cudnnCreate(&sh->build_dnn));
   e->shared_ = sh;
@@ -996,8 +1007,21 @@ std::vector<LayerInfo> CudaEngine::Layers() const {
   return out;
 }
 
-StatusOr<std::string> CudaEngine::SerializePayload() const {
-  return std::string("KCUDA1") + (tf32_ ? '1' : '0') + cpu::SerializeProgram(prog_);
+std::map<std::string, std::string> CudaEngine::Tactics() const {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->chosen;
 }
+
+StatusOr<std::string> CudaEngine::SerializePayload() const {
+  const std::map<std::string, std::string> tactics = Tactics();
+  std::string out = std::string("KCUDA2") + (tf32_ ? '1' : '0') + std::to_string(tactics.size()) +
+                    "\n";
+  for (const auto& [k, v] : tactics) out += k + "\t" + v + "\n";
+  return out + cpu::SerializeProgram(prog_);
+}
+
+size_t TacticCacheSize(int device) { return internal::TacticCache::For(device).size(); }
+int64_t TacticTimings() { return internal::TacticCache::Timings().load(); }
+void ClearTacticCache(int device) { internal::TacticCache::For(device).Clear(); }
 
 }  // namespace kiln::cuda

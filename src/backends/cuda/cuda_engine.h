@@ -47,10 +47,11 @@ class CudaEngine : public Engine {
   // `tf32`: FP32 layers may use TF32 tensor cores (as TensorRT's default TF32 flag).
   // `gathers`: engine inputs that are embedding indices; config.input_shapes gives the
   // indices' shapes, the program's inputs are the looked-up rows.
-  static StatusOr<std::unique_ptr<CudaEngine>> Create(cpu::Program program,
-                                                      const BuildConfig& config, int device,
-                                                      bool tf32,
-                                                      std::vector<InputGather> gathers = {});
+  // `tactics`: build-time choices recorded in the plan this engine is loaded from (key ->
+  // choice, see TacticCache in cuda_internal.h): used without timing.
+  static StatusOr<std::unique_ptr<CudaEngine>> Create(
+      cpu::Program program, const BuildConfig& config, int device, bool tf32,
+      std::vector<InputGather> gathers = {}, std::map<std::string, std::string> tactics = {});
   ~CudaEngine() override;
 
   Status Execute(const std::vector<const Tensor*>& inputs, std::vector<Tensor>* outputs,
@@ -60,7 +61,11 @@ class CudaEngine : public Engine {
                        const std::vector<bool>& keep_on_device) const override;
   bool Accepts(const std::vector<std::vector<int64_t>>& input_dims) const override;
   std::vector<LayerInfo> Layers() const override;
+  // "KCUDA2", the TF32 flag, the tactic choices ("<count>\n" then "key\tchoice\n" lines) and
+  // the serialized program.
   StatusOr<std::string> SerializePayload() const override;
+  // The tactic choices this engine's builds made or reused (what its plan records).
+  std::map<std::string, std::string> Tactics() const;
 
   // Device-only timing of one run at the build shapes (inputs uploaded once before, no host
   // copies inside the timed region; embedding lookups are inside it): the median over `iters` runs in ms, each timed with CUDA
@@ -132,5 +137,11 @@ struct ArenaPoolStats {
   int64_t allocations = 0;  // cudaMalloc calls the pool made
 };
 ArenaPoolStats GetArenaPoolStats(int device);
+
+// Tactic choices remembered by this process for GPU `device` (TacticCache), tactic timings
+// this process ran, and forgetting the choices (tests).
+size_t TacticCacheSize(int device);
+int64_t TacticTimings();
+void ClearTacticCache(int device);
 
 }  // namespace kiln::cuda

@@ -11,7 +11,9 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <dnnl.hpp>
 #include <functional>
 #include <map>
@@ -135,6 +137,45 @@ inline bool IsRelu0(const PostOp& po) {
 
 // ----------------------------------------------------------------------------- shared state
 
+// Build-time tactic choices (TensorRT's timing cache): the convolution path and algorithm /
+// graph-API engine, the cuBLASLt matmul algorithm, by a configuration key that names everything
+// the choice depends on (dims, types, fusion, workspace limit, API mode). One per GPU for the
+// process: a second engine with the same layer configuration on the same GPU reuses the first
+// one's choice instead of timing again (the device fingerprint of a plan covers the rest).
+class TacticCache {
+ public:
+  static TacticCache& For(int device);
+  // Tactic timings this process ran (a graph-API candidate search, a legacy algorithm search or
+  // a matmul candidate search counts one), for tests and logs.
+  static std::atomic<int64_t>& Timings() {
+    static std::atomic<int64_t> n{0};
+    return n;
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.clear();
+  }
+  bool Get(const std::string& key, std::string* value) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return false;
+    *value = it->second;
+    return true;
+  }
+  void Put(const std::string& key, const std::string& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_[key] = value;
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> map_;
+};
+
 struct EngineShared {
   int device = 0;
   DType dt = DType::kF32;
@@ -156,6 +197,28 @@ struct EngineShared {
   // cuBLASLt algorithm per matmul configuration, the fastest of the heuristic's candidates on
   // trial buffers (cuda_build_matmul.cc).
   std::map<std::string, cublasLtMatmulAlgo_t> matmul_algos;
+  // Tactic choices: `preset` from the plan this engine was loaded from, `chosen` every choice
+  // its builds made or reused (written into its plan, so loading the plan times nothing).
+  std::map<std::string, std::string> preset, chosen;
+  // The earlier choice for `key`: the plan's, else this process's on this GPU (caller holds mu).
+  bool FindTactic(const std::string& key, std::string* value) const {
+    static const bool reuse = [] {  // KILN_CUDA_REUSE_TACTICS=0: time every build
+      const char* v = std::getenv("KILN_CUDA_REUSE_TACTICS");
+      return v == nullptr || std::string(v) != "0";
+    }();
+    if (!reuse) return false;
+    auto it = preset.find(key);
+    if (it != preset.end()) {
+      *value = it->second;
+      return true;
+    }
+    return TacticCache::For(device).Get(key, value);
+  }
+  // Records a choice (made or reused) for the plan and the process (caller holds mu).
+  void RecordTactic(const std::string& key, const std::string& value) {
+    chosen[key] = value;
+    TacticCache::For(device).Put(key, value);
+  }
   ~EngineShared() {
     if (lt) cublasLtDestroy(lt);
     if (build_dnn) cudnnDestroy(build_dnn);

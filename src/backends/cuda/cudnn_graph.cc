@@ -182,7 +182,7 @@ FusedConvPlan::~FusedConvPlan() {
 
 StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
     cudnnHandle_t handle, const FusedConvSpec& sp, int64_t ws_limit, const FusedConvArgs& trial,
-    int max_candidates, const std::string& what) {
+    int max_candidates, const std::string& what, const Choice* preset) {
   Err e{what, ""};
   auto hold = std::make_shared<Holder>();
   std::vector<Desc>& keep = hold->d;
@@ -295,6 +295,8 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
   cudnnGetStream(handle, &stream);
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     if (!timed.empty()) break;
+    const int mode_id = mode == CUDNN_HEUR_MODE_A ? 0 : 1;
+    if (preset != nullptr && preset->mode != mode_id) continue;
     Desc heur;
     Err he{what, ""};
     he.Check(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, heur.out()),
@@ -336,6 +338,7 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
     keep.push_back(std::move(heur));
     int finalized = 0;
     for (int64_t i = 0; i < got && finalized < max_candidates; ++i) {
+      if (preset != nullptr && i != preset->position) continue;
       Desc plan;
       if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, plan.out()) !=
           CUDNN_STATUS_SUCCESS)
@@ -384,8 +387,11 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
         return Execute(handle, plan.get(), a, sp.scale, sp.residual) == CUDNN_STATUS_SUCCESS;
       };
       float us = -1;
-      if (run() && cudaStreamSynchronize(stream) == cudaSuccess)
+      if (preset != nullptr) {
+        us = preset->us;  // chosen before: finalized, not timed again
+      } else if (run() && cudaStreamSynchronize(stream) == cudaSuccess) {
         us = TimeBehindSpin(run, e0, e1, stream, 1000.0);
+      }
       if (wsp) cudaFree(wsp);
       cudaGetLastError();
       if (us < 0) continue;
@@ -396,6 +402,7 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
       p->residual_ = sp.residual;
       p->hold_ = hold;
       p->us_ = us;
+      p->choice_ = Choice{mode_id, static_cast<int>(i), us};
       char buf[64];
       std::snprintf(buf, sizeof(buf), "eng%lld,%.1fus", static_cast<long long>(index), us);
       p->name_ = buf;

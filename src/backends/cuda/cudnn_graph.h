@@ -51,9 +51,17 @@ class FusedConvPlan {
   // `trial` (its pointers must be valid device buffers of the spec's sizes; y is
   // overwritten). NotFound when no engine supports the graph. `what` names the layer in
   // errors.
+  // With `preset` (a choice() of an earlier build of the same spec on the same device: a
+  // plan's tactic or the timing cache), only that candidate is finalized and nothing is timed.
+  struct Choice {
+    int mode = 0;        // 0: heuristics mode A, 1: the fallback list
+    int position = 0;    // in that list
+    float us = 0;        // its trial time then
+  };
   static StatusOr<std::unique_ptr<FusedConvPlan>> Create(
       cudnnHandle_t handle, const FusedConvSpec& spec, int64_t ws_limit, const FusedConvArgs& trial,
-      int max_candidates, const std::string& what);
+      int max_candidates, const std::string& what, const Choice* preset = nullptr);
+  const Choice& choice() const { return choice_; }
 
   int64_t workspace_bytes() const { return ws_; }
   // "eng<global index>" of the chosen engine, with its measured trial time.
@@ -71,6 +79,7 @@ class FusedConvPlan {
   bool scale_ = false, residual_ = false;
   float us_ = 0;
   std::string name_;
+  Choice choice_;
 };
 
 // The descriptors of one legacy-API fused convolution (cudnnConvolutionBiasActivationForward),

@@ -495,5 +495,77 @@ TEST(CudaBackend, PlanRoundTripAndCorruption) {
   EXPECT_FALSE(testing_cpu::RunEngine(**e, wrong).ok());
 }
 
+// Build-time tactic choices (TensorRT's timing cache): a plan records them, so loading it times
+// nothing and gives the same engine; a second build of the same layers in this process reuses
+// them; a choice that does not apply is timed again, not trusted.
+TEST(CudaBackend, PlansCarryTacticChoices) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  // Shapes no other test uses (the process cache starts without them).
+  SegmentBuilder b;
+  b.In("x", {3, 24, 13, 13}).Init("w", Random({40, 24, 3, 3}, 71)).Init("bias", Random({40}, 72));
+  b.Init("m", Random({13, 29}, 73));
+  b.Op("Conv", {"x", "w", "bias"}, {"c"}, A({{"pads", Is({1, 1, 1, 1})}}));
+  b.Op("Relu", {"c"}, {"r"}).Op("MatMul", {"r", "m"}, {"y"}).Out("y");
+  BuildConfig cfg = testing_cpu::Config(b.shapes());
+  cfg.precision = Precision::kFP16;
+  const int64_t t0 = cuda::TacticTimings();
+  auto e = CudaBackend()->Build(b.graph(), cfg);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_GT(cuda::TacticTimings(), t0) << "the first build times its conv and matmul";
+  auto payload = (*e)->SerializePayload();
+  ASSERT_TRUE(payload.ok());
+  ASSERT_EQ(payload->substr(0, 6), "KCUDA2");
+  EXPECT_NE(payload->find("conv|"), std::string::npos);
+  EXPECT_NE(payload->find("mm|"), std::string::npos);
+  std::vector<Tensor> in = {Random({3, 24, 13, 13}, 74)};
+  auto want = testing_cpu::RunEngine(**e, in);
+  ASSERT_TRUE(want.ok()) << want.status();
+
+  // From the plan, with the process's cache emptied: no timing, the same choices and outputs.
+  cuda::ClearTacticCache(0);
+  const int64_t t1 = cuda::TacticTimings();
+  auto e2 = CudaBackend()->Deserialize(*payload, b.graph(), cfg);
+  ASSERT_TRUE(e2.ok()) << e2.status();
+  EXPECT_EQ(cuda::TacticTimings(), t1) << "a plan's choices are not timed again";
+  EXPECT_EQ(static_cast<cuda::CudaEngine&>(**e2).Tactics(),
+            static_cast<cuda::CudaEngine&>(**e).Tactics());
+  auto got = testing_cpu::RunEngine(**e2, in);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(testing_cpu::RelL2((*got)[0], (*want)[0]), 0.0);
+  for (size_t i = 0; i < (*e)->Layers().size(); ++i)
+    EXPECT_EQ((*e2)->Layers()[i].implementation, (*e)->Layers()[i].implementation);
+
+  // A second build in this process: the cache (refilled by the load) serves it.
+  const int64_t t2 = cuda::TacticTimings();
+  auto e3 = CudaBackend()->Build(b.graph(), cfg);
+  ASSERT_TRUE(e3.ok()) << e3.status();
+  EXPECT_EQ(cuda::TacticTimings(), t2);
+
+  // Choices that cannot be used (an engine position cuDNN does not list, a garbled matmul
+  // algorithm) are timed again, and the engine still computes the same values.
+  std::string bad = *payload;
+  for (const char* tag : {"\tgraph:", "\tlegacy:", "\tplain:"}) {
+    const size_t at = bad.find(tag);
+    if (at == std::string::npos) continue;
+    const size_t end = bad.find('\n', at);
+    bad.replace(at + 1, end - at - 1, "graph:0:9999:1.000");
+  }
+  const size_t mm = bad.find("\tlt:");
+  ASSERT_NE(mm, std::string::npos);
+  bad[mm + 4] = bad[mm + 4] == 'f' ? '0' : 'f';
+  cuda::ClearTacticCache(0);
+  const int64_t t3 = cuda::TacticTimings();
+  auto e4 = CudaBackend()->Deserialize(bad, b.graph(), cfg);
+  ASSERT_TRUE(e4.ok()) << e4.status();
+  EXPECT_GT(cuda::TacticTimings(), t3);
+  auto got4 = testing_cpu::RunEngine(**e4, in);
+  ASSERT_TRUE(got4.ok()) << got4.status();
+  auto ref = testing_cpu::RunReference(b.graph(), in);
+  ASSERT_TRUE(ref.ok());
+  EXPECT_LE(testing_cpu::RelL2((*got4)[0], (*ref)[0]), 1e-2);
+  // A payload whose tactic block is cut short is refused.
+  EXPECT_FALSE(CudaBackend()->Deserialize(payload->substr(0, 12), b.graph(), cfg).ok());
+}
+
 }  // namespace
 }  // namespace kiln
