@@ -72,7 +72,8 @@ options:
                           engines instead of building them (`kiln cache --help`)
   --time-tactics          time each conv/matmul layer's implementations at build, keep the
                           fastest (KILN_TACTIC_TIMING=1)
-  --timing-cache FILE     remember timed choices in FILE (KILN_TIMING_CACHE)
+  --timing-cache FILE     remember timed choices in FILE (KILN_TIMING_CACHE; the CUDA
+                          backend's in FILE.cudaN)
   --batch-sweep           after the timed runs, run every batch 1..max-batch-size once in
                           random order (twice each) and report the engine builds it caused
   --compare native        also run the unconverted graph on the same inputs (timed runs

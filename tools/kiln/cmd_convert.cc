@@ -62,7 +62,8 @@ options:
   --time-tactics               time each conv/matmul layer's oneDNN implementations and keep
                                the fastest (KILN_TACTIC_TIMING=1; slower builds)
   --timing-cache FILE          remember the timed choices in FILE (implies --time-tactics;
-                               KILN_TIMING_CACHE): the next build skips the timing
+                               KILN_TIMING_CACHE): the next build skips the timing. The
+                               CUDA backend (which always times) keeps its own in FILE.cudaN
   --engine-cache DIR           disk engine cache: reuse engines built before with the same
                                segment, config, device and kiln (default KILN_ENGINE_CACHE;
                                `kiln cache --help`)

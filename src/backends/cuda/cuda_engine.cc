@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <dnnl.hpp>
 #include <mutex>
 #include <string>
@@ -26,6 +27,7 @@
 #include "backends/cpu/layers.h"
 #include "backends/cuda/cuda_internal.h"
 #include "backends/cuda/kernels.h"
+#include "core/file_util.h"
 #include "core/logging.h"
 #include "engine/engine_inputs.h"
 
@@ -526,8 +528,39 @@ TacticCache& TacticCache::For(int device) {
   static std::map<int, TacticCache*> caches;  // leaked on purpose: lives until the process ends
   std::lock_guard<std::mutex> lock(mu);
   TacticCache*& c = caches[device];
-  if (c == nullptr) c = new TacticCache();
+  if (c == nullptr) c = new TacticCache(device);
   return *c;
+}
+
+TacticCache::TacticCache(int device) {
+  const char* v = std::getenv("KILN_TIMING_CACHE");
+  if (v == nullptr || *v == '\0') return;
+  path_ = std::string(v) + ".cuda" + std::to_string(device);
+  StatusOr<std::string> fp = DeviceFingerprint(device);
+  header_ = "# kiln cuda timing cache v1\tdevice=" + (fp.ok() ? *fp : std::string("?"));
+  std::ifstream f(path_);
+  if (!f) return;  // a new cache
+  std::string line;
+  if (!std::getline(f, line) || line != header_) {
+    KILN_LOG(WARNING) << "timing cache " << path_
+                      << " is not a kiln CUDA timing cache for this GPU and software; timing "
+                         "again and overwriting it";
+    return;
+  }
+  while (std::getline(f, line)) {
+    const size_t tab = line.find('\t');
+    if (tab == std::string::npos || tab == 0) continue;
+    map_[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+}
+
+void TacticCache::SaveLocked() const {
+  if (path_.empty()) return;
+  std::string text = header_ + "\n";
+  for (const auto& [k, val] : map_) text += k + "\t" + val + "\n";
+  if (Status st = WriteFileAtomically(path_, text); !st.ok()) {
+    KILN_LOG(WARNING) << "cannot write the CUDA timing cache: " << st.message();
+  }
 }
 
 ArenaPool& ArenaPool::For(int device) {

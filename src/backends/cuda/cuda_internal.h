@@ -164,16 +164,26 @@ class TacticCache {
   }
   void Put(const std::string& key, const std::string& value) {
     std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end() && it->second == value) return;
     map_[key] = value;
+    SaveLocked();
   }
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
     return map_.size();
   }
 
+  // The file behind the cache: KILN_TIMING_CACHE (kiln --timing-cache FILE) + ".cuda<N>",
+  // headed by the GPU's fingerprint; empty when the variable is unset.
+  const std::string& path() const { return path_; }
+
  private:
+  TacticCache(int device);  // loads path() when it names a cache for this GPU
+  void SaveLocked() const;  // temporary file + rename
   mutable std::mutex mu_;
   std::map<std::string, std::string> map_;
+  std::string path_, header_;
 };
 
 struct EngineShared {
