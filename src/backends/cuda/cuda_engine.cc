@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <dnnl.hpp>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -709,6 +710,56 @@ StatusOr<std::shared_ptr<void>> PooledDeviceAlloc(size_t bytes, int device, void
   });
 }
 
+StatusOr<std::shared_ptr<void>> PinnedHostAlloc(size_t bytes) {
+  struct Pool {
+    std::mutex mu;
+    std::multimap<size_t, void*> free;  // by size
+    size_t live = 0, cached = 0;
+  };
+  static Pool* pool = new Pool();  // leaked on purpose: tensors may outlive static destruction
+  constexpr size_t kMaxLive = size_t{4} << 30, kMaxCached = size_t{2} << 30;
+  if (bytes == 0) bytes = 64;
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(pool->mu);
+    auto it = pool->free.find(bytes);
+    if (it != pool->free.end()) {
+      p = it->second;
+      pool->free.erase(it);
+      pool->cached -= bytes;
+    } else if (pool->live + bytes > kMaxLive) {
+      return std::shared_ptr<void>();
+    }
+    pool->live += bytes;
+  }
+  if (p == nullptr) {
+    cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      std::lock_guard<std::mutex> lock(pool->mu);
+      pool->live -= bytes;
+      return std::shared_ptr<void>();  // not fatal: ordinary memory instead
+    }
+  }
+  return std::shared_ptr<void>(p, [bytes](void* q) {
+    std::vector<void*> evict;
+    {
+      std::lock_guard<std::mutex> lock(pool->mu);
+      pool->live -= bytes;
+      pool->free.emplace(bytes, q);
+      pool->cached += bytes;
+      // Over the cache limit: free the largest cached buffers.
+      while (pool->cached > kMaxCached && !pool->free.empty()) {
+        auto last = std::prev(pool->free.end());
+        pool->cached -= last->first;
+        evict.push_back(last->second);
+        pool->free.erase(last);
+      }
+    }
+    for (void* e : evict) cudaFreeHost(e);
+  });
+}
+
 ArenaPoolStats GetArenaPoolStats(int device) {
   const internal::ArenaPool::Stats s = internal::ArenaPool::For(device).stats();
   ArenaPoolStats out;
@@ -950,7 +1001,10 @@ Status CudaEngine::Run(const std::vector<const Tensor*>& inputs, std::vector<Ten
                                               buf, device_));
         continue;
       }
-      Tensor t = Tensor::Empty(DataType::kFloat32, inst->out_dims[i]);
+      // A reused page-locked buffer (PinnedHostAlloc), else ordinary memory.
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> hb, PinnedHostAlloc(bytes));
+      Tensor t = hb ? Tensor::Wrap(DataType::kFloat32, inst->out_dims[i], hb.get(), hb)
+                    : Tensor::Empty(DataType::kFloat32, inst->out_dims[i]);
       KILN_CU(cudaMemcpyAsync(t.raw_mutable_data(), ctx->out_stage[i].get(), bytes,
                               cudaMemcpyDeviceToHost, ctx->stream));
       outputs->push_back(std::move(t));
