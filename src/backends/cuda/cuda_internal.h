@@ -310,10 +310,15 @@ struct Ctx {
   void* ws = nullptr;         // cuDNN / cuBLASLt workspace, after the arena
   std::vector<std::shared_ptr<void>> in_stage, out_stage;
   std::vector<std::shared_ptr<void>> idx_stage;  // embedding indices, by engine input
+  // Page-locked bounce buffers and their events for large pageable host inputs (two per
+  // copy lane, made on first use; cuda_engine.cc UploadPageable).
+  std::vector<std::shared_ptr<void>> bounce;
+  std::vector<cudaEvent_t> bounce_ev;
   cudaGraphExec_t graph = nullptr;
   const void* graph_arena = nullptr;  // the arena `graph` was captured with
   bool graph_failed = false;
   ~Ctx() {
+    for (cudaEvent_t e : bounce_ev) cudaEventDestroy(e);
     if (graph) cudaGraphExecDestroy(graph);
     if (dnn) cudnnDestroy(dnn);
     if (stream) cudaStreamDestroy(stream);

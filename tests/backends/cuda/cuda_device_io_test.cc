@@ -127,6 +127,27 @@ TEST(CudaDeviceIo, SessionFeedsAndFetchesDeviceTensors) {
   }
 }
 
+// A large pageable host input goes up through the pipelined bounce buffers (several lanes,
+// a size that is no multiple of their chunk): the values must arrive exactly.
+TEST(CudaDeviceIo, LargeHostInputsArriveExactly) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  SegmentBuilder b;
+  b.In("x", {5, 2000003}).Op("Relu", {"x"}, {"y"}).Out("y");
+  BuildConfig cfg = testing_cpu::Config(b.shapes());
+  auto e = CudaBackend()->Build(b.graph(), cfg);
+  ASSERT_TRUE(e.ok()) << e.status();
+  Tensor x = Random({5, 2000003}, 81);  // 40 MB
+  for (int run = 0; run < 2; ++run) {
+    std::vector<Tensor> got;
+    ASSERT_TRUE((*e)->Execute({&x}, &got).ok());
+    const float* xv = x.data<float>();
+    const float* yv = got[0].data<float>();
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < x.num_elements(); ++i) wrong += yv[i] != std::max(xv[i], 0.f);
+    EXPECT_EQ(wrong, 0) << "run " << run;
+  }
+}
+
 // ids[N,6] (int64 or int32) ─▶ Gather(table[50,32]) ─▶ Add(pos[6,32]) ─▶ MatMul(W[32,16]) ─▶ Relu ─▶ y
 Graph EmbeddingGraph(int index_type) {
   testing::OnnxBuilder b;
