@@ -175,9 +175,9 @@ StatusOr<SplitSegment> SplitInputGathers(const Graph& seg, const BuildConfig& co
   return out;
 }
 
-// The tactic block of a KCUDA2 payload ("<count>\n", then "key\tchoice\n" lines); advances
-// `rest` past it.
-StatusOr<std::map<std::string, std::string>> ParseTactics(std::string_view* rest) {
+}  // namespace
+
+StatusOr<std::map<std::string, std::string>> ParsePlanTactics(std::string_view* rest) {
   const size_t nl = rest->find('\n');
   if (nl == std::string_view::npos || nl == 0 || nl > 9) {
     return DataLoss("CUDA engine payload: bad tactic count");
@@ -201,6 +201,8 @@ StatusOr<std::map<std::string, std::string>> ParseTactics(std::string_view* rest
   }
   return out;
 }
+
+namespace {
 
 bool Tf32FromEnv() {
   const char* v = std::getenv("KILN_CUDA_TF32");
@@ -274,7 +276,7 @@ class CudaBackendImpl : public Backend {
     std::string_view rest = payload.substr(7);
     std::map<std::string, std::string> tactics;
     if (payload[5] == '2') {
-      KILN_ASSIGN_OR_RETURN(tactics, ParseTactics(&rest));
+      KILN_ASSIGN_OR_RETURN(tactics, ParsePlanTactics(&rest));
     }
     KILN_ASSIGN_OR_RETURN(cpu::Program p, cpu::ParseProgram(rest));
     // The embedding lookups are not in the program: split them off the segment again.

@@ -2,7 +2,9 @@
 // Built only when CMake finds the CUDA toolkit and cuDNN (KILN_HAVE_CUDA).
 #pragma once
 
+#include <map>
 #include <string>
+#include <string_view>
 
 #include "engine/engine.h"
 
@@ -14,5 +16,9 @@ namespace kiln {
 const Backend* CudaBackend(int device = 0);
 // Parses "cuda" / "cuda:N" into N; -1 for anything else.
 int ParseCudaBackendName(const std::string& name);
+
+// The tactic block of a KCUDA2 plan payload ("<count>\n", then count "key\tchoice\n" lines);
+// advances `rest` past it. DataLoss on anything malformed (fuzzed in test_backend_cuda).
+StatusOr<std::map<std::string, std::string>> ParsePlanTactics(std::string_view* rest);
 
 }  // namespace kiln

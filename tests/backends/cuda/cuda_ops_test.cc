@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <random>
 
 #include "backends/cpu/cpu_test_util.h"
 #include "backends/cpu/lowering.h"
@@ -493,6 +494,37 @@ TEST(CudaBackend, PlanRoundTripAndCorruption) {
   // A wrong-shaped input is refused, not run.
   std::vector<Tensor> wrong = {Random({2, 8, 7, 9}, 4)};
   EXPECT_FALSE(testing_cpu::RunEngine(**e, wrong).ok());
+}
+
+// The plan's tactic block parser on well-formed, truncated and randomly mutated input: a
+// result or DataLoss, never a crash or a read past the end (no GPU needed; runs in CI).
+TEST(CudaBackend, TacticBlockParserIsRobust) {
+  const std::string good = "2\nconv|a\tgraph:0:1:2.500\nmm|b\tlt:00ff\nPROGRAM";
+  std::string_view rest = good;
+  auto t = ParsePlanTactics(&rest);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->size(), 2u);
+  EXPECT_EQ(t->at("conv|a"), "graph:0:1:2.500");
+  EXPECT_EQ(rest, "PROGRAM");
+  for (const char* bad : {"", "\n", "x\n", "3\na\tb\n", "1\nno-tab\n", "1\n\tvalue\n",
+                          "99999999999\n", "1\nkey\tvalue"}) {
+    std::string_view r = bad;
+    auto p = ParsePlanTactics(&r);
+    EXPECT_FALSE(p.ok()) << "'" << bad << "'";
+    if (!p.ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kDataLoss);
+    }
+  }
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    std::string m = good.substr(0, rng() % (good.size() + 1));
+    for (int k = rng() % 4; k > 0 && !m.empty(); --k) m[rng() % m.size()] = static_cast<char>(rng());
+    std::string_view r = m;
+    auto p = ParsePlanTactics(&r);
+    if (p.ok()) {
+      EXPECT_LE(r.size(), m.size());
+    }
+  }
 }
 
 // Build-time tactic choices (TensorRT's timing cache): a plan records them, so loading it times
