@@ -36,4 +36,28 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
   return Status::OK();
 }
 
+StatusOr<std::map<std::string, std::string>> ReadKeyValueFile(const std::string& path,
+                                                              const std::string& header) {
+  std::ifstream f(path);
+  if (!f) return NotFound("no file " + path);
+  std::string line;
+  if (!std::getline(f, line) || line != header) {
+    return FailedPrecondition(path + " does not start with '" + header + "'");
+  }
+  std::map<std::string, std::string> entries;
+  while (std::getline(f, line)) {
+    const size_t tab = line.rfind('\t');
+    if (tab == std::string::npos || tab == 0) continue;
+    entries[line.substr(0, tab)] = line.substr(tab + 1);
+  }
+  return entries;
+}
+
+Status WriteKeyValueFile(const std::string& path, const std::string& header,
+                         const std::map<std::string, std::string>& entries) {
+  std::string text = header + "\n";
+  for (const auto& [k, v] : entries) text += k + "\t" + v + "\n";
+  return WriteFileAtomically(path, text);
+}
+
 }  // namespace kiln

@@ -51,18 +51,7 @@ class DeviceTensorTest : public ::testing::Test {
   void TearDown() override { RegisterDeviceCopiers(DeviceCopiers{}); }
 };
 
-// x[N,4] ──▶ MatMul(W[4,3]) ──▶ Add(b) ──▶ Relu ──▶ y[N,3]
-std::string DenseModel() {
-  OnnxBuilder b;
-  b.Input("x", 1, {-1, 4}).Output("y", 1, {-1, 3});
-  std::vector<float> w(12);
-  for (int i = 0; i < 12; ++i) w[i] = 0.1f * static_cast<float>(i) - 0.5f;
-  b.FloatInitializer("W", {4, 3}, w).FloatInitializer("b", {3}, {0.1f, -0.2f, 0.3f});
-  b.Node("MatMul", {"x", "W"}, {"mm"}, "matmul");
-  b.Node("Add", {"mm", "b"}, {"pre"}, "bias");
-  b.Node("Relu", {"pre"}, {"y"}, "relu");
-  return b.Serialize();
-}
+using testing::DenseModel;  // runtime/onnx_builder.h
 
 Graph DenseGraph() {
   auto g = ImportOnnxBytes(DenseModel(), "dense.onnx", "");

@@ -64,4 +64,19 @@ class OnnxBuilder {
   onnxpb::ModelProto model_;
 };
 
+// x[N,4] ──▶ MatMul(W[4,3]) ──▶ Add(b) ──▶ Relu ──▶ y[N,3]
+//                                     └──────────▶ pre (fetchable intermediate)
+// W[k][c] = 0.1 * (3k + c) - 0.5, b = {0.1, -0.2, 0.3}.
+inline std::string DenseModel() {
+  OnnxBuilder b;
+  b.Input("x", 1, {-1, 4}).Output("y", 1, {-1, 3});
+  std::vector<float> w(12);
+  for (int i = 0; i < 12; ++i) w[i] = 0.1f * static_cast<float>(i) - 0.5f;
+  b.FloatInitializer("W", {4, 3}, w).FloatInitializer("b", {3}, {0.1f, -0.2f, 0.3f});
+  b.Node("MatMul", {"x", "W"}, {"mm"}, "matmul");
+  b.Node("Add", {"mm", "b"}, {"pre"}, "bias");
+  b.Node("Relu", {"pre"}, {"y"}, "relu");
+  return b.Serialize();
+}
+
 }  // namespace kiln::testing

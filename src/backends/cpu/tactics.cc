@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -21,7 +20,7 @@
 namespace kiln::cpu {
 namespace {
 
-constexpr const char* kHeader = "# kiln timing cache v1\tdevice=";
+const std::string kHeader = "# kiln timing cache v1\tdevice=";
 
 std::string CachePath() {
   const char* v = std::getenv("KILN_TIMING_CACHE");
@@ -40,28 +39,20 @@ struct TimingCache {
     loaded_path = path;
     entries.clear();
     if (path.empty()) return;
-    std::ifstream f(path);
-    if (!f) return;  // a new cache
-    std::string line;
-    const std::string device = CpuBackend().DeviceFingerprint();
-    if (!std::getline(f, line) || line != kHeader + device) {
+    auto read = ReadKeyValueFile(path, kHeader + CpuBackend().DeviceFingerprint());
+    if (read.ok()) {
+      entries = *std::move(read);
+    } else if (read.status().code() != StatusCode::kNotFound) {  // NotFound: a new cache
       KILN_LOG(WARNING) << "timing cache " << path
                         << " is not a kiln timing cache for this device; timing again and "
                            "overwriting it";
-      return;
-    }
-    while (std::getline(f, line)) {
-      const size_t tab = line.rfind('\t');
-      if (tab == std::string::npos || tab == 0) continue;
-      entries[line.substr(0, tab)] = line.substr(tab + 1);
     }
   }
 
   void SaveLocked() const {
     if (loaded_path.empty()) return;
-    std::string text = std::string(kHeader) + CpuBackend().DeviceFingerprint() + "\n";
-    for (const auto& [k, v] : entries) text += k + "\t" + v + "\n";
-    if (Status st = WriteFileAtomically(loaded_path, text); !st.ok()) {
+    Status st = WriteKeyValueFile(loaded_path, kHeader + CpuBackend().DeviceFingerprint(), entries);
+    if (!st.ok()) {
       KILN_LOG(WARNING) << "cannot write the timing cache: " << st.message();
     }
   }

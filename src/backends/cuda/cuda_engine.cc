@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <dnnl.hpp>
 #include <map>
 #include <mutex>
@@ -525,14 +524,20 @@ Status Builder::Build() {
   return Status::OK();
 }
 
-TacticCache& TacticCache::For(int device) {
+// The one T of GPU `device` for the life of the process (leaked on purpose: engines and
+// tensors using it may outlive static destruction).
+template <typename T>
+T& PerDevice(int device) {
   static std::mutex mu;
-  static std::map<int, TacticCache*> caches;  // leaked on purpose: lives until the process ends
+  static std::map<int, T*> all;
   std::lock_guard<std::mutex> lock(mu);
-  TacticCache*& c = caches[device];
-  if (c == nullptr) c = new TacticCache(device);
-  return *c;
+  T*& p = all[device];
+  if (p == nullptr) p = new T(device);
+  return *p;
 }
+
+TacticCache& TacticCache::For(int device) { return PerDevice<TacticCache>(device); }
+ArenaPool& ArenaPool::For(int device) { return PerDevice<ArenaPool>(device); }
 
 TacticCache::TacticCache(int device) {
   const char* v = std::getenv("KILN_TIMING_CACHE");
@@ -540,38 +545,21 @@ TacticCache::TacticCache(int device) {
   path_ = std::string(v) + ".cuda" + std::to_string(device);
   StatusOr<std::string> fp = DeviceFingerprint(device);
   header_ = "# kiln cuda timing cache v1\tdevice=" + (fp.ok() ? *fp : std::string("?"));
-  std::ifstream f(path_);
-  if (!f) return;  // a new cache
-  std::string line;
-  if (!std::getline(f, line) || line != header_) {
+  auto read = ReadKeyValueFile(path_, header_);
+  if (read.ok()) {
+    map_ = *std::move(read);
+  } else if (read.status().code() != StatusCode::kNotFound) {  // NotFound: a new cache
     KILN_LOG(WARNING) << "timing cache " << path_
                       << " is not a kiln CUDA timing cache for this GPU and software; timing "
                          "again and overwriting it";
-    return;
-  }
-  while (std::getline(f, line)) {
-    const size_t tab = line.find('\t');
-    if (tab == std::string::npos || tab == 0) continue;
-    map_[line.substr(0, tab)] = line.substr(tab + 1);
   }
 }
 
 void TacticCache::SaveLocked() const {
   if (path_.empty()) return;
-  std::string text = header_ + "\n";
-  for (const auto& [k, val] : map_) text += k + "\t" + val + "\n";
-  if (Status st = WriteFileAtomically(path_, text); !st.ok()) {
+  if (Status st = WriteKeyValueFile(path_, header_, map_); !st.ok()) {
     KILN_LOG(WARNING) << "cannot write the CUDA timing cache: " << st.message();
   }
-}
-
-ArenaPool& ArenaPool::For(int device) {
-  static std::mutex mu;
-  static std::map<int, ArenaPool*> pools;  // leaked on purpose: lives until the process ends
-  std::lock_guard<std::mutex> lock(mu);
-  ArenaPool*& p = pools[device];
-  if (p == nullptr) p = new ArenaPool(device);
-  return *p;
 }
 
 StatusOr<ArenaPool::Lease> ArenaPool::Take(size_t bytes, const void* prefer) {

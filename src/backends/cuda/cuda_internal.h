@@ -137,6 +137,9 @@ inline bool IsRelu0(const PostOp& po) {
 
 // ----------------------------------------------------------------------------- shared state
 
+template <typename T>
+T& PerDevice(int device);  // cuda_engine.cc
+
 // Build-time tactic choices (TensorRT's timing cache): the convolution path and algorithm /
 // graph-API engine, the cuBLASLt matmul algorithm, by a configuration key that names everything
 // the choice depends on (dims, types, fusion, workspace limit, API mode). One per GPU for the
@@ -179,7 +182,9 @@ class TacticCache {
   const std::string& path() const { return path_; }
 
  private:
-  TacticCache(int device);  // loads path() when it names a cache for this GPU
+  template <typename T>
+  friend T& PerDevice(int device);
+  explicit TacticCache(int device);  // loads path() when it names a cache for this GPU
   void SaveLocked() const;  // temporary file + rename
   mutable std::mutex mu_;
   std::map<std::string, std::string> map_;
@@ -288,6 +293,8 @@ class ArenaPool {
   Stats stats() const;
 
  private:
+  template <typename T>
+  friend T& PerDevice(int device);
   explicit ArenaPool(int device) : device_(device) {}
   void Give(int block);
   struct Block {
