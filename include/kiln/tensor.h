@@ -165,6 +165,7 @@ class Tensor {
   // tensor's data() is a device address: only engines of that device read it (a CUDA engine
   // takes it without a host round trip); Session::Run copies it to the host for anything else,
   // and ToHost() does so for the caller. Feeding and fetching device tensors: RunOptions.
+  // `device` is the CUDA ordinal (a negative value is taken as device 0).
   static Tensor WrapDevice(DataType dtype, std::vector<int64_t> dims, void* device_data,
                            std::shared_ptr<void> owner, int device);
   // True when the bytes live in a CUDA device's memory; device() is its ordinal (-1: host).
