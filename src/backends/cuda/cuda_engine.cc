@@ -888,7 +888,9 @@ StatusOr<std::shared_ptr<Instance>> CudaEngine::InstanceFor(const std::vector<Di
     lookups.push_back(internal::Step{l.layer, [=](const internal::RunCtx& r) -> Status {
       return internal::CudaStatus(
           GatherRows(r.c->idx_stage[i].get(), idx64, n, table, rows, width,
-                     static_cast<float*>(r.c->in_stage[i].get()), r.c->stream),
+                     static_cast<float*>(r.c->in_stage[i].get()),
+                     r.c->bad_index_dev != nullptr ? r.c->bad_index_dev + i : nullptr,
+                     r.c->stream),
           "embedding lookup (GatherRows)");
     }});
   }
@@ -1004,6 +1006,28 @@ Status UploadPageable(const void* src, void* dst, size_t bytes, Ctx* ctx) {
 
 }  // namespace
 
+Status CudaEngine::CheckLookups(const std::vector<const Tensor*>& inputs, Ctx* ctx) const {
+  if (ctx->bad_index == nullptr) return Status::OK();
+  for (size_t i = 0; i < inputs.size() && i < lookups_.size(); ++i) {
+    unsigned long long& flag = ctx->bad_index.get()[i];
+    if (!lookups_[i].active || flag == 0) continue;
+    const int64_t element = static_cast<int64_t>(flag) - 1;
+    flag = 0;  // for the context's next run
+    int64_t v = 0;
+    const size_t es = lookups_[i].idx64 ? 8 : 4;
+    if (cudaMemcpy(&v, static_cast<const char*>(ctx->idx_stage[i].get()) + element * es, es,
+                   cudaMemcpyDeviceToHost) != cudaSuccess) {
+      cudaGetLastError();
+    }
+    if (es == 4) v = static_cast<int32_t>(v & 0xffffffff);
+    return InvalidArgument("CUDA engine input " + std::to_string(i) + ": index " +
+                           std::to_string(v) + " (element " + std::to_string(element) +
+                           ") is outside the embedding table's " +
+                           std::to_string(lookups_[i].rows) + " rows (found on the GPU)");
+  }
+  return Status::OK();
+}
+
 Status CudaEngine::Stage(const std::vector<const Tensor*>& inputs, Ctx* ctx) const {
   // Into the context's staging buffers (the addresses its CUDA graph was captured with): an
   // upload from the host, or a device-to-device copy. Indices go to their own buffer.
@@ -1068,6 +1092,7 @@ Status CudaEngine::Run(const std::vector<const Tensor*>& inputs, std::vector<Ten
     // and the next engine (on its own stream) may read them at once.
     KILN_CU(cudaStreamSynchronize(ctx->stream));
     KILN_CU(cudaGetLastError());
+    KILN_RETURN_IF_ERROR(CheckLookups(inputs, ctx));
     if (profile != nullptr) {
       *profile = Layers();
       for (size_t i = 0; i < profile->size() && i < ms.size(); ++i) (*profile)[i].ms = ms[i];

@@ -87,6 +87,8 @@ class CudaEngine : public Engine {
       const std::vector<const Tensor*>& inputs) const;
   // Copies the inputs into a context's staging buffers (upload or device copy).
   Status Stage(const std::vector<const Tensor*>& inputs, internal::Ctx* ctx) const;
+  // After a run: InvalidArgument naming the first out-of-range embedding index the GPU saw.
+  Status CheckLookups(const std::vector<const Tensor*>& inputs, internal::Ctx* ctx) const;
   // Program input dims (looked-up rows) for engine input dims (indices).
   std::vector<std::vector<int64_t>> ProgramDims(std::vector<std::vector<int64_t>> dims) const;
 

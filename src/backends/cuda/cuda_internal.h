@@ -317,6 +317,10 @@ struct Ctx {
   void* ws = nullptr;         // cuDNN / cuBLASLt workspace, after the arena
   std::vector<std::shared_ptr<void>> in_stage, out_stage;
   std::vector<std::shared_ptr<void>> idx_stage;  // embedding indices, by engine input
+  // Per engine input with a lookup: 1 + the element of the first out-of-range index the GPU
+  // saw, 0 if none (mapped page-locked memory: written by GatherRows, read after the stream).
+  std::shared_ptr<unsigned long long> bad_index;  // idx_stage.size() counters
+  unsigned long long* bad_index_dev = nullptr;
   // Page-locked bounce buffers and their events for large pageable host inputs (two per
   // copy lane, made on first use; cuda_engine.cc UploadPageable).
   std::vector<std::shared_ptr<void>> bounce;
@@ -407,6 +411,17 @@ struct Instance {
           KILN_ASSIGN_OR_RETURN(p, DevAlloc(b));
         }
         c->idx_stage.push_back(p);
+      }
+      if (std::any_of(idx_bytes.begin(), idx_bytes.end(), [](size_t b) { return b > 0; })) {
+        void* h = nullptr;
+        KILN_CU(cudaHostAlloc(&h, idx_bytes.size() * sizeof(unsigned long long),
+                              cudaHostAllocMapped));
+        c->bad_index.reset(static_cast<unsigned long long*>(h),
+                           [](unsigned long long* q) { cudaFreeHost(q); });
+        std::fill_n(c->bad_index.get(), idx_bytes.size(), 0ull);
+        void* d = nullptr;
+        KILN_CU(cudaHostGetDevicePointer(&d, h, 0));
+        c->bad_index_dev = static_cast<unsigned long long*>(d);
       }
     }
     const size_t ws_offset = (arena_bytes + 255) / 256 * 256;

@@ -459,13 +459,15 @@ namespace {
 // One block per output row; float4 copies when the width allows.
 template <typename I>
 __global__ void GatherRowsKernel(const I* idx, int64_t n, const float* table, int64_t rows,
-                                 int64_t width, float* out) {
+                                 int64_t width, float* out, unsigned long long* bad) {
   const int64_t r = blockIdx.x;
   if (r >= n) return;
   int64_t k = static_cast<int64_t>(idx[r]);
   if (k < 0) k += rows;
   float* o = out + r * width;
   const bool valid = k >= 0 && k < rows;
+  if (!valid && bad != nullptr && threadIdx.x == 0)
+    atomicCAS(bad, 0ull, static_cast<unsigned long long>(r) + 1);
   const float* src = table + (valid ? k : 0) * width;
   if ((width & 3) == 0) {
     const float4* s4 = reinterpret_cast<const float4*>(src);
@@ -479,15 +481,15 @@ __global__ void GatherRowsKernel(const I* idx, int64_t n, const float* table, in
 }  // namespace
 
 cudaError_t GatherRows(const void* idx, bool idx64, int64_t n, const float* table, int64_t rows,
-                       int64_t width, float* out, cudaStream_t s) {
+                       int64_t width, float* out, unsigned long long* bad, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   const int threads = width >= 512 ? 256 : 128;
   if (idx64) {
     GatherRowsKernel<<<static_cast<unsigned>(n), threads, 0, s>>>(
-        static_cast<const int64_t*>(idx), n, table, rows, width, out);
+        static_cast<const int64_t*>(idx), n, table, rows, width, out, bad);
   } else {
     GatherRowsKernel<<<static_cast<unsigned>(n), threads, 0, s>>>(
-        static_cast<const int32_t*>(idx), n, table, rows, width, out);
+        static_cast<const int32_t*>(idx), n, table, rows, width, out, bad);
   }
   return cudaGetLastError();
 }

@@ -90,10 +90,11 @@ cudaError_t Spin(double us, cudaStream_t s);
 
 // Embedding lookup (ONNX Gather, axis 0, of a float32 table [rows, width]):
 // out[r, :] = table[idx[r], :] for r < n; idx is int64 (idx64) or int32; a negative index
-// counts from the end; an index outside [-rows, rows) gives a row of zeros (the engine checks
-// host indices before it runs; device indices it cannot check).
+// counts from the end; an index outside [-rows, rows) gives a row of zeros and, when `bad` is
+// not null, stores 1 + its element number in *bad if *bad is still 0 (the first one seen; `bad`
+// is device-accessible, e.g. mapped page-locked memory the host reads after the stream).
 cudaError_t GatherRows(const void* idx, bool idx64, int64_t n, const float* table, int64_t rows,
-                       int64_t width, float* out, cudaStream_t s);
+                       int64_t width, float* out, unsigned long long* bad, cudaStream_t s);
 
 // Microseconds per call of `call` (returns true when it ran), averaged over `reps` calls
 // enqueued on `s` behind a spin of `spin_us`, so the events time the GPU alone and not the

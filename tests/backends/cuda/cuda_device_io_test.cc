@@ -222,6 +222,23 @@ TEST(CudaDeviceIo, EmbeddingLookupRunsInTheEngine) {
                                           "table's 50 rows"),
               std::string::npos)
         << bad.status();
+    // The same ids already on the GPU: found by the lookup kernel, reported after the run.
+    auto dbad = Ids(dt, {3, 7, 9, -51, 1, 2}, 1).ToDevice(0);  // one bad element
+    ASSERT_TRUE(dbad.ok());
+    auto bad2 = (*s)->Run({{"ids", *dbad}});
+    ASSERT_FALSE(bad2.ok());
+    EXPECT_NE(bad2.status().message().find("index -51 (element 3) is outside the embedding "
+                                           "table's 50 rows (found on the GPU)"),
+              std::string::npos)
+        << bad2.status();
+    // ...and the next run with good ids on the GPU is fine again.
+    auto good = Ids(dt, {1, 2, 3, 4, 5, 6}, 2);
+    auto dgood = good.ToDevice(0);
+    ASSERT_TRUE(dgood.ok());
+    auto ok1 = (*s)->Run({{"ids", *dgood}});
+    auto ok2 = (*native)->Run({{"ids", good}});
+    ASSERT_TRUE(ok1.ok() && ok2.ok()) << ok1.status() << ok2.status();
+    EXPECT_LE(testing_cpu::RelL2((*ok1)[0], (*ok2)[0]), 1e-5);
   }
   unsetenv("KILN_CUDA_TF32");
 }
