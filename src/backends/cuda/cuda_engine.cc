@@ -609,7 +609,7 @@ StatusOr<ArenaPool::Lease> ArenaPool::Take(size_t bytes, const void* prefer) {
     pick = largest;
   }
   blocks_[pick].busy = true;
-  ++stats_.leases;
+  ++stats_.runs;
   return Lease(this, pick, blocks_[pick].mem.get());
 }
 
@@ -618,7 +618,7 @@ void ArenaPool::Give(int block) {
   if (block >= 0 && block < static_cast<int>(blocks_.size())) blocks_[block].busy = false;
 }
 
-ArenaPool::Stats ArenaPool::stats() const {
+ArenaPoolStats ArenaPool::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
 }
@@ -749,15 +749,7 @@ StatusOr<std::shared_ptr<void>> PinnedHostAlloc(size_t bytes) {
   });
 }
 
-ArenaPoolStats GetArenaPoolStats(int device) {
-  const internal::ArenaPool::Stats s = internal::ArenaPool::For(device).stats();
-  ArenaPoolStats out;
-  out.blocks = s.blocks;
-  out.bytes = s.bytes;
-  out.runs = s.leases;
-  out.allocations = s.allocations;
-  return out;
-}
+ArenaPoolStats GetArenaPoolStats(int device) { return internal::ArenaPool::For(device).stats(); }
 
 namespace {
 

@@ -284,13 +284,7 @@ class ArenaPool {
   // A free block of at least `bytes`: block `prefer` if it is free and big enough, else the
   // smallest that fits, else a new one (replacing the largest free block that is too small).
   StatusOr<Lease> Take(size_t bytes, const void* prefer);
-  struct Stats {
-    int blocks = 0;         // allocated now
-    size_t bytes = 0;       // allocated now
-    int64_t leases = 0;     // runs served
-    int64_t allocations = 0;
-  };
-  Stats stats() const;
+  ArenaPoolStats stats() const;  // cuda_engine.h
 
  private:
   template <typename T>
@@ -305,7 +299,7 @@ class ArenaPool {
   int device_;
   mutable std::mutex mu_;
   std::vector<Block> blocks_;  // never shrinks: a lease keeps its index
-  Stats stats_;
+  ArenaPoolStats stats_;
 };
 
 // Per-call state: stream, cuDNN handle, leased arena and workspace, I/O staging (float32).
