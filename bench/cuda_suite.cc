@@ -3,7 +3,11 @@
 //
 //   kiln_cuda_suite --model bench/models/resnet50.onnx --input input --dims 3,224,224
 //       --precision fp16 --batch 128 [--check-batch 2] [--iters 50] [--int-high 30522]
-//       [--label resnet50] [--tsv results.tsv]
+//       [--label resnet50] [--tsv results.tsv] [--calib 2]
+//
+// INT8: the model is calibrated in the same call (one-call form, calibration_feeds) on --calib
+// random batch-1 inputs, which is enough to time it (quality: docs/int8.md), and the engines
+// timed below get the same ranges.
 //
 // Timings: each engine of the converted model is rebuilt from its segment and timed with
 // CudaEngine::TimeDevice (CUDA events around the device steps; inputs already on the GPU, as
@@ -31,6 +35,7 @@
 #include "ir/graph.h"
 #include "kiln/convert.h"
 #include "kiln/session.h"
+#include "runtime/calibration_flow.h"
 
 namespace kiln {
 namespace {
@@ -39,7 +44,7 @@ struct Args {
   std::string model, input, label, tsv, profile, precision = "fp16";
   std::vector<int64_t> dims;
   int64_t batch = 1, check_batch = 2, int_high = 0;
-  int iters = 50;
+  int iters = 50, calib = 2;
 };
 
 Tensor RandomInput(const Args& a, int64_t batch, uint32_t seed) {
@@ -91,6 +96,17 @@ int Run(const Args& a) {
   std::vector<int64_t> shape = {-1};
   shape.insert(shape.end(), a.dims.begin(), a.dims.end());
   params.input_shapes[a.input] = shape;
+  StatusOr<Precision> prec = ParsePrecision(a.precision);
+  if (!prec.ok()) {
+    std::fprintf(stderr, "%s: %s\n", a.label.c_str(), prec.status().ToString().c_str());
+    return 2;
+  }
+  if (*prec == Precision::kINT8) {
+    params.use_calibration = true;
+    for (int i = 0; i < a.calib; ++i) {
+      params.calibration_feeds.push_back({{a.input, RandomInput(a, 1, 100 + i)}});
+    }
+  }
   const auto t0 = Clock::now();
   StatusOr<ConvertedModel> conv = CreateInferenceGraph(a.model, params);
   if (!conv.ok()) {
@@ -180,8 +196,17 @@ int Run(const Args& a) {
     if (n.domain != kEngineOpDomain || n.op_type != kEngineOpType) continue;
     const Graph& seg = *conv->graph().functions.at(n.attrs.at("segment_func").s);
     BuildConfig cfg;
-    cfg.precision = *ParsePrecision(a.precision);
+    cfg.precision = *prec;
     cfg.max_batch_size = a.batch;
+    auto cd = n.attrs.find("calibration_data");
+    if (cd != n.attrs.end()) {
+      std::string id;
+      Status st = ApplyCalibrationData(cd->second.s, n.name, &cfg, &id);
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s: %s\n", a.label.c_str(), st.ToString().c_str());
+        return 1;
+      }
+    }
     for (const std::string& st : n.attrs.at("input_shapes").strings) {
       StatusOr<Shape> sh = ParseShapeAttr(st);
       std::vector<int64_t> d = sh->dims();
@@ -302,6 +327,8 @@ int main(int argc, char** argv) {
       a.tsv = v;
     else if (k == "--profile")
       a.profile = v;
+    else if (k == "--calib")
+      a.calib = std::stoi(v);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;

@@ -29,7 +29,7 @@ MODELS=${MODELS:-resnet50,bert_base}
 TARGETS=${TARGETS:-test_backend_cuda kiln_cuda_suite kiln_cli}
 PROBE_BATCHES=${PROBE_BATCHES:-128}
 ITERS=${ITERS:-50}
-KILN_CASES=${KILN_CASES:-"resnet50:fp16:1 resnet50:fp16:128 resnet50:fp32:128 bert_base:fp16:128 bert_base:fp32:128"}
+KILN_CASES=${KILN_CASES:-"resnet50:fp16:1 resnet50:fp16:128 resnet50:int8:1 resnet50:int8:128 resnet50:fp32:128 bert_base:fp16:128 bert_base:fp32:128"}
 TORCH_CASES=${TORCH_CASES:-"resnet50:1,resnet50:128,bert_base:128"}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$DNNL/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"

@@ -223,11 +223,10 @@ class CudaBackendImpl : public Backend {
 
   int device() const override { return device_; }
 
-  bool HasKernel(Precision p) const override {
-    return p != Precision::kINT8 && device_ < cuda::DeviceCount();
-  }
-  // INT8 allows FP16 too (as TF-TRT's INT8 mode sets TensorRT's FP16 flag): until the engine
-  // has INT8 kernels, an INT8 build is an FP16 build, and the converter says so.
+  bool HasKernel(Precision) const override { return device_ < cuda::DeviceCount(); }
+  // INT8 allows FP16 too (as TF-TRT's INT8 mode sets TensorRT's FP16 flag): in an INT8 build,
+  // convolutions with a calibrated input run in INT8 (cuda_build_int8.cc), every other layer
+  // in FP16.
   Precision FallbackFor(Precision p) const override {
     return p == Precision::kINT8 ? Precision::kFP16 : Precision::kFP32;
   }

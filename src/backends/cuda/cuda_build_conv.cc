@@ -58,18 +58,6 @@ Status Builder::Conv() {
   y[3] = y0[3];
   const bool has_bias = l.inputs.size() > 2 && l.inputs[2] >= 0;
 
-  KILN_ASSIGN_OR_RETURN(int xb, Nhwc(l.inputs[0]));
-  KILN_ASSIGN_OR_RETURN(int wb, ConstBuf(l.inputs[1], true));
-  int bb = -1;
-  std::shared_ptr<void> zero_bias;
-  if (has_bias) {
-    if (!p_.tensors[l.inputs[2]].is_const) return Unimplemented("non-constant bias");
-    KILN_ASSIGN_OR_RETURN(bb, ConstBuf(l.inputs[2], false));
-  } else {
-    std::vector<float> z(ctot, 0.f);
-    KILN_ASSIGN_OR_RETURN(zero_bias, Upload(z.data(), ctot, dt()));
-    out_->keep.push_back(zero_bias);
-  }
   // Post-ops taken by the fused call: optional residual (sum / same-shape add), optional ReLU.
   size_t pos = 0;
   int zt = -1;
@@ -87,6 +75,23 @@ Status Builder::Conv() {
   if (pos < l.post_ops.size() && IsRelu0(l.post_ops[pos])) {
     relu = true;
     ++pos;
+  }
+  // INT8 builds: a convolution with a calibrated input range runs in INT8 where cuDNN can.
+  if (sh_->precision == Precision::kINT8) {
+    KILN_ASSIGN_OR_RETURN(bool done, ConvInt8(x, wd, y, zt, relu, pos));
+    if (done) return Status::OK();
+  }
+  KILN_ASSIGN_OR_RETURN(int xb, Nhwc(l.inputs[0]));
+  KILN_ASSIGN_OR_RETURN(int wb, ConstBuf(l.inputs[1], true));
+  int bb = -1;
+  std::shared_ptr<void> zero_bias;
+  if (has_bias) {
+    if (!p_.tensors[l.inputs[2]].is_const) return Unimplemented("non-constant bias");
+    KILN_ASSIGN_OR_RETURN(bb, ConstBuf(l.inputs[2], false));
+  } else {
+    std::vector<float> z(ctot, 0.f);
+    KILN_ASSIGN_OR_RETURN(zero_bias, Upload(z.data(), ctot, dt()));
+    out_->keep.push_back(zero_bias);
   }
   int zb = -1;
   if (zt >= 0) {

@@ -450,6 +450,7 @@ Status Builder::Outputs() {
 
 Status Builder::Build() {
   out_->impl.assign(p_.layers.size(), "");
+  out_->prec.assign(p_.layers.size(), "");
   time_ = 0;
   KILN_RETURN_IF_ERROR(Inputs());
   for (size_t i = 0; i < p_.layers.size(); ++i) {
@@ -834,6 +835,8 @@ StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
   auto sh = std::make_shared<EngineShared>();
   sh->device = device;
   sh->dt = TypeFor(config.precision);
+  sh->precision = config.precision;
+  if (config.precision == Precision::kINT8) sh->int8_ranges = config.int8_ranges;
   sh->tf32 = tf32;
   sh->ws_limit = config.max_workspace_size_bytes;
   sh->preset = std::move(tactics);
@@ -1142,9 +1145,11 @@ std::vector<LayerInfo> CudaEngine::Layers() const {
     li.name = l.nodes.empty() ? l.op : l.nodes[0];
     li.op = l.op;
     li.nodes = l.nodes;
-    // INT8 builds are FP16 builds (CudaBackend's FallbackFor): say what the layer runs in.
+    // In INT8 builds, the convolutions with a calibrated input run in INT8 (cuda_build_int8.cc)
+    // and the other layers in FP16 (CudaBackend's FallbackFor): say what each runs in.
     li.precision =
         PrecisionName(cfg_.precision == Precision::kINT8 ? Precision::kFP16 : cfg_.precision);
+    if (main_ && i < main_->prec.size() && !main_->prec[i].empty()) li.precision = main_->prec[i];
     if (cfg_.precision == Precision::kFP32 && tf32_ &&
         (l.kind == LayerKind::kConv || l.kind == LayerKind::kMatMul)) {
       li.precision = "TF32";

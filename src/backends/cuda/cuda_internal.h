@@ -194,6 +194,11 @@ class TacticCache {
 struct EngineShared {
   int device = 0;
   DType dt = DType::kF32;
+  // INT8 builds: the calibrated ranges by tensor name (BuildConfig::int8_ranges); the layers
+  // that have one for their input run in INT8 where cuDNN has a kernel (cuda_build_int8.cc),
+  // the rest in `dt` (FP16).
+  Precision precision = Precision::kFP32;
+  std::map<std::string, TensorRange> int8_ranges;
   bool tf32 = true;
   int64_t ws_limit = int64_t{1} << 30;
   cublasLtHandle_t lt = nullptr;
@@ -373,6 +378,8 @@ struct Instance {
   std::vector<Dims> engine_in_dims;     // what Execute takes (indices where a lookup is)
   std::vector<size_t> idx_bytes;        // by engine input: bytes of its indices, 0: none
   std::vector<std::string> impl;  // per program layer
+  // Per program layer: the precision it ran in when not the engine's (INT8 convolutions).
+  std::vector<std::string> prec;
   std::vector<std::shared_ptr<void>> keep;
   std::shared_ptr<EngineShared> shared;
 
@@ -512,8 +519,13 @@ class Builder {
 
  private:
   struct TS {
-    int buf = -1;
+    int buf = -1;  // in the storage type dt(); -1 while only q_buf holds the tensor
     bool nhwc = false;
+    // INT8 (cuda_build_int8.cc): the tensor quantized, NHWC int8 with real = q / q_scale,
+    // written by an INT8 convolution or quantized for one; BufOf dequantizes it for readers
+    // that want dt().
+    int q_buf = -1;
+    float q_scale = 0;
     int plain_variant = -1, nhwc_variant = -1;
     // A Transpose output not copied yet: consumers materialize it (MatMul may take the
     // permutation with its last two axes swapped and transpose in the GEMM instead).
@@ -562,10 +574,29 @@ class Builder {
       Define(t, nb, false);
       return nb;
     }
+    if (ts_[t].buf < 0 && ts_[t].q_buf >= 0) return Dequantized(t);
     if (ts_[t].buf < 0) return Internal("tensor '" + p_.tensors[t].name + "' used before defined");
     Use(ts_[t].buf);
     return ts_[t].buf;
   }
+  // INT8 (cuda_build_int8.cc). Tensor t (written only quantized) in dt(), NHWC: a dequantize
+  // step, once.
+  StatusOr<int> Dequantized(int t);
+  // Tensor t as NHWC int8 with `scale` (real = q / scale): its quantized buffer, or a quantize
+  // step from its dt() buffer (once per tensor).
+  StatusOr<int> Quantized(int t, float scale);
+  // The calibrated range of tensor t in an INT8 build (nullptr: none, or not INT8).
+  const TensorRange* RangeOf(int t) const;
+  // Whether layer i can be an INT8 convolution (static checks: kind, group, input range, const
+  // weights, channel counts), and whether tensor t is read only by such convolutions (as
+  // their input or as their residual), so that an INT8 convolution may write it quantized.
+  bool Int8Candidate(size_t i) const;
+  bool OnlyInt8Readers(int t) const;
+  // The current convolution (dims x, w, y; the residual tensor zt or -1, ReLU, post-ops
+  // [0, pos) taken) built in INT8: false when it is not a candidate or cuDNN has no engine for
+  // it (then it is built in dt()).
+  StatusOr<bool> ConvInt8(const Dims& x, const Dims& wd, const Dims& y, int zt, bool relu,
+                          size_t pos);
   bool NhwcOf(int t) const { return !p_.tensors[t].is_const && ts_[t].nhwc; }
 
   // Element strides of operand tensor `t` per physical dim of an output with dims `y`, layout

@@ -63,7 +63,7 @@ void Set(Err* e, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
   e->Check(cudnnBackendSetAttribute(d, a, t, n, v), step);
 }
 
-enum Uid : int64_t { kX = 1, kW, kY, kB, kZ, kS, kV0 = 100 };
+enum Uid : int64_t { kX = 1, kW, kY, kB, kZ, kS, kZS, kV0 = 100 };
 
 // A 4-D tensor descriptor of logical NCHW dims stored NHWC ([1,C,1,1] for per-channel ones).
 Desc Tensor(Err* e, int64_t uid, cudnnDataType_t t, const int64_t* d, bool is_virtual) {
@@ -126,12 +126,13 @@ struct Holder {
 
 // Executes `plan` with the spec's pointers.
 cudnnStatus_t Execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, const FusedConvArgs& a,
-                      bool scale, bool residual) {
-  int64_t uids[6] = {kX, kW, kB, kY, 0, 0};
-  void* ptrs[6] = {const_cast<void*>(a.x),
+                      bool scale, bool residual, bool z_scale) {
+  int64_t uids[7] = {kX, kW, kB, kY, 0, 0, 0};
+  void* ptrs[7] = {const_cast<void*>(a.x),
                    const_cast<void*>(a.w),
                    const_cast<void*>(a.bias),
                    a.y,
+                   nullptr,
                    nullptr,
                    nullptr};
   int n = 4;
@@ -142,6 +143,10 @@ cudnnStatus_t Execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, const Fuse
   if (residual) {
     uids[n] = kZ;
     ptrs[n++] = const_cast<void*>(a.z);
+  }
+  if (residual && z_scale) {
+    uids[n] = kZS;
+    ptrs[n++] = const_cast<void*>(a.z_scale);
   }
   cudnnBackendDescriptor_t vp = nullptr;
   cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
@@ -191,11 +196,13 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
   Desc w = Tensor(&e, kW, sp.x_type, sp.w, false);
   Desc y = Tensor(&e, kY, sp.y_type, sp.y, false);
   Desc b = Tensor(&e, kB, sp.bias_type, bdims, false);
-  Desc s, z;
+  Desc s, z, zs;
   if (sp.scale) s = Tensor(&e, kS, CUDNN_DATA_FLOAT, bdims, false);
   if (sp.residual) z = Tensor(&e, kZ, sp.z_type, sp.y, false);
+  if (sp.residual && sp.z_scale) zs = Tensor(&e, kZS, CUDNN_DATA_FLOAT, bdims, false);
 
-  // conv -> v0 [-> *scale v1] -> +bias -> [+z] -> [relu] -> y; each intermediate virtual float.
+  // conv -> v0 [-> *scale v1] -> +bias -> [+z (or + z*z_scale)] -> [relu] -> y; each
+  // intermediate virtual float.
   Desc conv;
   if (e.ok()) {
     e.Check(cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, conv.out()),
@@ -255,7 +262,13 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
   std::vector<Stage> stages;
   if (sp.scale) stages.push_back({CUDNN_POINTWISE_MUL, s.get()});
   stages.push_back({CUDNN_POINTWISE_ADD, b.get()});
-  if (sp.residual) stages.push_back({CUDNN_POINTWISE_ADD, z.get()});
+  // A scaled residual: its own branch z * z_scale -> virtual float, then added.
+  Desc zv;
+  if (sp.residual && sp.z_scale) {
+    zv = virt();
+    ops.push_back(Pointwise(&e, CUDNN_POINTWISE_MUL, z.get(), zs.get(), zv.get(), &keep));
+  }
+  if (sp.residual) stages.push_back({CUDNN_POINTWISE_ADD, sp.z_scale ? zv.get() : z.get()});
   if (sp.relu) stages.push_back({CUDNN_POINTWISE_RELU_FWD, nullptr});
   for (size_t i = 0; i < stages.size() && e.ok(); ++i) {
     const bool last = i + 1 == stages.size();
@@ -279,7 +292,7 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
     if (e.ok()) e.Check(cudnnBackendFinalize(graph.get()), "graph finalize");
   }
   if (!e.ok()) return NotFound(e.first);
-  for (Desc* d : {&x, &w, &y, &b, &s, &z, &conv, &cur}) keep.push_back(std::move(*d));
+  for (Desc* d : {&x, &w, &y, &b, &s, &z, &zs, &zv, &conv, &cur}) keep.push_back(std::move(*d));
   for (Desc& d : ops) keep.push_back(std::move(d));
 
   // Heuristics (mode A), then a fallback list if A proposes nothing that finalizes.
@@ -384,7 +397,8 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
       // One warm-up, then the mean of 10 runs (CUDA events on the handle's stream, the runs
       // queued behind a spin so that their host cost is not what gets timed).
       auto run = [&] {
-        return Execute(handle, plan.get(), a, sp.scale, sp.residual) == CUDNN_STATUS_SUCCESS;
+        return Execute(handle, plan.get(), a, sp.scale, sp.residual, sp.z_scale) ==
+               CUDNN_STATUS_SUCCESS;
       };
       float us = -1;
       if (preset != nullptr) {
@@ -400,6 +414,7 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
       p->ws_ = ws;
       p->scale_ = sp.scale;
       p->residual_ = sp.residual;
+      p->z_scale_ = sp.residual && sp.z_scale;
       p->hold_ = hold;
       p->us_ = us;
       p->choice_ = Choice{mode_id, static_cast<int>(i), us};
@@ -420,7 +435,7 @@ StatusOr<std::unique_ptr<FusedConvPlan>> FusedConvPlan::Create(
 }
 
 Status FusedConvPlan::Run(cudnnHandle_t handle, const FusedConvArgs& a) const {
-  const cudnnStatus_t s = Execute(handle, plan_, a, scale_, residual_);
+  const cudnnStatus_t s = Execute(handle, plan_, a, scale_, residual_, z_scale_);
   if (s == CUDNN_STATUS_SUCCESS) return Status::OK();
   return Internal("cudnnBackendExecute (fused convolution " + name_ +
                   "): " + cudnnGetErrorString(s));

@@ -1,5 +1,5 @@
 // Fused convolutions through cuDNN's graph API (the cudnnBackend* descriptors): one operation
-// graph  conv(x, w) [* scale] + bias [+ z] [relu] -> y  per layer, the engine chosen by timing
+// graph  conv(x, w) [* scale] + bias [+ z [* z_scale]] [relu] -> y  per layer, the engine chosen by timing
 // the candidates of cuDNN's heuristics (mode A) on trial buffers. This reaches cuDNN 9's
 // Hopper engines and its runtime-fused kernels, which the legacy
 // cudnnConvolutionBiasActivationForward call does not (see docs/cuda.md).
@@ -25,7 +25,8 @@ struct FusedConvSpec {
   cudnnDataType_t z_type = CUDNN_DATA_HALF;     // residual, y's dims
   cudnnDataType_t compute = CUDNN_DATA_FLOAT;
   bool scale = false;     // per-output-channel float multiplier before the bias (INT8)
-  bool residual = false;  // + z (same dims and type as y)
+  bool residual = false;  // + z (same dims as y, of type z_type)
+  bool z_scale = false;   // z multiplied per channel by a float [1, K, 1, 1] before the add (INT8)
   bool relu = false;
 };
 
@@ -36,6 +37,7 @@ struct FusedConvArgs {
   const void* scale = nullptr;
   const void* bias = nullptr;
   const void* z = nullptr;
+  const void* z_scale = nullptr;
   void* y = nullptr;
   void* workspace = nullptr;
 };
@@ -76,7 +78,7 @@ class FusedConvPlan {
   cudnnBackendDescriptor_t plan_ = nullptr;
   std::shared_ptr<void> hold_;  // the descriptors the plan was made from
   int64_t ws_ = 0;
-  bool scale_ = false, residual_ = false;
+  bool scale_ = false, residual_ = false, z_scale_ = false;
   float us_ = 0;
   std::string name_;
   Choice choice_;

@@ -494,6 +494,87 @@ cudaError_t GatherRows(const void* idx, bool idx64, int64_t n, const float* tabl
   return cudaGetLastError();
 }
 
+namespace {
+__device__ __forceinline__ int8_t ToS8(float v) {
+  return static_cast<int8_t>(fmaxf(-127.f, fminf(127.f, rintf(v))));
+}
+// Four elements per thread when n allows (the common case: NHWC tensors with C % 4 == 0).
+template <typename T>
+__global__ void QuantizeKernel(const T* x, int8_t* y, int64_t n, float scale) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if ((n & 3) == 0) {
+    char4* y4 = reinterpret_cast<char4*>(y);
+    for (int64_t i = i0; i < n / 4; i += stride) {
+      char4 q;
+      q.x = ToS8(Load(x, 4 * i) * scale);
+      q.y = ToS8(Load(x, 4 * i + 1) * scale);
+      q.z = ToS8(Load(x, 4 * i + 2) * scale);
+      q.w = ToS8(Load(x, 4 * i + 3) * scale);
+      y4[i] = q;
+    }
+  } else {
+    for (int64_t i = i0; i < n; i += stride) y[i] = ToS8(Load(x, i) * scale);
+  }
+}
+template <typename T>
+__global__ void DequantizeKernel(const int8_t* x, T* y, int64_t n, float inv_scale) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if ((n & 3) == 0) {
+    const char4* x4 = reinterpret_cast<const char4*>(x);
+    for (int64_t i = i0; i < n / 4; i += stride) {
+      const char4 q = x4[i];
+      Store(y, 4 * i, q.x * inv_scale);
+      Store(y, 4 * i + 1, q.y * inv_scale);
+      Store(y, 4 * i + 2, q.z * inv_scale);
+      Store(y, 4 * i + 3, q.w * inv_scale);
+    }
+  } else {
+    for (int64_t i = i0; i < n; i += stride) Store(y, i, x[i] * inv_scale);
+  }
+}
+unsigned ElementwiseBlocks(int64_t n) {
+  const int64_t work = (n + 3) / 4;
+  return static_cast<unsigned>(std::clamp<int64_t>((work + 255) / 256, 1, 65535));
+}
+}  // namespace
+
+cudaError_t Quantize(DType t, const void* x, int8_t* y, int64_t n, float scale, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  const unsigned blocks = ElementwiseBlocks(n);
+  switch (t) {
+    case DType::kF32:
+      QuantizeKernel<<<blocks, 256, 0, s>>>(static_cast<const float*>(x), y, n, scale);
+      break;
+    case DType::kF16:
+      QuantizeKernel<<<blocks, 256, 0, s>>>(static_cast<const __half*>(x), y, n, scale);
+      break;
+    case DType::kBF16:
+      QuantizeKernel<<<blocks, 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), y, n, scale);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_scale,
+                       cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  const unsigned blocks = ElementwiseBlocks(n);
+  switch (t) {
+    case DType::kF32:
+      DequantizeKernel<<<blocks, 256, 0, s>>>(x, static_cast<float*>(y), n, inv_scale);
+      break;
+    case DType::kF16:
+      DequantizeKernel<<<blocks, 256, 0, s>>>(x, static_cast<__half*>(y), n, inv_scale);
+      break;
+    case DType::kBF16:
+      DequantizeKernel<<<blocks, 256, 0, s>>>(x, static_cast<__nv_bfloat16*>(y), n, inv_scale);
+      break;
+  }
+  return cudaGetLastError();
+}
+
 cudaError_t Spin(double us, cudaStream_t s) {
   int khz = 0;
   int dev = 0;

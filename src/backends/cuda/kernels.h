@@ -83,6 +83,12 @@ cudaError_t Softmax(DType t, const void* x, void* y, int64_t outer, int64_t axis
 cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bias, void* y,
                       int64_t rows, int64_t cols, float eps, cudaStream_t s);
 
+// INT8 activations (symmetric, per tensor): y[i] = saturate(round(x[i] * scale)) to [-127, 127]
+// (Quantize; x of storage type t) and y[i] = x[i] * inv_scale (Dequantize; y of type t).
+cudaError_t Quantize(DType t, const void* x, int8_t* y, int64_t n, float scale, cudaStream_t s);
+cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_scale,
+                       cudaStream_t s);
+
 // Keeps the stream busy for about `us` microseconds (one thread spinning on clock64): the
 // per-layer profile enqueues every step behind it, so the events between steps time the GPU
 // work alone, without the host's launch gaps.

@@ -452,26 +452,6 @@ TEST(CudaBackend, FingerprintAndUnsupported) {
   EXPECT_FALSE(CudaBackend()->Supports(b.graph().nodes[0], b.graph(), BuildConfig()).ok());
 }
 
-// INT8 mode allows FP16 (TF-TRT's INT8 mode sets TensorRT's FP16 flag too): with no INT8
-// kernels yet, an INT8 build is an FP16 build, and its layers say FP16.
-TEST(CudaBackend, Int8BuildsRunInFp16) {
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
-  EXPECT_FALSE(CudaBackend()->HasKernel(Precision::kINT8));
-  EXPECT_EQ(CudaBackend()->FallbackFor(Precision::kINT8), Precision::kFP16);
-  SegmentBuilder b = Conv({2, 8, 9, 9}, {16, 8, 3, 3}, A({{"pads", Is({1, 1, 1, 1})}}), true);
-  BuildConfig cfg = testing_cpu::Config(b.shapes());
-  cfg.precision = Precision::kINT8;
-  for (const Node& n : b.graph().nodes) EXPECT_TRUE(CudaBackend()->Supports(n, b.graph(), cfg).ok());
-  StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
-  ASSERT_TRUE(e.ok()) << e.status();
-  for (const LayerInfo& li : (*e)->Layers()) EXPECT_EQ(li.precision, "FP16") << li.op;
-  std::vector<Tensor> in = {Random({2, 8, 9, 9}, 5)};
-  auto want = testing_cpu::RunReference(b.graph(), in);
-  auto got = testing_cpu::RunEngine(**e, in);
-  ASSERT_TRUE(want.ok() && got.ok());
-  EXPECT_LE(testing_cpu::RelL2((*got)[0], (*want)[0]), 1e-2);
-}
-
 TEST(CudaBackend, PlanRoundTripAndCorruption) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   SegmentBuilder b = Conv({2, 8, 9, 9}, {16, 8, 3, 3}, A({{"pads", Is({1, 1, 1, 1})}}), true);

@@ -1,0 +1,376 @@
+// INT8 convolutions of the CUDA engine (cuda_internal.h Builder): in an INT8 build, a
+// convolution whose input has a calibrated range (BuildConfig::int8_ranges) runs through one
+// cuDNN graph-API operation graph with INT8 x and w, INT32 accumulation and a float epilogue:
+//
+//   y = relu(conv(x_q, w_q) * alpha[k] + beta[k] [+ z * gamma]),   written int8 or in dt()
+//
+// with symmetric quantization as TensorRT's: activations per tensor, x_q = round(x * sx),
+// sx = 127 / amax (the calibrated range); weights per output channel, w_q = round(w * sw[k]),
+// sw[k] = 127 / max|w[k]|. With s_out = sy = 127 / amax(y) when y is written int8 (else 1):
+// alpha[k] = s_out / (sx * sw[k]), beta[k] = bias[k] * s_out, gamma = s_out / sz for an int8
+// residual (s_out for one in dt()). ReLU commutes with the positive scale.
+//
+// A convolution writes its output int8 only when every reader is another INT8 candidate
+// reading it as its input or its residual (Q/DQ at precision boundaries only, as TensorRT
+// places them), so a ResNet keeps its activations int8 from one convolution to the next; any
+// other reader gets a dequantized copy (one step, made once). A convolution whose graph cuDNN
+// cannot run is built in dt() from the same tensors, so the choice never changes what is
+// computed, only how fast.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/cuda_internal.h"
+
+namespace kiln::cuda::internal {
+
+namespace {
+
+// KILN_CUDA_INT8=0: INT8 builds keep every layer in FP16 (an A/B switch for benchmarks).
+bool Int8Enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("KILN_CUDA_INT8");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
+bool IsAdd(const PostOp& po) {
+  return po.kind == PostOp::kSum ||
+         (po.kind == PostOp::kBinary &&
+          static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::binary_add);
+}
+
+StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t bytes) {
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> d, DevAlloc(bytes));
+  KILN_CU(cudaMemcpy(d.get(), host, bytes, cudaMemcpyHostToDevice));
+  return d;
+}
+
+}  // namespace
+
+const TensorRange* Builder::RangeOf(int t) const {
+  if (sh_->precision != Precision::kINT8 || t < 0 || sh_->int8_ranges.empty()) return nullptr;
+  auto it = sh_->int8_ranges.find(p_.tensors[t].name);
+  if (it == sh_->int8_ranges.end()) return nullptr;
+  const float a = it->second.amax;
+  return a > 0 && std::isfinite(a) ? &it->second : nullptr;
+}
+
+bool Builder::Int8Candidate(size_t i) const {
+  if (!Int8Enabled() || i >= p_.layers.size()) return false;
+  const Layer& l = p_.layers[i];
+  if (l.dead || l.kind != LayerKind::kConv || l.Int("nhwc") != 0 || l.Int("group", 1) != 1 ||
+      !l.Ints("split").empty() || l.inputs.size() < 2) {
+    return false;
+  }
+  if (p_.tensors[l.inputs[0]].is_const || !p_.tensors[l.inputs[1]].is_const) return false;
+  if (l.inputs.size() > 2 && l.inputs[2] >= 0 && !p_.tensors[l.inputs[2]].is_const) return false;
+  const Tensor& w = p_.tensors[l.inputs[1]].value;
+  if (w.dtype() != DataType::kFloat32 || w.rank() != 4) return false;
+  // cuDNN's INT8 NHWC convolutions want channel counts that are multiples of 4 (a 3-channel
+  // image stem stays in FP16).
+  if (w.dim(0) % 4 != 0 || w.dim(1) % 4 != 0) return false;
+  if (dims_[l.inputs[0]].size() != 4 || l.Ints("pads_begin") != l.Ints("pads_end")) return false;
+  return RangeOf(l.inputs[0]) != nullptr;
+}
+
+bool Builder::OnlyInt8Readers(int t) const {
+  for (int o : p_.outputs) {
+    if (o == t) return false;
+  }
+  bool any = false;
+  for (size_t j = 0; j < p_.layers.size(); ++j) {
+    const Layer& c = p_.layers[j];
+    if (c.dead) continue;
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k] != t) continue;
+      if (k != 0 || !Int8Candidate(j)) return false;
+      any = true;
+    }
+    for (size_t k = 0; k < c.post_ops.size(); ++k) {
+      if (c.post_ops[k].tensor != t) continue;
+      if (k != 0 || !IsAdd(c.post_ops[k]) || !Int8Candidate(j)) return false;
+      any = true;
+    }
+  }
+  return any;
+}
+
+StatusOr<int> Builder::Dequantized(int t) {
+  TS& s = ts_[t];
+  const int q = s.q_buf;
+  Use(q);
+  const int nb = NewBuf(Bytes(t));
+  const int64_t n = Elements(dims_[t]);
+  const float inv = 1.f / s.q_scale;
+  const DType ty = dt();
+  AddStep([=](const RunCtx& r) {
+    return CudaStatus(
+        Dequantize(static_cast<const int8_t*>(r.P(q)), ty, r.P(nb), n, inv, r.c->stream),
+        "dequantize");
+  });
+  Define(t, nb, true);
+  return nb;
+}
+
+StatusOr<int> Builder::Quantized(int t, float scale) {
+  if (ts_[t].q_buf >= 0 && ts_[t].q_scale == scale) {
+    Use(ts_[t].q_buf);
+    return ts_[t].q_buf;
+  }
+  KILN_ASSIGN_OR_RETURN(int b, Nhwc(t));
+  const int64_t n = Elements(dims_[t]);
+  const int qb = NewBuf(static_cast<size_t>(n));
+  const DType ty = dt();
+  AddStep([=](const RunCtx& r) {
+    return CudaStatus(Quantize(ty, r.P(b), static_cast<int8_t*>(r.P(qb)), n, scale, r.c->stream),
+                      "quantize");
+  });
+  if (ts_[t].q_buf < 0) {
+    ts_[t].q_buf = qb;
+    ts_[t].q_scale = scale;
+  }
+  return qb;
+}
+
+StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, int zt, bool relu,
+                                 size_t pos) {
+  if (!Int8Candidate(static_cast<size_t>(layer_))) return false;
+  const Layer& l = L();
+  const int xt = l.inputs[0], yt = l.outputs[0];
+  const float sx = 127.f / RangeOf(xt)->amax;
+  const TensorRange* ry = RangeOf(yt);
+  const bool want_out8 = pos == l.post_ops.size() && ry != nullptr && OnlyInt8Readers(yt);
+  const bool have_z8 = zt >= 0 && ts_[zt].buf < 0 && ts_[zt].q_buf >= 0;
+  const int64_t K = wd[0], per = wd[1] * wd[2] * wd[3];
+
+  // Weights: per output channel symmetric int8, KRSC; shared by the engine's instances.
+  const Tensor& wv = p_.tensors[l.inputs[1]].value;
+  std::vector<float> sw(static_cast<size_t>(K), 1.f);
+  {
+    const float* src = wv.data<float>();
+    for (int64_t k = 0; k < K; ++k) {
+      float amax = 0;
+      for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::fabs(src[k * per + i]));
+      sw[k] = amax > 0 ? 127.f / amax : 1.f;
+    }
+  }
+  const std::string wkey = std::to_string(l.inputs[1]) + ":s8krsc";
+  std::shared_ptr<void> wdev;
+  {
+    std::lock_guard<std::mutex> lock(sh_->mu);
+    auto c = sh_->consts.find(wkey);
+    if (c != sh_->consts.end()) wdev = c->second;
+  }
+  if (!wdev) {
+    const float* src = wv.data<float>();
+    const int64_t C = wd[1], R = wd[2], S = wd[3];
+    std::vector<int8_t> q(static_cast<size_t>(K * per));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t s = 0; s < S; ++s) {
+            const float v = std::nearbyint(src[((k * C + c) * R + r) * S + s] * sw[k]);
+            q[((k * R + r) * S + s) * C + c] =
+                static_cast<int8_t>(std::max(-127.f, std::min(127.f, v)));
+          }
+    KILN_ASSIGN_OR_RETURN(wdev, UploadBytes(q.data(), q.size()));
+    std::lock_guard<std::mutex> lock(sh_->mu);
+    sh_->consts[wkey] = wdev;
+  }
+  std::vector<float> bias(static_cast<size_t>(K), 0.f);
+  if (l.inputs.size() > 2 && l.inputs[2] >= 0) {
+    const Tensor& bv = p_.tensors[l.inputs[2]].value;
+    if (bv.dtype() != DataType::kFloat32 || bv.num_elements() != K) return false;
+    std::copy(bv.data<float>(), bv.data<float>() + K, bias.begin());
+  }
+
+  const DType ty = dt();
+  const std::string key = DimsText(x) + DimsText(wd) + DimsText(l.Ints("strides")) +
+                          DimsText(l.Ints("dilations")) + DimsText(l.Ints("pads_begin")) +
+                          (relu ? "r" : "i");
+  const size_t ws_limit = static_cast<size_t>(std::min<int64_t>(sh_->ws_limit, int64_t{1} << 30));
+
+  // Attempts: as wanted (int8 out, the residual as it is stored), then all in dt() but x.
+  struct Try {
+    bool out8, z8;
+  };
+  std::vector<Try> tries = {{want_out8, have_z8}};
+  if (want_out8 || have_z8) tries.push_back({false, false});
+  std::shared_ptr<FusedConvPlan> gp;
+  Try got{};
+  std::string tkey;
+  std::shared_ptr<void> alpha_dev, beta_dev, gamma_dev;
+  float sy = 1.f;
+  for (const Try& t : tries) {
+    const float s_out = t.out8 ? 127.f / ry->amax : 1.f;
+    const float gamma = zt < 0 ? 1.f : t.z8 ? s_out / ts_[zt].q_scale : s_out;
+    FusedConvSpec sp;
+    for (int k = 0; k < 4; ++k) {
+      sp.x[k] = x[k];
+      sp.w[k] = wd[k];
+      sp.y[k] = y[k];
+    }
+    const Dims st = l.Ints("strides"), dl = l.Ints("dilations"), pb = l.Ints("pads_begin");
+    if (st.size() != 2 || dl.size() != 2 || pb.size() != 2) return false;
+    for (int k = 0; k < 2; ++k) {
+      sp.pad[k] = pb[k];
+      sp.stride[k] = st[k];
+      sp.dil[k] = dl[k];
+    }
+    sp.x_type = CUDNN_DATA_INT8;
+    sp.compute = CUDNN_DATA_INT32;
+    sp.scale = true;
+    sp.bias_type = CUDNN_DATA_FLOAT;
+    sp.y_type = t.out8 ? CUDNN_DATA_INT8 : DnnType(ty);
+    sp.residual = zt >= 0;
+    sp.z_type = t.z8 ? CUDNN_DATA_INT8 : DnnType(ty);
+    sp.z_scale = zt >= 0 && gamma != 1.f;
+    sp.relu = relu;
+    std::vector<float> alpha(static_cast<size_t>(K)), beta(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) {
+      alpha[k] = s_out / (sx * sw[k]);
+      beta[k] = bias[k] * s_out;
+    }
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> ad, Upload(alpha.data(), K, DType::kF32));
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> bd, Upload(beta.data(), K, DType::kF32));
+    std::shared_ptr<void> gd;
+    if (sp.z_scale) {
+      std::vector<float> g(static_cast<size_t>(K), gamma);
+      KILN_ASSIGN_OR_RETURN(gd, Upload(g.data(), K, DType::kF32));
+    }
+    const std::string k2 = "conv8|ws" + std::to_string(ws_limit) + (t.out8 ? "|o8" : "|o") +
+                           std::to_string(static_cast<int>(ty)) +
+                           (zt < 0 ? ""
+                            : t.z8 ? "|z8"
+                                   : "|z") +
+                           (sp.z_scale ? "s|" : "|") + key;
+    std::string preset;
+    std::shared_ptr<FusedConvPlan> plan;
+    {
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->FindTactic(k2, &preset);
+      auto hit = sh_->graph_plans.find(k2);
+      if (hit != sh_->graph_plans.end()) plan = hit->second;
+    }
+    if (!plan) {
+      FusedConvPlan::Choice c;
+      const bool use_preset = !preset.empty() && std::sscanf(preset.c_str(), "graph:%d:%d:%f",
+                                                             &c.mode, &c.position, &c.us) == 3;
+      std::string why;
+      if (use_preset) {
+        auto made = FusedConvPlan::Create(sh_->build_dnn, sp, static_cast<int64_t>(ws_limit),
+                                          FusedConvArgs{}, 1, "INT8 convolution " + key, &c);
+        if (made.ok()) plan = std::shared_ptr<FusedConvPlan>(std::move(*made));
+      }
+      if (!plan) {  // time the candidates on trial buffers
+        const size_t ysize = static_cast<size_t>(Elements(y)) * (t.out8 ? 1 : SizeOf(ty));
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tx, DevAlloc(Elements(x)));
+        KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tyb, DevAlloc(ysize));
+        KILN_CU(cudaMemset(tx.get(), 0x11, Elements(x)));
+        KILN_CU(cudaMemset(tyb.get(), 0, ysize));
+        std::shared_ptr<void> tz;
+        if (zt >= 0) {
+          const size_t zsize = static_cast<size_t>(Elements(y)) * (t.z8 ? 1 : SizeOf(ty));
+          KILN_ASSIGN_OR_RETURN(tz, DevAlloc(zsize));
+          KILN_CU(cudaMemset(tz.get(), 0x01, zsize));
+        }
+        FusedConvArgs ta;
+        ta.x = tx.get();
+        ta.w = wdev.get();
+        ta.scale = ad.get();
+        ta.bias = bd.get();
+        ta.z = tz.get();
+        ta.z_scale = gd.get();
+        ta.y = tyb.get();
+        std::lock_guard<std::mutex> lock(sh_->mu);
+        ++TacticCache::Timings();
+        auto made = FusedConvPlan::Create(sh_->build_dnn, sp, static_cast<int64_t>(ws_limit), ta,
+                                          GraphConvTrials(), "INT8 convolution " + key);
+        if (made.ok()) {
+          plan = std::shared_ptr<FusedConvPlan>(std::move(*made));
+        } else {
+          why = made.status().message();
+        }
+      }
+      if (!plan) {
+        KILN_LOG(INFO) << "CUDA engine: no INT8 graph for " << key << (t.out8 ? " (int8 out)" : "")
+                       << (t.z8 ? " (int8 residual)" : "") << ": " << why;
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->graph_plans[k2] = plan;
+    }
+    gp = plan;
+    got = t;
+    tkey = k2;
+    alpha_dev = ad;
+    beta_dev = bd;
+    gamma_dev = gd;
+    sy = s_out;
+    break;
+  }
+  if (!gp) return false;  // built in dt() by the caller
+
+  {
+    const FusedConvPlan::Choice& c = gp->choice();
+    char v[96];
+    std::snprintf(v, sizeof(v), "graph:%d:%d:%.3f", c.mode, c.position, c.us);
+    std::lock_guard<std::mutex> lock(sh_->mu);
+    sh_->RecordTactic(tkey, v);
+  }
+  KILN_ASSIGN_OR_RETURN(int xq, Quantized(xt, sx));
+  int zb = -1;
+  if (zt >= 0) {
+    if (got.z8) {
+      zb = ts_[zt].q_buf;
+      Use(zb);
+    } else {
+      KILN_ASSIGN_OR_RETURN(zb, Nhwc(zt));
+    }
+  }
+  const int yb = NewBuf(static_cast<size_t>(Elements(y)) * (got.out8 ? 1 : SizeOf(ty)));
+  for (const auto& k : {wdev, alpha_dev, beta_dev, gamma_dev}) {
+    if (k) out_->keep.push_back(k);
+  }
+  out_->keep.push_back(gp);
+  out_->ws_bytes = std::max(out_->ws_bytes, static_cast<size_t>(gp->workspace_bytes()));
+  out_->impl[layer_] = "cudnn:graph(" + gp->engine_name() + ",int8" + (got.out8 ? "->int8" : "") +
+                       (relu ? ",relu" : "") +
+                       (zt >= 0 ? (got.z8 ? ",int8 residual" : ",residual") : "") + ")";
+  out_->prec[layer_] = "INT8";
+  const FusedConvPlan* g = gp.get();
+  const void* w = wdev.get();
+  const void* a = alpha_dev.get();
+  const void* b = beta_dev.get();
+  const void* gz = gamma_dev.get();
+  AddStep([=](const RunCtx& r) {
+    FusedConvArgs fa;
+    fa.x = r.P(xq);
+    fa.w = w;
+    fa.scale = a;
+    fa.bias = b;
+    fa.z = zb >= 0 ? r.P(zb) : nullptr;
+    fa.z_scale = gz;
+    fa.y = r.P(yb);
+    fa.workspace = r.c->ws;
+    return g->Run(r.c->dnn, fa);
+  });
+  if (got.out8) {
+    ts_[yt].q_buf = yb;
+    ts_[yt].q_scale = sy;
+    ts_[yt].nhwc = true;
+    Use(yb);
+    return true;
+  }
+  Define(yt, yb, true);
+  if (pos < l.post_ops.size()) KILN_RETURN_IF_ERROR(ChainStep(yb, y, true, pos));
+  return true;
+}
+
+}  // namespace kiln::cuda::internal
