@@ -89,7 +89,9 @@ bool Builder::OnlyInt8Readers(int t) const {
     if (c.dead) continue;
     for (size_t k = 0; k < c.inputs.size(); ++k) {
       if (c.inputs[k] != t) continue;
-      if (k != 0 || !Int8Candidate(j)) return false;
+      if (k != 0) return false;
+      const bool pool_ok = MaxPoolReaderOf(t) == c.outputs[0] && OnlyInt8Readers(c.outputs[0]);
+      if (!Int8Candidate(j) && !pool_ok) return false;
       any = true;
     }
     for (size_t k = 0; k < c.post_ops.size(); ++k) {
@@ -99,6 +101,29 @@ bool Builder::OnlyInt8Readers(int t) const {
     }
   }
   return any;
+}
+
+int Builder::MaxPoolReaderOf(int t) const {
+  int out = -1;
+  for (const Layer& c : p_.layers) {
+    if (c.dead) continue;
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k] != t) continue;
+      const bool max_pool =
+          k == 0 && out < 0 && c.kind == LayerKind::kPool && c.post_ops.empty() &&
+          static_cast<dnnl::algorithm>(c.Int("alg")) == dnnl::algorithm::pooling_max &&
+          c.Int("nhwc") == 0;
+      if (!max_pool) return -1;
+      out = c.outputs[0];
+    }
+    for (const PostOp& po : c.post_ops) {
+      if (po.tensor == t) return -1;
+    }
+  }
+  for (int o : p_.outputs) {
+    if (o == t) return -1;
+  }
+  return out;
 }
 
 StatusOr<int> Builder::Dequantized(int t) {
@@ -143,8 +168,13 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
   if (!Int8Candidate(static_cast<size_t>(layer_))) return false;
   const Layer& l = L();
   const int xt = l.inputs[0], yt = l.outputs[0];
-  const float sx = 127.f / RangeOf(xt)->amax;
+  // An input already int8 (written by an INT8 convolution or max pool) is read at the scale
+  // it was written with, without requantizing.
+  const float sx = ts_[xt].q_buf >= 0 ? ts_[xt].q_scale : 127.f / RangeOf(xt)->amax;
+  // An output only a max pool reads has no range of its own (calibration measures the inputs
+  // of convolutions): the pool's output has the same largest magnitude.
   const TensorRange* ry = RangeOf(yt);
+  if (ry == nullptr && MaxPoolReaderOf(yt) >= 0) ry = RangeOf(MaxPoolReaderOf(yt));
   const bool want_out8 = pos == l.post_ops.size() && ry != nullptr && OnlyInt8Readers(yt);
   const bool have_z8 = zt >= 0 && ts_[zt].buf < 0 && ts_[zt].q_buf >= 0;
   const int64_t K = wd[0], per = wd[1] * wd[2] * wd[3];

@@ -592,6 +592,10 @@ class Builder {
   // their input or as their residual), so that an INT8 convolution may write it quantized.
   bool Int8Candidate(size_t i) const;
   bool OnlyInt8Readers(int t) const;
+  // The output tensor of a max pool that is the only reader of t (reading it as its input),
+  // else -1: a max pool works on int8 values as they are, so t may be written int8 with the
+  // pool output's range.
+  int MaxPoolReaderOf(int t) const;
   // The current convolution (dims x, w, y; the residual tensor zt or -1, ReLU, post-ops
   // [0, pos) taken) built in INT8: false when it is not a candidate or cuDNN has no engine for
   // it (then it is built in dt()).
@@ -626,6 +630,7 @@ class Builder {
   Status Outputs();
   Status Conv();
   Status Pool();
+  Status MaxPool(const Dims& k, const Dims& pb, const Dims& st);  // cuda_build_conv.cc
   Status MatMul();
   Status Eltwise();
   Status Binary();

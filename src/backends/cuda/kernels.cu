@@ -575,6 +575,107 @@ cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_s
   return cudaGetLastError();
 }
 
+namespace {
+__device__ __forceinline__ float ToF(float v) { return v; }
+__device__ __forceinline__ float ToF(__half v) { return __half2float(v); }
+__device__ __forceinline__ float ToF(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float ToF(int8_t v) { return static_cast<float>(v); }
+__device__ __forceinline__ void Put(float* p, float v) { *p = v; }
+__device__ __forceinline__ void Put(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void Put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void Put(int8_t* p, float v) { *p = ToS8(v); }
+
+// One thread per output pixel and group of V channels (V * sizeof(TI) == 16 when vectorized).
+template <typename TI, typename TO, int V>
+__global__ void MaxPoolKernel(const TI* x, TO* y, PoolArgs a, float scale) {
+  const int64_t groups = a.c / V;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= a.n * a.oh * a.ow * groups) return;
+  const int64_t g = i % groups;
+  int64_t r = i / groups;
+  const int64_t ox = r % a.ow;
+  r /= a.ow;
+  const int64_t oy = r % a.oh, n = r / a.oh;
+  float m[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) m[v] = -INFINITY;
+  for (int ky = 0; ky < a.kh; ++ky) {
+    const int64_t iy = oy * a.sh - a.ph + ky;
+    if (iy < 0 || iy >= a.h) continue;
+    for (int kx = 0; kx < a.kw; ++kx) {
+      const int64_t ix = ox * a.sw - a.pw + kx;
+      if (ix < 0 || ix >= a.w) continue;
+      const TI* p = x + ((n * a.h + iy) * a.w + ix) * a.c + g * V;
+      TI vals[V];
+      if constexpr (sizeof(TI) * V == 16) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(p);
+        memcpy(vals, &raw, 16);
+      } else {
+#pragma unroll
+        for (int v = 0; v < V; ++v) vals[v] = p[v];
+      }
+#pragma unroll
+      for (int v = 0; v < V; ++v) m[v] = fmaxf(m[v], ToF(vals[v]));
+    }
+  }
+  TO out[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) Put(&out[v], m[v] * scale);
+  TO* q = y + ((n * a.oh + oy) * a.ow + ox) * a.c + g * V;
+  if constexpr (sizeof(TO) * V == 16) {
+    uint4 raw;
+    memcpy(&raw, out, 16);
+    *reinterpret_cast<uint4*>(q) = raw;
+  } else if constexpr (sizeof(TO) * V == 8) {
+    uint2 raw;
+    memcpy(&raw, out, 8);
+    *reinterpret_cast<uint2*>(q) = raw;
+  } else {
+#pragma unroll
+    for (int v = 0; v < V; ++v) q[v] = out[v];
+  }
+}
+
+template <typename TI, typename TO>
+cudaError_t LaunchMaxPool(const void* x, void* y, const PoolArgs& a, float scale, cudaStream_t s) {
+  constexpr int kV = 16 / sizeof(TI);
+  const bool vec = a.c % kV == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(y) % (sizeof(TO) * kV) == 0;
+  const int64_t n = a.n * a.oh * a.ow * (vec ? a.c / kV : a.c);
+  if (n <= 0) return cudaSuccess;
+  const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
+  if (vec) {
+    MaxPoolKernel<TI, TO, kV>
+        <<<blocks, 256, 0, s>>>(static_cast<const TI*>(x), static_cast<TO*>(y), a, scale);
+  } else {
+    MaxPoolKernel<TI, TO, 1>
+        <<<blocks, 256, 0, s>>>(static_cast<const TI*>(x), static_cast<TO*>(y), a, scale);
+  }
+  return cudaGetLastError();
+}
+
+template <typename TI>
+cudaError_t MaxPoolFrom(const void* x, bool out_int8, float scale, void* y, const PoolArgs& a,
+                        cudaStream_t s) {
+  if (out_int8) return LaunchMaxPool<TI, int8_t>(x, y, a, scale, s);
+  return LaunchMaxPool<TI, TI>(x, y, a, 1.f, s);
+}
+}  // namespace
+
+cudaError_t MaxPoolNhwc(DType t, bool in_int8, const void* x, bool out_int8, float out_scale,
+                        void* y, const PoolArgs& a, cudaStream_t s) {
+  if (in_int8) return LaunchMaxPool<int8_t, int8_t>(x, y, a, out_int8 ? out_scale : 1.f, s);
+  switch (t) {
+    case DType::kF32:
+      return MaxPoolFrom<float>(x, out_int8, out_scale, y, a, s);
+    case DType::kF16:
+      return MaxPoolFrom<__half>(x, out_int8, out_scale, y, a, s);
+    case DType::kBF16:
+      return MaxPoolFrom<__nv_bfloat16>(x, out_int8, out_scale, y, a, s);
+  }
+  return cudaErrorInvalidValue;
+}
+
 cudaError_t Spin(double us, cudaStream_t s) {
   int khz = 0;
   int dev = 0;

@@ -89,6 +89,17 @@ cudaError_t Quantize(DType t, const void* x, int8_t* y, int64_t n, float scale, 
 cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_scale,
                        cudaStream_t s);
 
+// Max pooling of NHWC [n, h, w, c] into NHWC [n, oh, ow, c]; window kh x kw, strides sh / sw,
+// leading padding ph / pw (padding never wins). x is of type t, or int8 with `in_int8`; y is of
+// type t, or int8 with `out_int8`: y = saturate(round(max * out_scale)) (int8 in and out: 1).
+// 16 bytes of channels per thread when c allows.
+struct PoolArgs {
+  int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+};
+cudaError_t MaxPoolNhwc(DType t, bool in_int8, const void* x, bool out_int8, float out_scale,
+                        void* y, const PoolArgs& a, cudaStream_t s);
+
 // Keeps the stream busy for about `us` microseconds (one thread spinning on clock64): the
 // per-layer profile enqueues every step behind it, so the events between steps time the GPU
 // work alone, without the host's launch gaps.

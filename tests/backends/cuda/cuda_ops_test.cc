@@ -154,6 +154,16 @@ std::vector<Case> Cases() {
                   return Conv({2, 3, 20, 20}, {8, 3, 7, 7},
                               A({{"strides", Is({2, 2})}, {"pads", Is({3, 3, 3, 3})}}), true);
                 }});
+  // Stride-2 convolutions of few channels run in space-to-depth form (FP16 / BF16): odd
+  // sizes, other kernels and paddings.
+  cs.push_back({"conv_3x3_s2_c4_odd", [] {
+                  return Conv({2, 4, 15, 15}, {8, 4, 3, 3},
+                              A({{"strides", Is({2, 2})}, {"pads", Is({1, 1, 1, 1})}}), true);
+                }});
+  cs.push_back({"conv_5x5_s2_c1", [] {
+                  return Conv({2, 1, 17, 17}, {8, 1, 5, 5},
+                              A({{"strides", Is({2, 2})}, {"pads", Is({2, 2, 2, 2})}}), false);
+                }});
   cs.push_back({"conv_bn_relu_residual", [=] {
                   SegmentBuilder b;
                   const int64_t c = 16;
