@@ -34,10 +34,17 @@ StatusOr<bool> Builder::HeadView(int t, View4* v) {
   if (d.size() != 4 || p_.tensors[t].is_const) return false;
   int src = t;
   std::vector<int64_t> perm = {0, 1, 2, 3};
+  if (ts_[t].buf < 0 && ts_[t].stage >= 0) {  // an engine input: cast it (plain) now
+    KILN_RETURN_IF_ERROR(StagedInput(t, false).status());
+  }
   if (ts_[t].buf < 0 && ts_[t].pending_src >= 0) {
     src = ts_[t].pending_src;
     perm = ts_[t].pending_perm;
-    if (perm.size() != 4 || p_.tensors[src].is_const || ts_[src].buf < 0) return false;
+    if (perm.size() != 4 || p_.tensors[src].is_const) return false;
+    if (ts_[src].buf < 0 && ts_[src].stage >= 0) {
+      KILN_RETURN_IF_ERROR(StagedInput(src, false).status());
+    }
+    if (ts_[src].buf < 0) return false;
   } else if (ts_[t].buf < 0) {
     return false;
   }

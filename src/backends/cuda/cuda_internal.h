@@ -526,6 +526,9 @@ class Builder {
     // that want dt().
     int q_buf = -1;
     float q_scale = 0;
+    // An engine input not converted yet: its float32 staging buffer. The first reader converts
+    // it to dt() in the layout it wants (one cast, or one cast + NHWC copy: Inputs()).
+    int stage = -1;
     int plain_variant = -1, nhwc_variant = -1;
     // A Transpose output not copied yet: consumers materialize it (MatMul may take the
     // permutation with its last two axes swapped and transpose in the GEMM instead).
@@ -575,6 +578,7 @@ class Builder {
       return nb;
     }
     if (ts_[t].buf < 0 && ts_[t].q_buf >= 0) return Dequantized(t);
+    if (ts_[t].buf < 0 && ts_[t].stage >= 0) return StagedInput(t, false);
     if (ts_[t].buf < 0) return Internal("tensor '" + p_.tensors[t].name + "' used before defined");
     Use(ts_[t].buf);
     return ts_[t].buf;
@@ -582,6 +586,8 @@ class Builder {
   // INT8 (cuda_build_int8.cc). Tensor t (written only quantized) in dt(), NHWC: a dequantize
   // step, once.
   StatusOr<int> Dequantized(int t);
+  // Engine input t (float32 staging buffer) cast to dt(), plain or NHWC: one step (cuda_engine.cc).
+  StatusOr<int> StagedInput(int t, bool nhwc);
   // Tensor t as NHWC int8 with `scale` (real = q / scale): its quantized buffer, or a quantize
   // step from its dt() buffer (once per tensor).
   StatusOr<int> Quantized(int t, float scale);
