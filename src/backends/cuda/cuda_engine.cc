@@ -424,6 +424,17 @@ StatusOr<int> Builder::StagedInput(int t, bool nhwc) {
   const int nb = NewBuf(Bytes(t));
   const DType ty = dt();
   const char* what = nhwc ? "input cast to NHWC" : "input cast";
+  if (nhwc && d[1] <= 8) {  // an image: one thread per pixel
+    const int64_t n = d[0], c = d[1], hw = d[2] * d[3];
+    AddStep([=](const RunCtx& r) {
+      return CudaStatus(
+          NchwToNhwc(static_cast<const float*>(r.P(sb)), ty, r.P(nb), n, c, hw, r.c->stream),
+          what);
+    });
+    ts_[t].stage = -1;
+    Define(t, nb, nhwc);
+    return nb;
+  }
   AddStep([=](const RunCtx& r) {
     return CudaStatus(StridedCopy(DType::kF32, r.P(sb), ty, r.P(nb), s, r.c->stream), what);
   });

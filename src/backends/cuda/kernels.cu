@@ -676,6 +676,37 @@ cudaError_t MaxPoolNhwc(DType t, bool in_int8, const void* x, bool out_int8, flo
   return cudaErrorInvalidValue;
 }
 
+namespace {
+template <typename T>
+__global__ void NchwToNhwcKernel(const float* x, T* y, int64_t n, int64_t c, int64_t hw) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * hw) return;
+  const int64_t b = i / hw, p = i - b * hw;
+  const float* src = x + b * c * hw + p;
+  T* dst = y + i * c;
+  for (int64_t k = 0; k < c; ++k) Store(dst, k, src[k * hw]);
+}
+}  // namespace
+
+cudaError_t NchwToNhwc(const float* x, DType t, void* y, int64_t n, int64_t c, int64_t hw,
+                       cudaStream_t s) {
+  const int64_t total = n * hw;
+  if (total <= 0) return cudaSuccess;
+  const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
+  switch (t) {
+    case DType::kF32:
+      NchwToNhwcKernel<<<blocks, 256, 0, s>>>(x, static_cast<float*>(y), n, c, hw);
+      break;
+    case DType::kF16:
+      NchwToNhwcKernel<<<blocks, 256, 0, s>>>(x, static_cast<__half*>(y), n, c, hw);
+      break;
+    case DType::kBF16:
+      NchwToNhwcKernel<<<blocks, 256, 0, s>>>(x, static_cast<__nv_bfloat16*>(y), n, c, hw);
+      break;
+  }
+  return cudaGetLastError();
+}
+
 cudaError_t Spin(double us, cudaStream_t s) {
   int khz = 0;
   int dev = 0;

@@ -100,6 +100,12 @@ struct PoolArgs {
 cudaError_t MaxPoolNhwc(DType t, bool in_int8, const void* x, bool out_int8, float out_scale,
                         void* y, const PoolArgs& a, cudaStream_t s);
 
+// float32 NCHW [n, c, h * w] -> NHWC of type t, one thread per pixel (for few channels: an
+// image entering the first convolution; the generic strided copy writes its 3-channel pixels
+// element by element).
+cudaError_t NchwToNhwc(const float* x, DType t, void* y, int64_t n, int64_t c, int64_t hw,
+                       cudaStream_t s);
+
 // Keeps the stream busy for about `us` microseconds (one thread spinning on clock64): the
 // per-layer profile enqueues every step behind it, so the events between steps time the GPU
 // work alone, without the host's launch gaps.
