@@ -121,10 +121,7 @@ Status Builder::Conv() {
   int zt = -1;
   if (split.empty() && pos < l.post_ops.size()) {
     const PostOp& po = l.post_ops[pos];
-    const bool add = po.kind == PostOp::kSum ||
-                     (po.kind == PostOp::kBinary &&
-                      static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::binary_add);
-    if (add && po.tensor >= 0 && dims_[po.tensor] == y && !p_.tensors[po.tensor].is_const) {
+    if (IsAdd(po) && po.tensor >= 0 && dims_[po.tensor] == y && !p_.tensors[po.tensor].is_const) {
       zt = po.tensor;
       ++pos;
     }

@@ -39,12 +39,6 @@ bool Int8Enabled() {
   return on;
 }
 
-bool IsAdd(const PostOp& po) {
-  return po.kind == PostOp::kSum ||
-         (po.kind == PostOp::kBinary &&
-          static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::binary_add);
-}
-
 StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t bytes) {
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> d, DevAlloc(bytes));
   KILN_CU(cudaMemcpy(d.get(), host, bytes, cudaMemcpyHostToDevice));

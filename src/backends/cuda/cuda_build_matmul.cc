@@ -193,10 +193,7 @@ Status Builder::MatMul() {
     }
     while (pos < l.post_ops.size()) {
       const PostOp& po = l.post_ops[pos];
-      const bool add = po.kind == PostOp::kSum ||
-                       (po.kind == PostOp::kBinary &&
-                        static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::binary_add);
-      if (!add || po.tensor < 0) break;
+      if (!IsAdd(po) || po.tensor < 0) break;
       const Dims& od = dims_[po.tensor];
       const bool per_col = Elements(od) == N && od.back() == N;
       // (cuBLASLt's bias epilogue is not used on batched GEMMs: there a per-column add, e.g.

@@ -130,6 +130,13 @@ struct EltMap {
 EltMap MapElt(int32_t a);
 EltMap MapBin(int32_t a);
 
+// A residual add post-op (sum, or binary add of a tensor): what a fused conv / matmul can take.
+inline bool IsAdd(const PostOp& po) {
+  return po.kind == PostOp::kSum ||
+         (po.kind == PostOp::kBinary &&
+          static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::binary_add);
+}
+
 inline bool IsRelu0(const PostOp& po) {
   return po.kind == PostOp::kEltwise &&
          static_cast<dnnl::algorithm>(po.alg) == dnnl::algorithm::eltwise_relu && po.alpha == 0.f;
