@@ -15,6 +15,7 @@
 #include <cstdlib>
 
 #include "backends/cuda/attention.h"
+#include "backends/cuda/ptx.cuh"
 
 namespace kiln::cuda {
 namespace {
@@ -50,8 +51,7 @@ __device__ __forceinline__ void Mma<__half>(float* c, const uint32_t* a, const u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 template <>
-__device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a,
-                                                   const uint32_t* b) {
+__device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a, const uint32_t* b) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
@@ -65,21 +65,6 @@ __device__ __forceinline__ void Mma<__nv_bfloat16>(float* c, const uint32_t* a,
 template <int D, int W>
 constexpr int SmemBytes() {
   return (16 * W + 4 * kBN) * (D + 8) * 2;
-}
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// Asynchronous 16-byte copy global -> shared; zero-filled when !valid.
-__device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // Rows [r0, r0 + R) of a [rows, D] matrix at `base` (row stride `rs` elements, unit column
@@ -96,8 +81,7 @@ __device__ __forceinline__ void LoadTile(T* dst, const T* base, int64_t rs, int 
 }
 
 template <typename T, int D, int W>
-__global__ void __launch_bounds__(W * 32)
-    AttentionKernel(const AttentionArgs a) {
+__global__ void __launch_bounds__(W * 32) AttentionKernel(const AttentionArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int kBM = 16 * W;  // query rows per block
   constexpr int kTile = kBN * (D + 8);
@@ -220,10 +204,9 @@ __global__ void __launch_bounds__(W * 32)
     // 2t, 2t + 1 (+ 8) of column g).
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
-      const uint32_t pa[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
-                              Pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                              Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      const uint32_t pa[4] = {
+          Pack<T>(s[2 * kk][0], s[2 * kk][1]), Pack<T>(s[2 * kk][2], s[2 * kk][3]),
+          Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
       const T* vrow = vs + (kk * 16 + (lane % 16)) * (D + 8);
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
@@ -246,8 +229,7 @@ __global__ void __launch_bounds__(W * 32)
     T* out = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qg[r] * a.os[2] + 2 * t;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
-      *reinterpret_cast<uint32_t*>(out + j * 8) =
-          Pack<T>(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
+      *reinterpret_cast<uint32_t*>(out + j * 8) = Pack<T>(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
     }
   }
 }

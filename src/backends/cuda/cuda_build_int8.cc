@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_internal.h"
+#include "backends/cuda/int8_conv.h"
 
 namespace kiln::cuda::internal {
 
@@ -37,6 +38,22 @@ bool Int8Enabled() {
     return v == nullptr || std::string(v) != "0";
   }();
   return on;
+}
+
+// KILN_CUDA_INT8_1X1: where kiln's INT8 1x1 convolution kernel (int8_conv.h) applies, "0"
+// never takes it, a form's name (kInt8Conv1x1Forms) always takes that form (tests), and
+// anything else (the default) times the forms against cuDNN's graph on the trial buffers and
+// keeps the fastest. Returns kNever, kTimed or the forced form.
+constexpr int kNever = -2, kTimed = -1;
+int Int8Conv1x1Mode() {
+  const char* v = std::getenv("KILN_CUDA_INT8_1X1");
+  if (v == nullptr) return kTimed;
+  const std::string m(v);
+  if (m == "0") return kNever;
+  for (int f = 0; f < kInt8Conv1x1NumForms; ++f) {
+    if (m == kInt8Conv1x1Forms[f]) return f;
+  }
+  return kTimed;
 }
 
 StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t bytes) {
@@ -220,6 +237,34 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
                           (relu ? "r" : "i");
   const size_t ws_limit = static_cast<size_t>(std::min<int64_t>(sh_->ws_limit, int64_t{1} << 30));
 
+  // kiln's 1x1 kernel applies to pointwise convolutions without padding (x int8 NHWC, the
+  // residual int8 when there is one, the output int8 or 16-bit).
+  const Dims st = l.Ints("strides"), dl = l.Ints("dilations"), pb = l.Ints("pads_begin");
+  if (st.size() != 2 || dl.size() != 2 || pb.size() != 2) return false;
+  const int k1_mode = Int8Conv1x1Mode();
+  const bool pointwise = k1_mode != kNever && wd[2] == 1 && wd[3] == 1 && st[0] == st[1] &&
+                         dl[0] == 1 && dl[1] == 1 && pb[0] == 0 && pb[1] == 0 &&
+                         Int8Conv1x1Supported(wd[1], K) && y[2] == (x[2] - 1) / st[0] + 1 &&
+                         y[3] == (x[3] - 1) / st[1] + 1 && ty != DType::kF32;
+  // Its "perm" form reads the weights with their rows reordered (int8_conv.h).
+  std::shared_ptr<void> wperm;
+  if (pointwise) {
+    const std::string pkey = wkey + ":perm";
+    {
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      auto c = sh_->consts.find(pkey);
+      if (c != sh_->consts.end()) wperm = c->second;
+    }
+    if (!wperm) {
+      std::vector<int8_t> q(static_cast<size_t>(K * wd[1])), qp(q.size());
+      KILN_CU(cudaMemcpy(q.data(), wdev.get(), q.size(), cudaMemcpyDeviceToHost));
+      PermuteInt8Conv1x1Weights(q.data(), K, wd[1], qp.data());
+      KILN_ASSIGN_OR_RETURN(wperm, UploadBytes(qp.data(), qp.size()));
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->consts[pkey] = wperm;
+    }
+  }
+
   // Attempts: as wanted (int8 out, the residual as it is stored), then all in dt() but x.
   struct Try {
     bool out8, z8;
@@ -227,10 +272,12 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
   std::vector<Try> tries = {{want_out8, have_z8}};
   if (want_out8 || have_z8) tries.push_back({false, false});
   std::shared_ptr<FusedConvPlan> gp;
+  bool use_k1 = false;
   Try got{};
   std::string tkey;
   std::shared_ptr<void> alpha_dev, beta_dev, gamma_dev;
-  float sy = 1.f;
+  float sy = 1.f, gamma_used = 1.f, k1_us = 0.f;
+  int k1_form = 0;
   for (const Try& t : tries) {
     const float s_out = t.out8 ? 127.f / ry->amax : 1.f;
     const float gamma = zt < 0 ? 1.f : t.z8 ? s_out / ts_[zt].q_scale : s_out;
@@ -240,8 +287,6 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
       sp.w[k] = wd[k];
       sp.y[k] = y[k];
     }
-    const Dims st = l.Ints("strides"), dl = l.Ints("dilations"), pb = l.Ints("pads_begin");
-    if (st.size() != 2 || dl.size() != 2 || pb.size() != 2) return false;
     for (int k = 0; k < 2; ++k) {
       sp.pad[k] = pb[k];
       sp.stride[k] = st[k];
@@ -274,6 +319,23 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
                             : t.z8 ? "|z8"
                                    : "|z") +
                            (sp.z_scale ? "s|" : "|") + key;
+    const bool k1_ok = pointwise && (zt < 0 || t.z8);
+    Int8Conv1x1Args k1;
+    k1.w = static_cast<const int8_t*>(wdev.get());
+    k1.w_perm = static_cast<const int8_t*>(wperm.get());
+    k1.alpha = static_cast<const float*>(ad.get());
+    k1.beta = static_cast<const float*>(bd.get());
+    k1.gamma = gamma;
+    k1.relu = relu;
+    k1.n = x[0];
+    k1.c = x[1];
+    k1.h = x[2];
+    k1.w_ = x[3];
+    k1.k = K;
+    k1.stride = static_cast<int>(st[0]);
+    k1.out_int8 = t.out8;
+    k1.out_t = ty;
+
     std::string preset;
     std::shared_ptr<FusedConvPlan> plan;
     {
@@ -282,7 +344,17 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
       auto hit = sh_->graph_plans.find(k2);
       if (hit != sh_->graph_plans.end()) plan = hit->second;
     }
-    if (!plan) {
+    bool take_k1 = false;
+    float t_k1 = 0.f;
+    int form_k1 = k1_mode;
+    if (k1_ok &&
+        (k1_mode >= 0 || (std::sscanf(preset.c_str(), "kiln1x1:%d:%f", &form_k1, &t_k1) == 2 &&
+                          form_k1 >= 0 && form_k1 < kInt8Conv1x1NumForms))) {
+      take_k1 = true;  // forced, or chosen by an earlier build of the same layer
+    } else if (preset.rfind("kiln1x1:", 0) == 0) {
+      preset.clear();  // a choice this build cannot take: time again
+    }
+    if (!take_k1 && !plan) {
       FusedConvPlan::Choice c;
       const bool use_preset = !preset.empty() && std::sscanf(preset.c_str(), "graph:%d:%d:%f",
                                                              &c.mode, &c.position, &c.us) == 3;
@@ -292,7 +364,7 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
                                           FusedConvArgs{}, 1, "INT8 convolution " + key, &c);
         if (made.ok()) plan = std::shared_ptr<FusedConvPlan>(std::move(*made));
       }
-      if (!plan) {  // time the candidates on trial buffers
+      if (!plan) {  // time the candidates (and kiln's 1x1 kernel) on trial buffers
         const size_t ysize = static_cast<size_t>(Elements(y)) * (t.out8 ? 1 : SizeOf(ty));
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tx, DevAlloc(Elements(x)));
         KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> tyb, DevAlloc(ysize));
@@ -321,30 +393,72 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
         } else {
           why = made.status().message();
         }
+        for (int form = 0; form < kInt8Conv1x1NumForms; ++form) {
+          if (!k1_ok) break;
+          Int8Conv1x1Args a = k1;
+          a.x = static_cast<const int8_t*>(tx.get());
+          a.z = static_cast<const int8_t*>(tz.get());
+          a.y = tyb.get();
+          a.form = form;
+          cudaStream_t stream = nullptr;
+          cudnnGetStream(sh_->build_dnn, &stream);
+          cudaEvent_t e0 = nullptr, e1 = nullptr;
+          float us = -1;
+          if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
+              Int8Conv1x1(a, stream) == cudaSuccess &&
+              cudaStreamSynchronize(stream) == cudaSuccess) {
+            us = TimeBehindSpin([&] { return Int8Conv1x1(a, stream) == cudaSuccess; }, e0, e1,
+                                stream, 1000.0);
+          }
+          if (e0) cudaEventDestroy(e0);
+          if (e1) cudaEventDestroy(e1);
+          cudaGetLastError();
+          KILN_LOG(DEBUG) << "CUDA engine: INT8 1x1 convolution " << key << ": kiln/"
+                          << kInt8Conv1x1Forms[form] << " " << us << " us, cuDNN "
+                          << (plan ? plan->choice().us : -1.f) << " us";
+          if (us > 0 && (!plan || us < plan->choice().us) && (!take_k1 || us < t_k1)) {
+            take_k1 = true;
+            t_k1 = us;
+            form_k1 = form;
+          }
+        }
       }
-      if (!plan) {
+      if (!plan && !take_k1) {
         KILN_LOG(INFO) << "CUDA engine: no INT8 graph for " << key << (t.out8 ? " (int8 out)" : "")
                        << (t.z8 ? " (int8 residual)" : "") << ": " << why;
         continue;
       }
-      std::lock_guard<std::mutex> lock(sh_->mu);
-      sh_->graph_plans[k2] = plan;
+      if (plan) {
+        std::lock_guard<std::mutex> lock(sh_->mu);
+        sh_->graph_plans[k2] = plan;
+      }
     }
-    gp = plan;
+    if (take_k1) {
+      use_k1 = true;
+      k1_us = t_k1;
+      k1_form = form_k1;
+    } else {
+      gp = plan;
+    }
     got = t;
     tkey = k2;
     alpha_dev = ad;
     beta_dev = bd;
     gamma_dev = gd;
+    gamma_used = gamma;
     sy = s_out;
     break;
   }
-  if (!gp) return false;  // built in dt() by the caller
+  if (!gp && !use_k1) return false;  // built in dt() by the caller
 
   {
-    const FusedConvPlan::Choice& c = gp->choice();
     char v[96];
-    std::snprintf(v, sizeof(v), "graph:%d:%d:%.3f", c.mode, c.position, c.us);
+    if (use_k1) {
+      std::snprintf(v, sizeof(v), "kiln1x1:%d:%.3f", k1_form, k1_us);
+    } else {
+      const FusedConvPlan::Choice& c = gp->choice();
+      std::snprintf(v, sizeof(v), "graph:%d:%d:%.3f", c.mode, c.position, c.us);
+    }
     std::lock_guard<std::mutex> lock(sh_->mu);
     sh_->RecordTactic(tkey, v);
   }
@@ -359,32 +473,64 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
     }
   }
   const int yb = NewBuf(static_cast<size_t>(Elements(y)) * (got.out8 ? 1 : SizeOf(ty)));
-  for (const auto& k : {wdev, alpha_dev, beta_dev, gamma_dev}) {
+  for (const auto& k : {wdev, wperm, alpha_dev, beta_dev, gamma_dev}) {
     if (k) out_->keep.push_back(k);
   }
-  out_->keep.push_back(gp);
-  out_->ws_bytes = std::max(out_->ws_bytes, static_cast<size_t>(gp->workspace_bytes()));
-  out_->impl[layer_] = "cudnn:graph(" + gp->engine_name() + ",int8" + (got.out8 ? "->int8" : "") +
-                       (relu ? ",relu" : "") +
-                       (zt >= 0 ? (got.z8 ? ",int8 residual" : ",residual") : "") + ")";
+  const std::string what = std::string(",int8") + (got.out8 ? "->int8" : "") +
+                           (relu ? ",relu" : "") +
+                           (zt >= 0 ? (got.z8 ? ",int8 residual" : ",residual") : "");
   out_->prec[layer_] = "INT8";
-  const FusedConvPlan* g = gp.get();
-  const void* w = wdev.get();
-  const void* a = alpha_dev.get();
-  const void* b = beta_dev.get();
-  const void* gz = gamma_dev.get();
-  AddStep([=](const RunCtx& r) {
-    FusedConvArgs fa;
-    fa.x = r.P(xq);
-    fa.w = w;
-    fa.scale = a;
-    fa.bias = b;
-    fa.z = zb >= 0 ? r.P(zb) : nullptr;
-    fa.z_scale = gz;
-    fa.y = r.P(yb);
-    fa.workspace = r.c->ws;
-    return g->Run(r.c->dnn, fa);
-  });
+  if (use_k1) {
+    char us[48];
+    const std::string tile = kInt8Conv1x1Forms[k1_form];
+    std::snprintf(us, sizeof(us), "%s", tile.c_str());
+    if (k1_us > 0) std::snprintf(us, sizeof(us), "%s,%.1fus", tile.c_str(), k1_us);
+    out_->impl[layer_] = "kiln:conv1x1(" + std::string(us) + what + ")";
+    Int8Conv1x1Args base;
+    base.w = static_cast<const int8_t*>(wdev.get());
+    base.w_perm = static_cast<const int8_t*>(wperm.get());
+    base.alpha = static_cast<const float*>(alpha_dev.get());
+    base.beta = static_cast<const float*>(beta_dev.get());
+    base.gamma = gamma_used;
+    base.relu = relu;
+    base.n = x[0];
+    base.c = x[1];
+    base.h = x[2];
+    base.w_ = x[3];
+    base.k = K;
+    base.stride = static_cast<int>(st[0]);
+    base.out_int8 = got.out8;
+    base.out_t = ty;
+    base.form = k1_form;
+    AddStep([=](const RunCtx& r) {
+      Int8Conv1x1Args a = base;
+      a.x = static_cast<const int8_t*>(r.P(xq));
+      a.z = zb >= 0 ? static_cast<const int8_t*>(r.P(zb)) : nullptr;
+      a.y = r.P(yb);
+      return CudaStatus(Int8Conv1x1(a, r.c->stream), "INT8 1x1 convolution");
+    });
+  } else {
+    out_->keep.push_back(gp);
+    out_->ws_bytes = std::max(out_->ws_bytes, static_cast<size_t>(gp->workspace_bytes()));
+    out_->impl[layer_] = "cudnn:graph(" + gp->engine_name() + what + ")";
+    const FusedConvPlan* g = gp.get();
+    const void* w = wdev.get();
+    const void* a = alpha_dev.get();
+    const void* b = beta_dev.get();
+    const void* gz = gamma_dev.get();
+    AddStep([=](const RunCtx& r) {
+      FusedConvArgs fa;
+      fa.x = r.P(xq);
+      fa.w = w;
+      fa.scale = a;
+      fa.bias = b;
+      fa.z = zb >= 0 ? r.P(zb) : nullptr;
+      fa.z_scale = gz;
+      fa.y = r.P(yb);
+      fa.workspace = r.c->ws;
+      return g->Run(r.c->dnn, fa);
+    });
+  }
   if (got.out8) {
     ts_[yt].q_buf = yb;
     ts_[yt].q_scale = sy;

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <string>
 
 #include "backends/cpu/cpu_test_util.h"
@@ -126,6 +128,200 @@ TEST(CudaInt8, WithoutRangesLayersRunInFp16) {
   auto got = testing_cpu::RunEngine(**e, in);
   ASSERT_TRUE(want.ok() && got.ok());
   EXPECT_LE(testing_cpu::RelL2((*got)[0], (*want)[0]), 1e-2);
+}
+
+// Pointwise convolutions in a bottleneck (a reducing 1x1, a stride-2 projection, an expanding
+// 1x1 with the int8 residual, a 1x1 whose output leaves the engine) on 9x9 and 5x5 maps, so
+// the pixel count is no multiple of kiln's 128-row tiles:
+//   x -> 1x1 64->64 + relu = a -> 3x3/2 + relu = c -> 1x1 64->128 (+ p) + relu = r
+//   x -> 1x1/2 64->128 = p;   r -> 1x1 128->64 + relu = y
+SegmentBuilder PointwiseNet() {
+  SegmentBuilder b;
+  b.In("x", {3, 64, 9, 9});
+  auto conv = [&](const std::string& in, const std::string& out, int64_t k, int64_t c, int64_t r,
+                  int64_t stride, uint32_t seed) {
+    const float lim = 1.5f / std::sqrt(static_cast<float>(c * r * r));
+    b.Init(out + "_w", Random({k, c, r, r}, seed, -lim, lim));
+    b.Init(out + "_b", Random({k}, seed + 1, -0.1f, 0.1f));
+    const int64_t p = r / 2;
+    b.Op("Conv", {in, out + "_w", out + "_b"}, {out},
+         A({{"pads", Is({p, p, p, p})}, {"strides", Is({stride, stride})}}));
+  };
+  conv("x", "a0", 64, 64, 1, 1, 31);
+  b.Op("Relu", {"a0"}, {"a"});
+  conv("a", "c0", 64, 64, 3, 2, 33);
+  b.Op("Relu", {"c0"}, {"c"});
+  conv("x", "p", 128, 64, 1, 2, 35);
+  conv("c", "d", 128, 64, 1, 1, 37);
+  b.Op("Add", {"d", "p"}, {"s"}).Op("Relu", {"s"}, {"r"});
+  conv("r", "y0", 64, 128, 1, 1, 39);
+  b.Op("Relu", {"y0"}, {"y"});
+  b.Out("y");
+  return b;
+}
+
+// kiln's INT8 1x1 kernel (int8_conv.h) against the reference kernels, in either form
+// (KILN_CUDA_INT8_1X1=tile / perm: bit-identical), against cuDNN's INT8 graph for the same layers
+// (0), and chosen by timing (auto).
+TEST(CudaInt8, PointwiseKernelMatchesCudnn) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  SegmentBuilder b = PointwiseNet();
+  const std::vector<Tensor> calib = {Random({3, 64, 9, 9}, 4, -1.f, 1.f)};
+  std::map<std::string, Tensor> all;
+  ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
+  b.InferValueInfo(all);
+  BuildConfig cfg = testing_cpu::Config(b.shapes());
+  cfg.precision = Precision::kINT8;
+  cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+  std::map<std::string, std::vector<Tensor>> outs;
+  for (const std::string mode : {"tile", "perm", "0", "auto"}) {
+    setenv("KILN_CUDA_INT8_1X1", mode.c_str(), 1);
+    cuda::ClearTacticCache(0);
+    StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
+    ASSERT_TRUE(e.ok()) << mode << ": " << e.status();
+    int int8_layers = 0, kiln_layers = 0;
+    for (const LayerInfo& li : (*e)->Layers()) {
+      std::printf("  [%s] %-14s %-5s %s\n", mode.c_str(), li.op.c_str(), li.precision.c_str(),
+                  li.implementation.c_str());
+      if (li.precision == "INT8") ++int8_layers;
+      if (li.implementation.find("kiln:conv1x1(" + mode + ",") != std::string::npos ||
+          li.implementation.find("kiln:conv1x1(" + mode + ")") != std::string::npos) {
+        ++kiln_layers;
+      }
+    }
+    EXPECT_EQ(int8_layers, 5) << mode;
+    if (mode != "0" && mode != "auto") {
+      EXPECT_EQ(kiln_layers, 4) << mode;
+    }
+    for (int64_t batch : {3, 1}) {
+      const std::vector<Tensor> in = {Random({batch, 64, 9, 9}, 50 + batch, -1.f, 1.f)};
+      auto want = testing_cpu::RunReference(b.graph(), in);
+      auto got = testing_cpu::RunEngine(**e, in);
+      ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+      const double err = testing_cpu::RelL2((*got)[0], (*want)[0]);
+      std::printf("  [%s] batch %lld rel L2 vs FP32 %.3e\n", mode.c_str(),
+                  static_cast<long long>(batch), err);
+      EXPECT_LE(err, 5e-2) << mode << " batch " << batch;
+      outs[mode].push_back((*got)[0]);
+    }
+  }
+  unsetenv("KILN_CUDA_INT8_1X1");
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(testing_cpu::RelL2(outs["tile"][i], outs["perm"][i]), 0.0);
+    // Same quantized operands and epilogue: only float rounding differs from cuDNN's.
+    const double d = testing_cpu::RelL2(outs["perm"][i], outs["0"][i]);
+    std::printf("  kiln vs cuDNN rel L2 %.3e\n", d);
+    EXPECT_LE(d, 1e-2);
+  }
+}
+
+// One INT8 convolution at a time through cuDNN's graph (kiln's 1x1 kernel off), writing int8
+// for a 3x3 convolution after it, or its own output: each configuration against the reference
+// kernels, so a wrong engine is named by its layer.
+TEST(CudaInt8, CudnnConvsMatchReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  struct Case {
+    int64_t k, r, stride, hw;
+    bool relu, chained;
+  };
+  const Case cases[] = {
+      {64, 1, 1, 9, true, true},     {64, 1, 1, 9, false, true}, {128, 1, 2, 9, false, true},
+      {128, 1, 1, 8, true, true},    {64, 1, 1, 9, true, false}, {128, 1, 2, 9, false, false},
+      {64, 3, 1, 9, true, true},     {64, 3, 2, 9, true, false}, {64, 1, 1, 56, true, true},
+      {256, 1, 1, 56, false, false},
+  };
+  setenv("KILN_CUDA_INT8_1X1", "0", 1);
+  for (const Case& c : cases) {
+    SegmentBuilder b;
+    b.In("x", {2, 64, c.hw, c.hw});
+    const float lim = 1.5f / std::sqrt(static_cast<float>(64 * c.r * c.r));
+    b.Init("w", Random({c.k, 64, c.r, c.r}, 61, -lim, lim));
+    b.Init("b", Random({c.k}, 62, -0.1f, 0.1f));
+    const int64_t p = c.r / 2;
+    b.Op("Conv", {"x", "w", "b"}, {"a0"},
+         A({{"pads", Is({p, p, p, p})}, {"strides", Is({c.stride, c.stride})}}));
+    std::string last = "a0";
+    if (c.relu) {
+      b.Op("Relu", {"a0"}, {"a"});
+      last = "a";
+    }
+    if (c.chained) {
+      b.Init("w2", Random({64, c.k, 3, 3}, 63, -0.05f, 0.05f));
+      b.Op("Conv", {last, "w2"}, {"y"}, A({{"pads", Is({1, 1, 1, 1})}}));
+      last = "y";
+    }
+    b.Out(last);
+    const std::vector<Tensor> calib = {Random({2, 64, c.hw, c.hw}, 4, -1.f, 1.f)};
+    std::map<std::string, Tensor> all;
+    ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
+    b.InferValueInfo(all);
+    BuildConfig cfg = testing_cpu::Config(b.shapes());
+    cfg.precision = Precision::kINT8;
+    cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+    cuda::ClearTacticCache(0);
+    StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
+    ASSERT_TRUE(e.ok()) << e.status();
+    std::string impls;
+    for (const LayerInfo& li : (*e)->Layers()) impls += " | " + li.implementation;
+    const std::vector<Tensor> in = {Random({2, 64, c.hw, c.hw}, 70, -1.f, 1.f)};
+    auto want = testing_cpu::RunReference(b.graph(), in);
+    auto got = testing_cpu::RunEngine(**e, in);
+    ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+    const double err = testing_cpu::RelL2((*got)[0], (*want)[0]);
+    char what[96];
+    std::snprintf(what, sizeof(what), "k%lld r%lld s%lld hw%lld%s%s", static_cast<long long>(c.k),
+                  static_cast<long long>(c.r), static_cast<long long>(c.stride),
+                  static_cast<long long>(c.hw), c.relu ? " relu" : "", c.chained ? " ->3x3" : "");
+    std::printf("  %-28s rel L2 %.3e%s\n", what, err, impls.c_str());
+    EXPECT_LE(err, 5e-2) << what << impls;
+  }
+  unsetenv("KILN_CUDA_INT8_1X1");
+}
+
+// A convolution adding an int8 residual whose scale differs from its output's (the fused
+// epilogue's z * gamma), through cuDNN's graph (kiln's 1x1 kernel off) and through kiln's.
+TEST(CudaInt8, ScaledResidualMatchesReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  for (const char* mode : {"0", "perm"}) {
+    for (int64_t r : {1, 3}) {
+      for (float zmul : {1.f, 4.f, 0.25f}) {
+        SegmentBuilder b;
+        b.In("x", {2, 64, 9, 9});
+        const float lim = 1.5f / 8.f;
+        b.Init("wp", Random({128, 64, 1, 1}, 81, -lim * zmul, lim * zmul));
+        b.Op("Conv", {"x", "wp"}, {"p"});
+        const float lim2 = 1.5f / std::sqrt(static_cast<float>(64 * r * r));
+        b.Init("wd", Random({128, 64, r, r}, 82, -lim2, lim2));
+        b.Init("bd", Random({128}, 83, -0.1f, 0.1f));
+        const int64_t pd = r / 2;
+        b.Op("Conv", {"x", "wd", "bd"}, {"d"}, A({{"pads", Is({pd, pd, pd, pd})}}));
+        b.Op("Add", {"d", "p"}, {"s"}).Op("Relu", {"s"}, {"y"});
+        b.Out("y");
+        const std::vector<Tensor> calib = {Random({2, 64, 9, 9}, 4, -1.f, 1.f)};
+        std::map<std::string, Tensor> all;
+        ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
+        b.InferValueInfo(all);
+        BuildConfig cfg = testing_cpu::Config(b.shapes());
+        cfg.precision = Precision::kINT8;
+        cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+        setenv("KILN_CUDA_INT8_1X1", mode, 1);
+        cuda::ClearTacticCache(0);
+        StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
+        unsetenv("KILN_CUDA_INT8_1X1");
+        ASSERT_TRUE(e.ok()) << e.status();
+        std::string impls;
+        for (const LayerInfo& li : (*e)->Layers()) impls += " | " + li.implementation;
+        const std::vector<Tensor> in = {Random({2, 64, 9, 9}, 71, -1.f, 1.f)};
+        auto want = testing_cpu::RunReference(b.graph(), in);
+        auto got = testing_cpu::RunEngine(**e, in);
+        ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+        const double err = testing_cpu::RelL2((*got)[0], (*want)[0]);
+        std::printf("  [%s] r%lld residual x%.2f rel L2 %.3e%s\n", mode, static_cast<long long>(r),
+                    zmul, err, impls.c_str());
+        EXPECT_LE(err, 5e-2) << mode << " r" << r << " x" << zmul << impls;
+      }
+    }
+  }
 }
 
 }  // namespace
