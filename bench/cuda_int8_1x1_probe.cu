@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
       a.stride = s.stride;
       a.y = y;
       a.form = form;
+      if (!kiln::cuda::Int8Conv1x1FormFits(form, s.k)) {
+        std::printf("-\t");
+        continue;
+      }
       const float t = Time([&] { kiln::cuda::Int8Conv1x1(a, nullptr); });
       std::printf("%.1f (%.2f TB/s)\t", t, mb / t);
     }

@@ -346,10 +346,11 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
     }
     bool take_k1 = false;
     float t_k1 = 0.f;
-    int form_k1 = k1_mode;
+    int form_k1 = k1_mode >= 0 && !Int8Conv1x1FormFits(k1_mode, K) ? k1_mode & 1 : k1_mode;
     if (k1_ok &&
-        (k1_mode >= 0 || (std::sscanf(preset.c_str(), "kiln1x1:%d:%f", &form_k1, &t_k1) == 2 &&
-                          form_k1 >= 0 && form_k1 < kInt8Conv1x1NumForms))) {
+        (k1_mode >= 0 ||
+         (std::sscanf(preset.c_str(), "kiln1x1:%d:%f", &form_k1, &t_k1) == 2 && form_k1 >= 0 &&
+          form_k1 < kInt8Conv1x1NumForms && Int8Conv1x1FormFits(form_k1, K)))) {
       take_k1 = true;  // forced, or chosen by an earlier build of the same layer
     } else if (preset.rfind("kiln1x1:", 0) == 0) {
       preset.clear();  // a choice this build cannot take: time again
@@ -395,6 +396,7 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
         }
         for (int form = 0; form < kInt8Conv1x1NumForms; ++form) {
           if (!k1_ok) break;
+          if (!Int8Conv1x1FormFits(form, K)) continue;
           Int8Conv1x1Args a = k1;
           a.x = static_cast<const int8_t*>(tx.get());
           a.z = static_cast<const int8_t*>(tz.get());

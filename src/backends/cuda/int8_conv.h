@@ -35,12 +35,14 @@ struct Int8Conv1x1Args {
   int form = 0;                    // kInt8Conv1x1Forms
   const int8_t* w_perm = nullptr;  // w through PermuteInt8Conv1x1Weights (form 1)
 };
-// The kernel's forms (timed against each other at build), 128 output pixels x 64 channels per
-// block of 4 warps: "tile" writes the accumulators through a shared int32 tile (16 consecutive
-// channels per lane); "perm" takes w_perm, whose row order makes each lane's accumulators 8
-// consecutive channels, and writes them straight from the registers.
-constexpr const char* kInt8Conv1x1Forms[] = {"tile", "perm"};
-constexpr int kInt8Conv1x1NumForms = 2;
+// The kernel's forms (timed against each other at build), 128 output pixels x 64 or 128
+// channels per block of 4 or 8 warps: "tile" writes the accumulators through a shared int32
+// tile (16 consecutive channels per thread); "perm" takes w_perm, whose row order makes each
+// lane's accumulators 8 consecutive channels, and writes them straight from the registers. The
+// 128-channel forms need k % 128 == 0 (Int8Conv1x1FormFits).
+constexpr const char* kInt8Conv1x1Forms[] = {"tile", "perm", "tile128", "perm128"};
+constexpr int kInt8Conv1x1NumForms = 4;
+inline bool Int8Conv1x1FormFits(int form, int64_t k) { return k % (form >= 2 ? 128 : 64) == 0; }
 // out [k, c] = w [k, c] with its rows reordered for the "perm" form (k % 32 == 0).
 void PermuteInt8Conv1x1Weights(const int8_t* w, int64_t k, int64_t c, int8_t* out);
 bool Int8Conv1x1Supported(int64_t c, int64_t k);

@@ -161,8 +161,8 @@ SegmentBuilder PointwiseNet() {
 }
 
 // kiln's INT8 1x1 kernel (int8_conv.h) against the reference kernels, in either form
-// (KILN_CUDA_INT8_1X1=tile / perm: bit-identical), against cuDNN's INT8 graph for the same layers
-// (0), and chosen by timing (auto).
+// (KILN_CUDA_INT8_1X1=tile / perm / tile128 / perm128: bit-identical), against cuDNN's INT8 graph
+// for the same layers (0), and chosen by timing (auto).
 TEST(CudaInt8, PointwiseKernelMatchesCudnn) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   SegmentBuilder b = PointwiseNet();
@@ -174,24 +174,27 @@ TEST(CudaInt8, PointwiseKernelMatchesCudnn) {
   cfg.precision = Precision::kINT8;
   cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
   std::map<std::string, std::vector<Tensor>> outs;
-  for (const std::string mode : {"tile", "perm", "0", "auto"}) {
+  for (const std::string mode : {"tile", "perm", "tile128", "perm128", "0", "auto"}) {
     setenv("KILN_CUDA_INT8_1X1", mode.c_str(), 1);
     cuda::ClearTacticCache(0);
     StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
     ASSERT_TRUE(e.ok()) << mode << ": " << e.status();
-    int int8_layers = 0, kiln_layers = 0;
+    int int8_layers = 0, kiln_layers = 0, form_layers = 0;
     for (const LayerInfo& li : (*e)->Layers()) {
       std::printf("  [%s] %-14s %-5s %s\n", mode.c_str(), li.op.c_str(), li.precision.c_str(),
                   li.implementation.c_str());
       if (li.precision == "INT8") ++int8_layers;
-      if (li.implementation.find("kiln:conv1x1(" + mode + ",") != std::string::npos ||
-          li.implementation.find("kiln:conv1x1(" + mode + ")") != std::string::npos) {
-        ++kiln_layers;
-      }
+      if (li.implementation.rfind("kiln:conv1x1(", 0) == 0) ++kiln_layers;
+      if (li.implementation.rfind("kiln:conv1x1(" + mode + ",", 0) == 0) ++form_layers;
     }
     EXPECT_EQ(int8_layers, 5) << mode;
     if (mode != "0" && mode != "auto") {
       EXPECT_EQ(kiln_layers, 4) << mode;
+      // The 128-channel forms take the two layers with 128 outputs (the others fall back to
+      // the 64-channel form of the same epilogue).
+      EXPECT_EQ(form_layers, mode.find("128") != std::string::npos ? 2 : 4) << mode;
+    } else if (mode == "0") {
+      EXPECT_EQ(kiln_layers, 0);
     }
     for (int64_t batch : {3, 1}) {
       const std::vector<Tensor> in = {Random({batch, 64, 9, 9}, 50 + batch, -1.f, 1.f)};
@@ -207,7 +210,9 @@ TEST(CudaInt8, PointwiseKernelMatchesCudnn) {
   }
   unsetenv("KILN_CUDA_INT8_1X1");
   for (size_t i = 0; i < 2; ++i) {
-    EXPECT_EQ(testing_cpu::RelL2(outs["tile"][i], outs["perm"][i]), 0.0);
+    for (const char* f : {"perm", "tile128", "perm128"}) {
+      EXPECT_EQ(testing_cpu::RelL2(outs["tile"][i], outs[f][i]), 0.0) << f;
+    }
     // Same quantized operands and epilogue: only float rounding differs from cuDNN's.
     const double d = testing_cpu::RelL2(outs["perm"][i], outs["0"][i]);
     std::printf("  kiln vs cuDNN rel L2 %.3e\n", d);
