@@ -265,6 +265,27 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
     }
   }
 
+  // kiln's kernel for this layer, but for the buffers a run binds (x, z, y) and the form.
+  auto k1_args = [&](const std::shared_ptr<void>& al, const std::shared_ptr<void>& be, float gamma,
+                     bool out8) {
+    Int8Conv1x1Args a;
+    a.w = static_cast<const int8_t*>(wdev.get());
+    a.w_perm = static_cast<const int8_t*>(wperm.get());
+    a.alpha = static_cast<const float*>(al.get());
+    a.beta = static_cast<const float*>(be.get());
+    a.gamma = gamma;
+    a.relu = relu;
+    a.n = x[0];
+    a.c = x[1];
+    a.h = x[2];
+    a.w_ = x[3];
+    a.k = K;
+    a.stride = static_cast<int>(st[0]);
+    a.out_int8 = out8;
+    a.out_t = ty;
+    return a;
+  };
+
   // Attempts: as wanted (int8 out, the residual as it is stored), then all in dt() but x.
   struct Try {
     bool out8, z8;
@@ -320,21 +341,7 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
                                    : "|z") +
                            (sp.z_scale ? "s|" : "|") + key;
     const bool k1_ok = pointwise && (zt < 0 || t.z8);
-    Int8Conv1x1Args k1;
-    k1.w = static_cast<const int8_t*>(wdev.get());
-    k1.w_perm = static_cast<const int8_t*>(wperm.get());
-    k1.alpha = static_cast<const float*>(ad.get());
-    k1.beta = static_cast<const float*>(bd.get());
-    k1.gamma = gamma;
-    k1.relu = relu;
-    k1.n = x[0];
-    k1.c = x[1];
-    k1.h = x[2];
-    k1.w_ = x[3];
-    k1.k = K;
-    k1.stride = static_cast<int>(st[0]);
-    k1.out_int8 = t.out8;
-    k1.out_t = ty;
+    const Int8Conv1x1Args k1 = k1_args(ad, bd, gamma, t.out8);
 
     std::string preset;
     std::shared_ptr<FusedConvPlan> plan;
@@ -488,21 +495,7 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
     std::snprintf(us, sizeof(us), "%s", tile.c_str());
     if (k1_us > 0) std::snprintf(us, sizeof(us), "%s,%.1fus", tile.c_str(), k1_us);
     out_->impl[layer_] = "kiln:conv1x1(" + std::string(us) + what + ")";
-    Int8Conv1x1Args base;
-    base.w = static_cast<const int8_t*>(wdev.get());
-    base.w_perm = static_cast<const int8_t*>(wperm.get());
-    base.alpha = static_cast<const float*>(alpha_dev.get());
-    base.beta = static_cast<const float*>(beta_dev.get());
-    base.gamma = gamma_used;
-    base.relu = relu;
-    base.n = x[0];
-    base.c = x[1];
-    base.h = x[2];
-    base.w_ = x[3];
-    base.k = K;
-    base.stride = static_cast<int>(st[0]);
-    base.out_int8 = got.out8;
-    base.out_t = ty;
+    Int8Conv1x1Args base = k1_args(alpha_dev, beta_dev, gamma_used, got.out8);
     base.form = k1_form;
     AddStep([=](const RunCtx& r) {
       Int8Conv1x1Args a = base;

@@ -25,6 +25,19 @@ bool HaveGpu() { return cuda::DeviceCount() > 0; }
 
 Attr Is(std::vector<int64_t> v) { return Attr::Ints(std::move(v)); }
 
+// An INT8 build configuration for `b` with the exact ranges of a reference run on `calib` (what
+// calibration on that input gives); completes b's value info.
+BuildConfig CalibratedConfig(SegmentBuilder* b, const Tensor& calib) {
+  std::map<std::string, Tensor> all;
+  const auto ran = testing_cpu::RunReference(b->graph(), {calib}, &all);
+  EXPECT_TRUE(ran.ok()) << ran.status();
+  b->InferValueInfo(all);
+  BuildConfig cfg = testing_cpu::Config(b->shapes());
+  cfg.precision = Precision::kINT8;
+  cfg.int8_ranges = testing_int8::ExactRanges(b->graph(), all);
+  return cfg;
+}
+
 // image -> 7x7/2 stem + relu -> 3x3/2 max pool = x (ResNet's stem)
 //   x -> conv3x3+relu -> conv3x3 (+ downsample 1x1 of x) -> relu = r
 //   -> conv3x3+relu -> conv1x1 (+ r) -> relu -> conv1x1 head -> y
@@ -64,13 +77,7 @@ TEST(CudaInt8, ResidualNetRunsInInt8) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   EXPECT_TRUE(CudaBackend()->HasKernel(Precision::kINT8));
   SegmentBuilder b = ResidualNet();
-  const std::vector<Tensor> calib = {Random({4, 3, 32, 32}, 3, -1.f, 1.f)};
-  std::map<std::string, Tensor> all;
-  ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
-  b.InferValueInfo(all);
-  BuildConfig cfg = testing_cpu::Config(b.shapes());
-  cfg.precision = Precision::kINT8;
-  cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+  BuildConfig cfg = CalibratedConfig(&b, Random({4, 3, 32, 32}, 3, -1.f, 1.f));
   for (const Node& n : b.graph().nodes) {
     EXPECT_TRUE(CudaBackend()->Supports(n, b.graph(), cfg).ok()) << n.name;
   }
@@ -166,13 +173,7 @@ SegmentBuilder PointwiseNet() {
 TEST(CudaInt8, PointwiseKernelMatchesCudnn) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   SegmentBuilder b = PointwiseNet();
-  const std::vector<Tensor> calib = {Random({3, 64, 9, 9}, 4, -1.f, 1.f)};
-  std::map<std::string, Tensor> all;
-  ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
-  b.InferValueInfo(all);
-  BuildConfig cfg = testing_cpu::Config(b.shapes());
-  cfg.precision = Precision::kINT8;
-  cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+  BuildConfig cfg = CalibratedConfig(&b, Random({3, 64, 9, 9}, 4, -1.f, 1.f));
   std::map<std::string, std::vector<Tensor>> outs;
   for (const std::string mode : {"tile", "perm", "tile128", "perm128", "0", "auto"}) {
     setenv("KILN_CUDA_INT8_1X1", mode.c_str(), 1);
@@ -256,13 +257,7 @@ TEST(CudaInt8, CudnnConvsMatchReference) {
       last = "y";
     }
     b.Out(last);
-    const std::vector<Tensor> calib = {Random({2, 64, c.hw, c.hw}, 4, -1.f, 1.f)};
-    std::map<std::string, Tensor> all;
-    ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
-    b.InferValueInfo(all);
-    BuildConfig cfg = testing_cpu::Config(b.shapes());
-    cfg.precision = Precision::kINT8;
-    cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+    BuildConfig cfg = CalibratedConfig(&b, Random({2, 64, c.hw, c.hw}, 4, -1.f, 1.f));
     cuda::ClearTacticCache(0);
     StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
     ASSERT_TRUE(e.ok()) << e.status();
@@ -302,13 +297,7 @@ TEST(CudaInt8, ScaledResidualMatchesReference) {
         b.Op("Conv", {"x", "wd", "bd"}, {"d"}, A({{"pads", Is({pd, pd, pd, pd})}}));
         b.Op("Add", {"d", "p"}, {"s"}).Op("Relu", {"s"}, {"y"});
         b.Out("y");
-        const std::vector<Tensor> calib = {Random({2, 64, 9, 9}, 4, -1.f, 1.f)};
-        std::map<std::string, Tensor> all;
-        ASSERT_TRUE(testing_cpu::RunReference(b.graph(), calib, &all).ok());
-        b.InferValueInfo(all);
-        BuildConfig cfg = testing_cpu::Config(b.shapes());
-        cfg.precision = Precision::kINT8;
-        cfg.int8_ranges = testing_int8::ExactRanges(b.graph(), all);
+        BuildConfig cfg = CalibratedConfig(&b, Random({2, 64, 9, 9}, 4, -1.f, 1.f));
         setenv("KILN_CUDA_INT8_1X1", mode, 1);
         cuda::ClearTacticCache(0);
         StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
