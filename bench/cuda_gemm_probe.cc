@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "cuda_probe_util.h"
+
 namespace {
 
 struct Shape {
@@ -32,15 +34,6 @@ struct Shape {
   bool residual;
   int count;  // in ResNet-50
 };
-
-void* Dev(size_t bytes) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, bytes) != cudaSuccess) {
-    std::fprintf(stderr, "cudaMalloc %zu failed\n", bytes);
-    std::exit(1);
-  }
-  return p;
-}
 
 // Best microseconds over the heuristic's candidates, -1 when none runs.
 float TimeGemm(cublasLtHandle_t lt, bool int8, const Shape& s, int64_t m, const void* w,
@@ -127,7 +120,7 @@ int main(int argc, char** argv) {
   cudaStream_t st;
   cudaStreamCreate(&st);
   const size_t ws_bytes = size_t{64} << 20;
-  void* ws = Dev(ws_bytes);
+  void* ws = ProbeAlloc(ws_bytes);
   std::printf("batch %d: shape (c>k hw residual) count | fp16 us | int8 us | int8 check\n", batch);
   double t16 = 0, t8 = 0;
   std::mt19937 rng(1);
@@ -145,14 +138,14 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < nx; ++i) hx16[i] = __float2half(hx[i]);
     for (size_t i = 0; i < nw; ++i) hw16[i] = __float2half(hw[i]);
     for (size_t i = 0; i < ny; ++i) hz16[i] = __float2half(hz[i]);
-    void* dx8 = Dev(nx);
-    void* dw8 = Dev(nw);
-    void* dz8 = Dev(ny);
-    void* dy8 = Dev(ny);
-    void* dx16 = Dev(nx * 2);
-    void* dw16 = Dev(nw * 2);
-    void* dz16 = Dev(ny * 2);
-    void* dy16 = Dev(ny * 2);
+    void* dx8 = ProbeAlloc(nx);
+    void* dw8 = ProbeAlloc(nw);
+    void* dz8 = ProbeAlloc(ny);
+    void* dy8 = ProbeAlloc(ny);
+    void* dx16 = ProbeAlloc(nx * 2);
+    void* dw16 = ProbeAlloc(nw * 2);
+    void* dz16 = ProbeAlloc(ny * 2);
+    void* dy16 = ProbeAlloc(ny * 2);
     cudaMemcpy(dx8, hx.data(), nx, cudaMemcpyHostToDevice);
     cudaMemcpy(dw8, hw.data(), nw, cudaMemcpyHostToDevice);
     cudaMemcpy(dz8, hz.data(), ny, cudaMemcpyHostToDevice);
@@ -162,9 +155,9 @@ int main(int argc, char** argv) {
     std::vector<__half> hb16(s.k, __float2half(0.5f));
     std::vector<float> hbf(s.k, 0.5f), halpha(s.k);
     for (int k = 0; k < s.k; ++k) halpha[k] = 1.f / (4.f + static_cast<float>(k % 5));
-    void* db16 = Dev(s.k * 2);
-    void* dbf = Dev(s.k * 4);
-    void* dal = Dev(s.k * 4);
+    void* db16 = ProbeAlloc(s.k * 2);
+    void* dbf = ProbeAlloc(s.k * 4);
+    void* dal = ProbeAlloc(s.k * 4);
     cudaMemcpy(db16, hb16.data(), s.k * 2, cudaMemcpyHostToDevice);
     cudaMemcpy(dbf, hbf.data(), s.k * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(dal, halpha.data(), s.k * 4, cudaMemcpyHostToDevice);

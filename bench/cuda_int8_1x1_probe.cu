@@ -13,15 +13,12 @@
 #include <vector>
 
 #include "backends/cuda/int8_conv.h"
+#include "cuda_probe_util.h"
 
 namespace {
 
 void* Dev(size_t bytes) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, bytes) != cudaSuccess) {
-    std::fprintf(stderr, "cudaMalloc %zu failed\n", bytes);
-    std::exit(1);
-  }
+  void* p = ProbeAlloc(bytes);
   cudaMemset(p, 1, bytes);
   return p;
 }

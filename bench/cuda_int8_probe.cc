@@ -46,6 +46,7 @@
 
 #include "backends/cuda/cudnn_graph.h"
 #include "backends/cuda/kernels.h"
+#include "cuda_probe_util.h"
 
 using kiln::StatusOr;
 using kiln::cuda::FusedConvArgs;
@@ -58,15 +59,6 @@ struct Shape {
   int c, k, hw, r, s;  // input channels, output channels, input H=W, kernel, stride
   int count;           // occurrences in ResNet-50 (torchvision v1.5)
 };
-
-void* Dev(size_t bytes) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, bytes) != cudaSuccess) {
-    std::fprintf(stderr, "cudaMalloc %zu failed\n", bytes);
-    std::exit(1);
-  }
-  return p;
-}
 
 // NHWC-ordered int8 [n][s][c] to NCHW_VECT_C with 32 lanes, [n][c/32][s][32]. For x
 // (n = N, s = H*W) and for a KRSC filter (n = K, s = R*S), which gives the INT8x32 VECT_C
@@ -404,19 +396,19 @@ int main(int argc, char** argv) {
       biasf[k] = db(rng) * 0.1f;
       hb16[k] = __float2half(biasf[k] / scale[k]);
     }
-    void* dx8 = Dev(nx);
-    void* dw8 = Dev(nw);
-    void* dx16 = Dev(nx * 2);
-    void* dw16 = Dev(nw * 2);
-    void* db16 = Dev(sh.k * 2);
-    void* dsc = Dev(sh.k * 4);
-    void* dbf = Dev(sh.k * 4);
-    void* dy8 = Dev(ny);
-    void* dy16 = Dev(ny * 2);
-    void* dyh = Dev(ny * 2);
-    void* dxf8 = Dev(nx);
-    void* dwf8 = Dev(nw);
-    void* dyf8 = Dev(ny * 2);
+    void* dx8 = ProbeAlloc(nx);
+    void* dw8 = ProbeAlloc(nw);
+    void* dx16 = ProbeAlloc(nx * 2);
+    void* dw16 = ProbeAlloc(nw * 2);
+    void* db16 = ProbeAlloc(sh.k * 2);
+    void* dsc = ProbeAlloc(sh.k * 4);
+    void* dbf = ProbeAlloc(sh.k * 4);
+    void* dy8 = ProbeAlloc(ny);
+    void* dy16 = ProbeAlloc(ny * 2);
+    void* dyh = ProbeAlloc(ny * 2);
+    void* dxf8 = ProbeAlloc(nx);
+    void* dwf8 = ProbeAlloc(nw);
+    void* dyf8 = ProbeAlloc(ny * 2);
     cudaMemcpy(dxf8, hxf8.data(), nx, cudaMemcpyHostToDevice);
     cudaMemcpy(dwf8, hwf8.data(), nw, cudaMemcpyHostToDevice);
     cudaMemcpy(dx8, hx.data(), nx, cudaMemcpyHostToDevice);
@@ -468,7 +460,7 @@ int main(int argc, char** argv) {
     // FP16 graph's (relu(conv + bias / scale)) times scale; poisoned output first.
     auto check = [&](const FusedConvPlan& p, FusedConvArgs a, void* out) -> double {
       if (!p16.ok()) return -1;
-      void* ws = Dev(static_cast<size_t>(
+      void* ws = ProbeAlloc(static_cast<size_t>(
           std::max<int64_t>({(*p16)->workspace_bytes(), p.workspace_bytes(), int64_t{256}})));
       FusedConvArgs r = a16;
       r.workspace = a.workspace = ws;
@@ -507,7 +499,7 @@ int main(int argc, char** argv) {
     std::vector<int16_t> ref;
     float t16g = -1;
     if (p16.ok()) {
-      void* ws = Dev(static_cast<size_t>(std::max<int64_t>((*p16)->workspace_bytes(), 256)));
+      void* ws = ProbeAlloc(static_cast<size_t>(std::max<int64_t>((*p16)->workspace_bytes(), 256)));
       FusedConvArgs r = a16;
       r.workspace = ws;
       std::vector<__half> r16(ny);
@@ -534,9 +526,9 @@ int main(int argc, char** argv) {
       cudaFree(ws);
     }
     const std::vector<int16_t>* refp = ref.empty() ? nullptr : &ref;
-    void* dlb = Dev(sh.k * 4);
-    void* dlbr = Dev(sh.k * 4);
-    void* dyn = Dev(ny);
+    void* dlb = ProbeAlloc(sh.k * 4);
+    void* dlbr = ProbeAlloc(sh.k * 4);
+    void* dyn = ProbeAlloc(ny);
     cudaMemcpy(dlb, lbias.data(), sh.k * 4, cudaMemcpyHostToDevice);
     LegacyResult r32, rnh;
     // The legacy call's buffers (x, w, y; `vect`: the INT8x32 layout) and the shared rest.
@@ -560,10 +552,10 @@ int main(int argc, char** argv) {
       std::vector<int8_t> hx32(nx), hw32(nw);
       NhwcToVectC32(hx.data(), n, sh.c, static_cast<int64_t>(sh.hw) * sh.hw, hx32.data());
       NhwcToVectC32(hw.data(), sh.k, sh.c, static_cast<int64_t>(sh.r) * sh.r, hw32.data());
-      void* dx32 = Dev(nx);
-      void* dw32 = Dev(nw);
-      void* dw32r = Dev(nw);
-      void* dy32 = Dev(ny);
+      void* dx32 = ProbeAlloc(nx);
+      void* dw32 = ProbeAlloc(nw);
+      void* dw32r = ProbeAlloc(nw);
+      void* dy32 = ProbeAlloc(ny);
       cudaMemcpy(dx32, hx32.data(), nx, cudaMemcpyHostToDevice);
       cudaMemcpy(dw32, hw32.data(), nw, cudaMemcpyHostToDevice);
       LegacyConv d;
