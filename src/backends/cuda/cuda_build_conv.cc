@@ -261,17 +261,7 @@ Status Builder::Conv() {
     return Status::OK();
   };
   auto graph_spec = [&]() {
-    FusedConvSpec sp;
-    for (int k = 0; k < 4; ++k) {
-      sp.x[k] = x[k];
-      sp.w[k] = wd[k];
-      sp.y[k] = y[k];
-    }
-    for (int k = 0; k < 2; ++k) {
-      sp.pad[k] = pb[k];
-      sp.stride[k] = st[k];
-      sp.dil[k] = dl[k];
-    }
+    FusedConvSpec sp = ConvGeometry(x, wd, y, pb, st, dl);
     sp.x_type = sp.y_type = sp.bias_type = sp.z_type = DnnType(ty);
     sp.residual = zt >= 0;
     sp.relu = relu;

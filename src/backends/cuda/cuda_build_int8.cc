@@ -302,17 +302,7 @@ StatusOr<bool> Builder::ConvInt8(const Dims& x, const Dims& wd, const Dims& y, i
   for (const Try& t : tries) {
     const float s_out = t.out8 ? 127.f / ry->amax : 1.f;
     const float gamma = zt < 0 ? 1.f : t.z8 ? s_out / ts_[zt].q_scale : s_out;
-    FusedConvSpec sp;
-    for (int k = 0; k < 4; ++k) {
-      sp.x[k] = x[k];
-      sp.w[k] = wd[k];
-      sp.y[k] = y[k];
-    }
-    for (int k = 0; k < 2; ++k) {
-      sp.pad[k] = pb[k];
-      sp.stride[k] = st[k];
-      sp.dil[k] = dl[k];
-    }
+    FusedConvSpec sp = ConvGeometry(x, wd, y, pb, st, dl);
     sp.x_type = CUDNN_DATA_INT8;
     sp.compute = CUDNN_DATA_INT32;
     sp.scale = true;

@@ -41,6 +41,23 @@ inline std::string DimsText(const Dims& d) {
   for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
   return s + "]";
 }
+// A graph-API convolution spec with the geometry filled in: NCHW x, KCRS w and y dims, and
+// the 2-D pads (begin = end), strides and dilations; types and fused stages are the caller's.
+inline FusedConvSpec ConvGeometry(const Dims& x, const Dims& w, const Dims& y, const Dims& pads,
+                                  const Dims& strides, const Dims& dils) {
+  FusedConvSpec sp;
+  for (int k = 0; k < 4; ++k) {
+    sp.x[k] = x[k];
+    sp.w[k] = w[k];
+    sp.y[k] = y[k];
+  }
+  for (int k = 0; k < 2; ++k) {
+    sp.pad[k] = pads[k];
+    sp.stride[k] = strides[k];
+    sp.dil[k] = dils[k];
+  }
+  return sp;
+}
 inline Status CudaStatus(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return Status::OK();
   return Internal(std::string(what) + ": CUDA error " + cudaGetErrorName(e) + " (" +
