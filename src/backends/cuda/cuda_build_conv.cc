@@ -131,6 +131,11 @@ Status Builder::Conv() {
     relu = true;
     ++pos;
   }
+  // An image stem read only by a max pool: one fused kiln step (cuda_build_stem.cc).
+  if (zt < 0 && split.empty()) {
+    KILN_ASSIGN_OR_RETURN(bool done, StemConvPool(x, wd, relu, pos));
+    if (done) return Status::OK();
+  }
   // INT8 builds: a convolution with a calibrated input range runs in INT8 where cuDNN can.
   if (sh_->precision == Precision::kINT8) {
     KILN_ASSIGN_OR_RETURN(bool done, ConvInt8(x, wd, y, zt, relu, pos));

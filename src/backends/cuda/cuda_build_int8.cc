@@ -56,12 +56,6 @@ int Int8Conv1x1Mode() {
   return kTimed;
 }
 
-StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t bytes) {
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> d, DevAlloc(bytes));
-  KILN_CU(cudaMemcpy(d.get(), host, bytes, cudaMemcpyHostToDevice));
-  return d;
-}
-
 }  // namespace
 
 const TensorRange* Builder::RangeOf(int t) const {

@@ -93,6 +93,13 @@ inline StatusOr<std::shared_ptr<void>> DevAlloc(size_t bytes) {
   return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
 }
 
+// A new device buffer holding `bytes` bytes copied from the host (packed weights).
+inline StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t bytes) {
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<void> d, DevAlloc(bytes));
+  KILN_CU(cudaMemcpy(d.get(), host, bytes, cudaMemcpyHostToDevice));
+  return d;
+}
+
 // Storage type per precision (INT8: FP16, the engine's fallback until it has INT8 kernels).
 inline DType TypeFor(Precision p) {
   switch (p) {
@@ -631,6 +638,10 @@ class Builder {
   // it (then it is built in dt()).
   StatusOr<bool> ConvInt8(const Dims& x, const Dims& wd, const Dims& y, int zt, bool relu,
                           size_t pos);
+  // The current convolution (dims x, w; ReLU and post-ops [0, pos) taken) and the max pool
+  // that is its only reader as one step of kiln's fused stem kernel (stem_conv.h,
+  // cuda_build_stem.cc): false when the pair does not fit it (then each is built on its own).
+  StatusOr<bool> StemConvPool(const Dims& x, const Dims& wd, bool relu, size_t pos);
   bool NhwcOf(int t) const { return !p_.tensors[t].is_const && ts_[t].nhwc; }
 
   // Element strides of operand tensor `t` per physical dim of an output with dims `y`, layout

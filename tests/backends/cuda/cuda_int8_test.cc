@@ -1,4 +1,5 @@
-// INT8 convolutions of the CUDA engine (cuda_build_int8.cc) against the FP32 reference kernels:
+// INT8 convolutions of the CUDA engine (cuda_build_int8.cc) and its fused image stem
+// (cuda_build_stem.cc) against the FP32 reference kernels:
 // a ResNet-style segment (a downsample residual block and an identity one) built in INT8 with
 // exact ranges from a reference run, as calibration would give them. Skipped without a GPU.
 #include <gtest/gtest.h>
@@ -314,6 +315,111 @@ TEST(CudaInt8, ScaledResidualMatchesReference) {
                     zmul, err, impls.c_str());
         EXPECT_LE(err, 5e-2) << mode << " r" << r << " x" << zmul << impls;
       }
+    }
+  }
+}
+
+// image -> conv (the stem) [+ relu] -> max pool = x -> 1x1 conv 64 -> 32 + relu = y: the pair
+// kiln's fused stem kernel (stem_conv.h) takes.
+struct StemCase {
+  int64_t c, r, stride, pool_k, pool_s, pool_p, h, w, batch;
+  bool bias, relu;
+};
+SegmentBuilder StemNet(const StemCase& sc) {
+  SegmentBuilder b;
+  b.In("image", {sc.batch, sc.c, sc.h, sc.w});
+  const float lim = 1.5f / std::sqrt(static_cast<float>(sc.c * sc.r * sc.r));
+  b.Init("stem_w", Random({64, sc.c, sc.r, sc.r}, 91, -lim, lim));
+  std::vector<std::string> in = {"image", "stem_w"};
+  if (sc.bias) {
+    b.Init("stem_b", Random({64}, 92, -0.2f, 0.2f));
+    in.push_back("stem_b");
+  }
+  const int64_t p = sc.r / 2;
+  b.Op("Conv", in, {"stem"},
+       A({{"strides", Is({sc.stride, sc.stride})}, {"pads", Is({p, p, p, p})}}));
+  std::string last = "stem";
+  if (sc.relu) {
+    b.Op("Relu", {"stem"}, {"stem_r"});
+    last = "stem_r";
+  }
+  const int64_t q = sc.pool_p;
+  b.Op("MaxPool", {last}, {"x"},
+       A({{"kernel_shape", Is({sc.pool_k, sc.pool_k})},
+          {"strides", Is({sc.pool_s, sc.pool_s})},
+          {"pads", Is({q, q, q, q})}}));
+  b.Init("h_w", Random({32, 64, 1, 1}, 93, -0.2f, 0.2f));
+  b.Init("h_b", Random({32}, 94, -0.1f, 0.1f));
+  b.Op("Conv", {"x", "h_w", "h_b"}, {"h"}).Op("Relu", {"h"}, {"y"});
+  b.Out("y");
+  return b;
+}
+
+// The fused stem against the reference kernels and against the two layers built on their own
+// (KILN_CUDA_STEM=0): ResNet's 7x7/2 stem with bias, ReLU and a 3x3/2 max pool on a map whose
+// pooled tiles are ragged, in FP16 and in INT8 (the pool's output written int8 for the next
+// convolution); and a 1-channel 3x3/1 stem without bias or ReLU under a 2x2/2 pool (the
+// kernel's channel padding and pool forms).
+TEST(CudaStem, FusedStemMatchesReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const StemCase cases[] = {{3, 7, 2, 3, 2, 1, 36, 40, 3, true, true},
+                            {1, 3, 1, 2, 2, 0, 20, 24, 2, false, false}};
+  for (const StemCase& sc : cases) {
+    const std::string name = std::to_string(sc.c) + "ch " + std::to_string(sc.r) + "x" +
+                             std::to_string(sc.r) + "/" + std::to_string(sc.stride);
+    for (Precision prec : {Precision::kFP16, Precision::kINT8}) {
+      if (prec == Precision::kINT8 && sc.c != 3) continue;
+      std::vector<Tensor> outs;
+      for (const char* stem : {"1", "0"}) {
+        SegmentBuilder b = StemNet(sc);
+        const Tensor calib = Random({sc.batch, sc.c, sc.h, sc.w}, 95, -1.f, 1.f);
+        BuildConfig cfg = prec == Precision::kINT8 ? CalibratedConfig(&b, calib)
+                                                   : testing_cpu::Config(b.shapes());
+        cfg.precision = prec;
+        setenv("KILN_CUDA_STEM", stem, 1);
+        StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
+        unsetenv("KILN_CUDA_STEM");
+        ASSERT_TRUE(e.ok()) << name << ": " << e.status();
+        int stem_layers = 0, fused = 0;
+        bool pool_int8 = false;
+        for (const LayerInfo& li : (*e)->Layers()) {
+          std::printf("  [%s %s stem=%s] %-8s %-5s %s\n", name.c_str(), PrecisionName(prec), stem,
+                      li.op.c_str(), li.precision.c_str(), li.implementation.c_str());
+          if (li.implementation.rfind("kiln:stem(", 0) == 0) {
+            ++stem_layers;
+            if (prec == Precision::kINT8) {
+              EXPECT_NE(li.implementation.find("->int8"), std::string::npos);
+            }
+          }
+          if (li.implementation.rfind("kiln:stem (fused into", 0) == 0) {
+            ++fused;
+            pool_int8 = li.precision == "INT8";
+          }
+        }
+        EXPECT_EQ(stem_layers, stem[0] == '1' ? 1 : 0) << name;
+        EXPECT_EQ(fused, stem_layers) << name;
+        if (stem_layers == 1) {
+          EXPECT_EQ(pool_int8, prec == Precision::kINT8) << name;
+        }
+        for (int64_t batch : {sc.batch, int64_t{1}}) {
+          const std::vector<Tensor> in = {
+              Random({batch, sc.c, sc.h, sc.w}, 96 + static_cast<uint32_t>(batch), -1.f, 1.f)};
+          auto want = testing_cpu::RunReference(b.graph(), in);
+          auto got = testing_cpu::RunEngine(**e, in);
+          ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+          const double err = testing_cpu::RelL2((*got)[0], (*want)[0]);
+          std::printf("  [%s %s stem=%s] batch %lld rel L2 vs FP32 %.3e\n", name.c_str(),
+                      PrecisionName(prec), stem, static_cast<long long>(batch), err);
+          EXPECT_LE(err, prec == Precision::kINT8 ? 5e-2 : 1e-2) << name << " batch " << batch;
+          if (batch == sc.batch) outs.push_back((*got)[0]);
+        }
+      }
+      // The fused step and the two layers on their own compute the same thing up to FP16
+      // rounding (and, in INT8, the int8 rounding that follows it).
+      const double d = testing_cpu::RelL2(outs[0], outs[1]);
+      std::printf("  [%s %s] fused vs separate rel L2 %.3e\n", name.c_str(), PrecisionName(prec),
+                  d);
+      EXPECT_LE(d, prec == Precision::kINT8 ? 2e-2 : 3e-3) << name;
     }
   }
 }
