@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: The precision modes kiln knows (``precision_mode`` is case-insensitive).
-PRECISION_MODES: Tuple[str, ...] = ("FP32", "FP16", "BF16", "INT8")
+PRECISION_MODES: Tuple[str, ...] = ("FP32", "FP16", "BF16", "INT8", "FP8")
 
 PathLike = Union[str, "os.PathLike[str]"]
 ModelSource = Union[bytes, bytearray, memoryview, PathLike]

@@ -16,9 +16,11 @@ CalibrationRunner& Runner() {
   return runner;
 }
 
+// INT8 and FP8 take the same ranges (calibrated, cached, or the model's Q/DQ): the scale of an
+// int8 value is amax / 127, of an FP8 E4M3 one amax / 448.
 bool IsInt8(const ConversionParams& p) {
   auto precision = ParsePrecision(p.precision_mode);
-  return precision.ok() && *precision == Precision::kINT8;
+  return precision.ok() && (*precision == Precision::kINT8 || *precision == Precision::kFP8);
 }
 
 bool CacheExists(const ConversionParams& p) {

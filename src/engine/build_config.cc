@@ -13,7 +13,8 @@ StatusOr<Precision> ParsePrecision(const std::string& text) {
   if (v == "FP16") return Precision::kFP16;
   if (v == "BF16") return Precision::kBF16;
   if (v == "INT8") return Precision::kINT8;
-  return InvalidArgument("precision_mode '" + text + "' is not one of FP32, FP16, BF16, INT8");
+  if (v == "FP8") return Precision::kFP8;
+  return InvalidArgument("precision_mode '" + text + "' is not one of FP32, FP16, BF16, INT8, FP8");
 }
 
 const char* PrecisionName(Precision p) {
@@ -22,6 +23,7 @@ const char* PrecisionName(Precision p) {
     case Precision::kFP16: return "FP16";
     case Precision::kBF16: return "BF16";
     case Precision::kINT8: return "INT8";
+    case Precision::kFP8: return "FP8";
   }
   return "?";
 }

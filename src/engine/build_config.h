@@ -11,10 +11,13 @@
 
 namespace kiln {
 
-enum class Precision { kFP32, kFP16, kBF16, kINT8 };
+// FP8 (the CUDA engine on compute capability 8.9+): matmuls whose input has a calibrated range
+// run in FP8 E4M3 with float32 accumulation, the rest in FP16; ranges come from calibration or
+// Q/DQ as for INT8. A backend without FP8 kernels falls back as for any other mode.
+enum class Precision { kFP32, kFP16, kBF16, kINT8, kFP8 };
 
-// "FP32" | "FP16" | "BF16" | "INT8", case-insensitive; anything else is InvalidArgument
-// naming the parameter (as TF-TRT's ValueError).
+// "FP32" | "FP16" | "BF16" | "INT8" | "FP8", case-insensitive; anything else is
+// InvalidArgument naming the parameter (as TF-TRT's ValueError).
 StatusOr<Precision> ParsePrecision(const std::string& text);
 const char* PrecisionName(Precision p);  // "FP32", ...
 
@@ -36,7 +39,7 @@ struct BuildConfig {
   std::vector<std::vector<int64_t>> input_shapes;
   // Build for exactly these shapes (dynamic mode) rather than "batch up to max".
   bool exact_shapes = false;
-  // INT8: ranges by tensor name (the calibration table); layers whose input has no range stay
+  // INT8 / FP8: ranges by tensor name (the calibration table); layers whose input has no range stay
   // in higher precision. Part of the fingerprint (as a hash) when not empty.
   std::map<std::string, TensorRange> int8_ranges;
 

@@ -52,10 +52,10 @@ options:
   --threads N             threads of the engine backend (oneDNN's OpenMP pool; default: the
                           OpenMP default, i.e. OMP_NUM_THREADS or every core). The reference
                           kernels are single-threaded.
-  --precision P           engine precision: fp32 (default), fp16, bf16, int8; passed to the
-                          converter (docs/precision.md)
-  --calib-cache FILE      int8: the calibration table (`kiln convert --calib-data ...
-                          --calib-cache FILE` writes it); required with --precision int8
+  --precision P           engine precision: fp32 (default), fp16, bf16, int8, fp8 (CUDA);
+                          passed to the converter (docs/precision.md)
+  --calib-cache FILE      int8 / fp8: the calibration table (`kiln convert --calib-data ...
+                          --calib-cache FILE` writes it); required with --precision int8 / fp8
   --device D              engine backend: cpu (default), cuda or cuda:N
   --io host|device        where the timed runs' inputs and outputs live (default host: each
                           run uploads the inputs and downloads the outputs, as a host
@@ -369,10 +369,12 @@ int BenchCommand(int argc, char** argv) {
     params.minimum_segment_size = o.min_segment;
     params.is_dynamic_op = o.dynamic_op;
     params.engine_cache_dir = o.engine_cache;
-    if (auto v = args.Get("calib-cache")) params.calibration_cache = *v;  // INT8
-    if (params.precision_mode == "INT8" && (params.calibration_cache.empty() ||
-                                            !std::filesystem::exists(params.calibration_cache))) {
-      return Usage("--precision int8 needs --calib-cache FILE, an existing calibration table "
+    if (auto v = args.Get("calib-cache")) params.calibration_cache = *v;  // INT8 / FP8
+    if ((params.precision_mode == "INT8" || params.precision_mode == "FP8") &&
+        (params.calibration_cache.empty() ||
+         !std::filesystem::exists(params.calibration_cache))) {
+      return Usage("--precision " + o.precision +
+                   " needs --calib-cache FILE, an existing calibration table "
                    "(kiln convert --calib-data ... --calib-cache FILE writes one)");
     }
     if (auto outs = args.Get("outputs")) params.outputs = SplitList(*outs);

@@ -33,14 +33,17 @@ options:
   --precision P                fp32 (default), fp16 or bf16: each layer runs in the fastest
                                precision the mode allows that has a kernel on this machine
                                (docs/precision.md); `kiln inspect` shows what each layer got;
-                               int8: conv / matmul layers in INT8 from calibration ranges
-  --calib-data PATH            int8: calibration batches: a directory of .npz files (one batch
-                               each, an array per input) or of .npy files (single-input model),
-                               or one .npz
-  --calib-method M             int8: entropy (default), minmax or percentile
-  --calib-percentile P         int8: the percentile calibrator's percentile (default 99.99)
-  --calib-cache FILE           int8: calibration table: read when FILE exists (no data needed),
-                               written after calibrating otherwise
+                               int8: conv / matmul layers in INT8 from calibration ranges;
+                               fp8 (--device cuda, compute 8.9+): matmuls in FP8 E4M3 from
+                               the same ranges (the --calib-* options apply), the rest FP16
+  --calib-data PATH            int8 / fp8: calibration batches: a directory of .npz files
+                               (one batch each, an array per input) or of .npy files
+                               (single-input model), or one .npz
+  --calib-method M             int8 / fp8: entropy (default), minmax or percentile
+  --calib-percentile P         int8 / fp8: the percentile calibrator's percentile (default
+                               99.99)
+  --calib-cache FILE           int8 / fp8: calibration table: read when FILE exists (no data
+                               needed), written after calibrating otherwise
   --max-accuracy-loss X        int8 with --calib-data: keep the layers whose quantization hurts
                                most in higher precision until the outputs' rel. L2 error vs
                                FP32 on the calibration data is at most X (reports them)

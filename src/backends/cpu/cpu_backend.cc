@@ -12,6 +12,7 @@
 #include "backends/cpu/lean_weights.h"
 #include "core/logging.h"
 #include "backends/cpu/lowering.h"
+#include "backends/cpu/precision.h"
 
 namespace kiln {
 namespace {
@@ -67,6 +68,9 @@ class CpuBackendImpl : public Backend {
   }
 
   bool HasKernel(Precision p) const override { return CpuHasKernel(p); }
+  // What a layer computes in when `p` has no kernel here (FP8: BF16 with AMX / AVX512-BF16,
+  // else FP32).
+  Precision FallbackFor(Precision p) const override { return cpu::ComputePrecision(p); }
 
   Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const override {
     return cpu::LowerNodeForSupport(node, graph, config);

@@ -52,6 +52,8 @@ bool Probe(Precision p) {
       return ProbeConv(memory::data_type::f16, memory::data_type::f16, memory::data_type::f16);
     case Precision::kINT8:
       return ProbeConv(memory::data_type::u8, memory::data_type::s8, memory::data_type::f32);
+    case Precision::kFP8:
+      return false;  // oneDNN 2.6 has no FP8 on CPU
   }
   return false;
 }
@@ -59,10 +61,11 @@ bool Probe(Precision p) {
 }  // namespace
 
 bool CpuHasKernel(Precision p) {
-  static const bool has[4] = {Probe(Precision::kFP32), Probe(Precision::kFP16),
-                              Probe(Precision::kBF16), Probe(Precision::kINT8)};
+  static const bool has[5] = {Probe(Precision::kFP32), Probe(Precision::kFP16),
+                              Probe(Precision::kBF16), Probe(Precision::kINT8),
+                              Probe(Precision::kFP8)};
   const int i = static_cast<int>(p);
-  return i >= 0 && i < 4 && has[i];
+  return i >= 0 && i < 5 && has[i];
 }
 
 namespace cpu {
@@ -77,6 +80,8 @@ std::vector<Precision> AllowedPrecisions(Precision mode) {
       return {Precision::kBF16, Precision::kFP32};
     case Precision::kINT8:
       return {Precision::kINT8, Precision::kBF16, Precision::kFP16, Precision::kFP32};
+    case Precision::kFP8:  // as INT8 allows every float type, FP8 allows the 16-bit ones
+      return {Precision::kFP8, Precision::kBF16, Precision::kFP16, Precision::kFP32};
   }
   return {Precision::kFP32};
 }
@@ -118,7 +123,7 @@ bool ForcedFp32(const Layer& l) {
 
 Precision ComputePrecision(Precision mode) {
   for (Precision p : AllowedPrecisions(mode)) {
-    if (p != Precision::kINT8 && CpuHasKernel(p)) return p;
+    if (p != Precision::kINT8 && p != Precision::kFP8 && CpuHasKernel(p)) return p;
   }
   return Precision::kFP32;
 }
@@ -155,6 +160,8 @@ dnnl::memory::data_type DataTypeOf(Precision p) {
       return memory::data_type::bf16;
     case Precision::kINT8:
       return memory::data_type::s8;
+    case Precision::kFP8:  // no CPU FP8 type: never a compute type (ComputePrecision)
+      return memory::data_type::f32;
   }
   return memory::data_type::f32;
 }

@@ -120,6 +120,8 @@ TEST(CpuPrecision, ParseModes) {
   EXPECT_EQ(*ParsePrecision("Fp16"), Precision::kFP16);
   EXPECT_EQ(*ParsePrecision("FP32"), Precision::kFP32);
   EXPECT_EQ(*ParsePrecision("int8"), Precision::kINT8);
+  EXPECT_EQ(*ParsePrecision("fp8"), Precision::kFP8);
+  EXPECT_STREQ(PrecisionName(Precision::kFP8), "FP8");
   for (const char* bad : {"bfloat16", "fp64", "", "FP 16"}) {
     StatusOr<Precision> p = ParsePrecision(bad);
     ASSERT_FALSE(p.ok()) << bad;
@@ -140,6 +142,26 @@ TEST(CpuPrecision, ModesAllowFastestFirst) {
   EXPECT_EQ(cpu::RuleOf(cpu::LayerKind::kSoftmax), cpu::PrecisionRule::kFP32);
   EXPECT_EQ(cpu::RuleOf(cpu::LayerKind::kLayerNorm), cpu::PrecisionRule::kFP32);
   EXPECT_EQ(cpu::RuleOf(cpu::LayerKind::kConv), cpu::PrecisionRule::kCompute);
+}
+
+// FP8 (a CUDA mode) has no CPU kernel: an FP8 build computes in the fastest 16-bit type this
+// CPU has (BF16 with AMX / AVX512-BF16), else FP32, and says so as its fallback.
+TEST(CpuPrecision, Fp8FallsBackToWhatTheCpuHas) {
+  using P = Precision;
+  EXPECT_FALSE(CpuHasKernel(P::kFP8));
+  EXPECT_FALSE(CpuBackend().HasKernel(P::kFP8));
+  EXPECT_EQ(cpu::AllowedPrecisions(P::kFP8),
+            std::vector<P>({P::kFP8, P::kBF16, P::kFP16, P::kFP32}));
+  const P want = CpuHasKernel(P::kBF16) ? P::kBF16 : CpuHasKernel(P::kFP16) ? P::kFP16 : P::kFP32;
+  EXPECT_EQ(cpu::ComputePrecision(P::kFP8), want);
+  EXPECT_EQ(CpuBackend().FallbackFor(P::kFP8), want);
+  SegmentBuilder b = ConvNet(2);
+  const std::vector<Tensor> in = {Random({2, 8, 12, 12}, 120)};
+  EngineRun r = BuildAndCompare(b, P::kFP8, in);
+  ASSERT_EQ(r.err.size(), 2u);
+  for (double e : r.err) EXPECT_LE(e, want == P::kFP32 ? 1e-5 : 1e-2);
+  EXPECT_EQ(PrecisionsOf(r.layers, "Conv"), std::set<std::string>{PrecisionName(want)})
+      << Table(r.layers);
 }
 
 TEST(CpuPrecision, Bf16ConvNetMatchesReference) {
