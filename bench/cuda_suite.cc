@@ -5,9 +5,9 @@
 //       --precision fp16 --batch 128 [--check-batch 2] [--iters 50] [--int-high 30522]
 //       [--label resnet50] [--tsv results.tsv] [--calib 2]
 //
-// INT8: the model is calibrated in the same call (one-call form, calibration_feeds) on --calib
-// random batch-1 inputs, which is enough to time it (quality: docs/int8.md), and the engines
-// timed below get the same ranges.
+// INT8 / FP8: the model is calibrated in the same call (one-call form, calibration_feeds) on
+// --calib random batch-1 inputs, which is enough to time it (quality: docs/int8.md), and the
+// engines timed below get the same ranges.
 //
 // Timings: each engine of the converted model is rebuilt from its segment and timed with
 // CudaEngine::TimeDevice (CUDA events around the device steps; inputs already on the GPU, as
@@ -101,7 +101,7 @@ int Run(const Args& a) {
     std::fprintf(stderr, "%s: %s\n", a.label.c_str(), prec.status().ToString().c_str());
     return 2;
   }
-  if (*prec == Precision::kINT8) {
+  if (*prec == Precision::kINT8 || *prec == Precision::kFP8) {
     params.use_calibration = true;
     for (int i = 0; i < a.calib; ++i) {
       params.calibration_feeds.push_back({{a.input, RandomInput(a, 1, 100 + i)}});

@@ -223,12 +223,15 @@ class CudaBackendImpl : public Backend {
 
   int device() const override { return device_; }
 
-  bool HasKernel(Precision) const override { return device_ < cuda::DeviceCount(); }
+  bool HasKernel(Precision p) const override {
+    return device_ < cuda::DeviceCount() && (p != Precision::kFP8 || cuda::HasFp8(device_));
+  }
   // INT8 allows FP16 too (as TF-TRT's INT8 mode sets TensorRT's FP16 flag): in an INT8 build,
   // convolutions with a calibrated input run in INT8 (cuda_build_int8.cc), every other layer
-  // in FP16.
+  // in FP16. FP8 likewise: matmuls with a calibrated input in FP8 (cuda_build_matmul.cc), the
+  // rest in FP16, which is also what an FP8 build gets on a GPU older than compute 8.9.
   Precision FallbackFor(Precision p) const override {
-    return p == Precision::kINT8 ? Precision::kFP16 : Precision::kFP32;
+    return p == Precision::kINT8 || p == Precision::kFP8 ? Precision::kFP16 : Precision::kFP32;
   }
 
   Status Supports(const Node& node, const Graph& graph, const BuildConfig& config) const override {

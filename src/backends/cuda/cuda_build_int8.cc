@@ -59,7 +59,10 @@ int Int8Conv1x1Mode() {
 }  // namespace
 
 const TensorRange* Builder::RangeOf(int t) const {
-  if (sh_->precision != Precision::kINT8 || t < 0 || sh_->int8_ranges.empty()) return nullptr;
+  if ((sh_->precision != Precision::kINT8 && sh_->precision != Precision::kFP8) || t < 0 ||
+      sh_->int8_ranges.empty()) {
+    return nullptr;
+  }
   auto it = sh_->int8_ranges.find(p_.tensors[t].name);
   if (it == sh_->int8_ranges.end()) return nullptr;
   const float a = it->second.amax;
@@ -67,7 +70,7 @@ const TensorRange* Builder::RangeOf(int t) const {
 }
 
 bool Builder::Int8Candidate(size_t i) const {
-  if (!Int8Enabled() || i >= p_.layers.size()) return false;
+  if (sh_->precision != Precision::kINT8 || !Int8Enabled() || i >= p_.layers.size()) return false;
   const Layer& l = p_.layers[i];
   if (l.dead || l.kind != LayerKind::kConv || l.Int("nhwc") != 0 || l.Int("group", 1) != 1 ||
       !l.Ints("split").empty() || l.inputs.size() < 2) {

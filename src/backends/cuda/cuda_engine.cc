@@ -680,6 +680,17 @@ int DeviceCount() {
   return n;
 }
 
+bool HasFp8(int device) {
+  int major = 0, minor = 0;
+  if (device < 0 || device >= DeviceCount() ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major * 10 + minor >= 89;
+}
+
 StatusOr<std::string> DeviceFingerprint(int device) {
   if (device < 0 || device >= DeviceCount()) {
     return FailedPrecondition("no CUDA device " + std::to_string(device) + " (" +
@@ -870,7 +881,9 @@ StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::Create(cpu::Program program,
   sh->device = device;
   sh->dt = TypeFor(config.precision);
   sh->precision = config.precision;
-  if (config.precision == Precision::kINT8) sh->int8_ranges = config.int8_ranges;
+  if (config.precision == Precision::kINT8 || config.precision == Precision::kFP8) {
+    sh->int8_ranges = config.int8_ranges;
+  }
   sh->tf32 = tf32;
   sh->ws_limit = config.max_workspace_size_bytes;
   sh->preset = std::move(tactics);
@@ -1181,8 +1194,10 @@ std::vector<LayerInfo> CudaEngine::Layers() const {
     li.nodes = l.nodes;
     // In INT8 builds, the convolutions with a calibrated input run in INT8 (cuda_build_int8.cc)
     // and the other layers in FP16 (CudaBackend's FallbackFor): say what each runs in.
-    li.precision =
-        PrecisionName(cfg_.precision == Precision::kINT8 ? Precision::kFP16 : cfg_.precision);
+    li.precision = PrecisionName(cfg_.precision == Precision::kINT8 ||
+                                         cfg_.precision == Precision::kFP8
+                                     ? Precision::kFP16
+                                     : cfg_.precision);
     if (main_ && i < main_->prec.size() && !main_->prec[i].empty()) li.precision = main_->prec[i];
     if (cfg_.precision == Precision::kFP32 && tf32_ &&
         (l.kind == LayerKind::kConv || l.kind == LayerKind::kMatMul)) {

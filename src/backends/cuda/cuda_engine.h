@@ -123,6 +123,8 @@ StatusOr<std::unique_ptr<CudaEngine>> BuildCudaEngine(const Graph& segment,
 // when there is no such GPU.
 StatusOr<std::string> DeviceFingerprint(int device);
 int DeviceCount();
+// Whether GPU `device` has FP8 tensor cores (compute capability 8.9 or later).
+bool HasFp8(int device);
 
 // A device buffer of `bytes` from GPU `device`'s stream-ordered memory pool (cudaMallocAsync on
 // `stream`, freed back to the pool when the last reference goes). Engine outputs kept on the

@@ -100,11 +100,12 @@ inline StatusOr<std::shared_ptr<void>> UploadBytes(const void* host, size_t byte
   return d;
 }
 
-// Storage type per precision (INT8: FP16, the engine's fallback until it has INT8 kernels).
+// Storage type per precision (INT8, FP8: FP16, what the layers that do not run quantized use).
 inline DType TypeFor(Precision p) {
   switch (p) {
     case Precision::kFP16:
     case Precision::kINT8:
+    case Precision::kFP8:
       return DType::kF16;
     case Precision::kBF16:
       return DType::kBF16;
@@ -557,6 +558,9 @@ class Builder {
     // that want dt().
     int q_buf = -1;
     float q_scale = 0;
+    // FP8 (cuda_build_matmul.cc): the tensor as E4M3 with real = q / f8_scale, for FP8 GEMMs.
+    int f8_buf = -1;
+    float f8_scale = 0;
     // An engine input not converted yet: its float32 staging buffer. The first reader converts
     // it to dt() in the layout it wants (one cast, or one cast + NHWC copy: Inputs()).
     int stage = -1;
@@ -622,7 +626,15 @@ class Builder {
   // Tensor t as NHWC int8 with `scale` (real = q / scale): its quantized buffer, or a quantize
   // step from its dt() buffer (once per tensor).
   StatusOr<int> Quantized(int t, float scale);
-  // The calibrated range of tensor t in an INT8 build (nullptr: none, or not INT8).
+  // Tensor t (plain) as FP8 E4M3 with `scale` (real = q / scale): a quantize step from its
+  // dt() buffer, once per tensor and scale (cuda_build_matmul.cc).
+  StatusOr<int> Fp8Of(int t, float scale);
+  // Whether layer i is a matmul an FP8 build runs in FP8 (a calibrated input, constant float32
+  // weights without batch dims, every dimension a multiple of 16), and whether tensor t is
+  // read only by such matmuls, as their input (then its producer may write it FP8).
+  bool Fp8Gemm(size_t i) const;
+  bool Fp8OnlyReader(int t) const;
+  // The calibrated range of tensor t in an INT8 or FP8 build (nullptr: none, or neither).
   const TensorRange* RangeOf(int t) const;
   // Whether layer i can be an INT8 convolution (static checks: kind, group, input range, const
   // weights, channel counts), and whether tensor t is read only by such convolutions (as

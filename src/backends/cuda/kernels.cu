@@ -1,8 +1,10 @@
 // kiln's own CUDA kernels (kernels.h). Arithmetic is in float whatever the storage type.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "backends/cuda/kernels.h"
 
@@ -570,6 +572,62 @@ cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_s
       break;
     case DType::kBF16:
       DequantizeKernel<<<blocks, 256, 0, s>>>(x, static_cast<__nv_bfloat16*>(y), n, inv_scale);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+namespace {
+template <typename T>
+__device__ __forceinline__ float LoadF(const T* x, int64_t i) {
+  if constexpr (std::is_same_v<T, float>) {
+    return x[i];
+  } else if constexpr (std::is_same_v<T, __half>) {
+    return __half2float(x[i]);
+  } else {
+    return __bfloat162float(x[i]);
+  }
+}
+__device__ __forceinline__ uint16_t Fp8x2(float a, float b) {
+  return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+}
+// Eight elements per thread when n % 8 == 0 (8-byte stores), else one.
+template <typename T>
+__global__ void QuantizeFp8Kernel(const T* x, uint8_t* y, int64_t n, float scale) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if ((n & 7) == 0) {
+    for (int64_t i = i0; i < n / 8; i += stride) {
+      uint16_t q[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        q[k] = Fp8x2(LoadF(x, 8 * i + 2 * k) * scale, LoadF(x, 8 * i + 2 * k + 1) * scale);
+      }
+      uint2 raw;
+      memcpy(&raw, q, 8);
+      reinterpret_cast<uint2*>(y)[i] = raw;
+    }
+  } else {
+    for (int64_t i = i0; i < n; i += stride) {
+      y[i] = __nv_cvt_float_to_fp8(LoadF(x, i) * scale, __NV_SATFINITE, __NV_E4M3);
+    }
+  }
+}
+}  // namespace
+
+cudaError_t QuantizeFp8(DType t, const void* x, void* y, int64_t n, float scale, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  const unsigned blocks = ElementwiseBlocks(n);
+  uint8_t* q = static_cast<uint8_t*>(y);
+  switch (t) {
+    case DType::kF32:
+      QuantizeFp8Kernel<<<blocks, 256, 0, s>>>(static_cast<const float*>(x), q, n, scale);
+      break;
+    case DType::kF16:
+      QuantizeFp8Kernel<<<blocks, 256, 0, s>>>(static_cast<const __half*>(x), q, n, scale);
+      break;
+    case DType::kBF16:
+      QuantizeFp8Kernel<<<blocks, 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), q, n, scale);
       break;
   }
   return cudaGetLastError();

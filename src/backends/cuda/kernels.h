@@ -88,6 +88,9 @@ cudaError_t LayerNorm(DType t, const void* x, const void* scale, const void* bia
 cudaError_t Quantize(DType t, const void* x, int8_t* y, int64_t n, float scale, cudaStream_t s);
 cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_scale,
                        cudaStream_t s);
+// FP8 activations (per tensor): y[i] = E4M3(x[i] * scale), saturated to +-448 (x of storage
+// type t; y one byte per element).
+cudaError_t QuantizeFp8(DType t, const void* x, void* y, int64_t n, float scale, cudaStream_t s);
 
 // Max pooling of NHWC [n, h, w, c] into NHWC [n, oh, ow, c]; window kh x kw, strides sh / sw,
 // leading padding ph / pw (padding never wins). x is of type t, or int8 with `in_int8`; y is of

@@ -1,5 +1,6 @@
-// INT8 convolutions of the CUDA engine (cuda_build_int8.cc) and its fused image stem
-// (cuda_build_stem.cc) against the FP32 reference kernels:
+// INT8 convolutions of the CUDA engine (cuda_build_int8.cc), its fused image stem
+// (cuda_build_stem.cc) and its FP8 matmuls (cuda_build_matmul.cc) against the FP32 reference
+// kernels:
 // a ResNet-style segment (a downsample residual block and an identity one) built in INT8 with
 // exact ranges from a reference run, as calibration would give them. Skipped without a GPU.
 #include <gtest/gtest.h>
@@ -421,6 +422,79 @@ TEST(CudaStem, FusedStemMatchesReference) {
                   d);
       EXPECT_LE(d, prec == Precision::kINT8 ? 2e-2 : 3e-3) << name;
     }
+  }
+}
+
+// x [2, 16, 64] -> MatMul 64 -> 128 + bias + relu -> MatMul 128 -> 64 + bias + x = f (a
+// transformer's FFN), then f -> MatMul 64 -> 40 -> MatMul 40 -> 32 -> y (N, then K, no multiple
+// of 16: these stay FP16).
+SegmentBuilder FfnNet() {
+  SegmentBuilder b;
+  b.In("x", {2, 16, 64});
+  b.Init("w1", Random({64, 128}, 101, -0.15f, 0.15f));
+  b.Init("b1", Random({128}, 102, -0.1f, 0.1f));
+  b.Init("w2", Random({128, 64}, 103, -0.1f, 0.1f));
+  b.Init("b2", Random({64}, 104, -0.1f, 0.1f));
+  b.Init("w3", Random({64, 40}, 105, -0.15f, 0.15f));
+  b.Init("w4", Random({40, 32}, 106, -0.2f, 0.2f));
+  b.Op("MatMul", {"x", "w1"}, {"h0"}).Op("Add", {"h0", "b1"}, {"h1"}).Op("Relu", {"h1"}, {"h"});
+  b.Op("MatMul", {"h", "w2"}, {"f0"}).Op("Add", {"f0", "b2"}, {"f1"});
+  b.Op("Add", {"f1", "x"}, {"f"});
+  b.Op("MatMul", {"f", "w3"}, {"g"}).Op("MatMul", {"g", "w4"}, {"y"});
+  b.Out("y");
+  return b;
+}
+
+// FP8 matmuls (cuBLASLt E4M3, cuda_build_matmul.cc) against the reference kernels: the two
+// FFN matmuls in FP8 (FFN1 writing its output FP8 for FFN2), the two after them in FP16; with
+// fast accumulation (the default) and float32 accumulation; and KILN_CUDA_FP8=0 (every matmul
+// FP16).
+TEST(CudaFp8, FfnMatmulsMatchReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  if (!CudaBackend()->HasKernel(Precision::kFP8)) GTEST_SKIP() << "no FP8 tensor cores";
+  EXPECT_EQ(CudaBackend()->FallbackFor(Precision::kFP8), Precision::kFP16);
+  SegmentBuilder b = FfnNet();
+  BuildConfig cfg = CalibratedConfig(&b, Random({2, 16, 64}, 107, -1.f, 1.f));
+  cfg.precision = Precision::kFP8;
+  for (const char* mode : {"fast", "float", "off"}) {
+    // (set while the engine runs too: it builds its batch-1 instance on first use)
+    setenv("KILN_CUDA_FP8_FAST_ACCUM", std::string(mode) == "float" ? "0" : "1", 1);
+    setenv("KILN_CUDA_FP8", std::string(mode) == "off" ? "0" : "1", 1);
+    StatusOr<std::unique_ptr<Engine>> e = CudaBackend()->Build(b.graph(), cfg);
+    ASSERT_TRUE(e.ok()) << mode << ": " << e.status();
+    int fp8 = 0, fp16 = 0, fp8_out = 0;
+    for (const LayerInfo& li : (*e)->Layers()) {
+      std::printf("  [%s] %-16s %-5s %s\n", mode, li.op.c_str(), li.precision.c_str(),
+                  li.implementation.c_str());
+      if (li.op.rfind("MatMul", 0) != 0) continue;
+      if (li.precision == "FP8") {
+        ++fp8;
+        EXPECT_NE(li.implementation.find("FP8 E4M3"), std::string::npos);
+        if (li.implementation.find("E4M3->E4M3") != std::string::npos) ++fp8_out;
+      } else {
+        EXPECT_EQ(li.precision, "FP16");
+        ++fp16;
+      }
+    }
+    const bool on = std::string(mode) != "off";
+    EXPECT_EQ(fp8, on ? 2 : 0) << mode;
+    EXPECT_EQ(fp16, on ? 2 : 4) << mode;
+    // FFN1's output goes to FFN2 in FP8 straight from its GEMM.
+    EXPECT_EQ(fp8_out, on ? 1 : 0) << mode;
+    for (int64_t batch : {2, 1}) {
+      const std::vector<Tensor> in = {Random({batch, 16, 64}, 110 + batch, -1.f, 1.f)};
+      auto want = testing_cpu::RunReference(b.graph(), in);
+      auto got = testing_cpu::RunEngine(**e, in);
+      ASSERT_TRUE(want.ok() && got.ok()) << got.status();
+      const double err = testing_cpu::RelL2((*got)[0], (*want)[0]);
+      std::printf("  [%s] FP8 FFN batch %lld rel L2 vs FP32 %.3e\n", mode,
+                  static_cast<long long>(batch), err);
+      // E4M3 keeps 3 mantissa bits: ~2-4% per element, less after the sums.
+      EXPECT_LE(err, on ? 8e-2 : 1e-2) << mode << " batch " << batch;
+      EXPECT_GT(err, 0.0);
+    }
+    unsetenv("KILN_CUDA_FP8_FAST_ACCUM");
+    unsetenv("KILN_CUDA_FP8");
   }
 }
 
