@@ -39,21 +39,6 @@ __global__ void Stream(const int4* x, int64_t nx, const int4* z, int4* y, int64_
   }
 }
 
-template <typename F>
-float Time(F&& f, int reps = 20) {
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  f();
-  cudaEventRecord(e0);
-  for (int i = 0; i < reps; ++i) f();
-  cudaEventRecord(e1);
-  cudaEventSynchronize(e1);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, e0, e1);
-  return ms * 1000.f / static_cast<float>(reps);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,7 +66,7 @@ int main(int argc, char** argv) {
     cudaMemcpy(al, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(be, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice);
     const double mb = (static_cast<double>(xb) + (s.z ? 2.0 : 1.0) * static_cast<double>(yb)) / 1e6;
-    const float ts = Time([&] {
+    const float ts = ProbeTimeUs([&] {
       Stream<<<132 * 8, 256>>>(static_cast<const int4*>(x), xb / 16 / (s.stride * s.stride),
                                static_cast<const int4*>(z), static_cast<int4*>(y), yb / 16);
     });
@@ -108,7 +93,7 @@ int main(int argc, char** argv) {
         std::printf("-\t");
         continue;
       }
-      const float t = Time([&] { kiln::cuda::Int8Conv1x1(a, nullptr); });
+      const float t = ProbeTimeUs([&] { kiln::cuda::Int8Conv1x1(a, nullptr); });
       std::printf("%.1f (%.2f TB/s)\t", t, mb / t);
     }
     std::printf("\n");

@@ -67,21 +67,6 @@ __global__ void Copy(const float* x, int64_t nx, __half* y, int64_t ny) {
   for (int64_t j = i; j < ny; j += stride) y[j] = __float2half_rn(acc);
 }
 
-template <typename F>
-float TimeUs(F f, int reps) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  for (int i = 0; i < 3; ++i) f();
-  cudaEventRecord(a);
-  for (int i = 0; i < reps; ++i) f();
-  cudaEventRecord(b);
-  cudaEventSynchronize(b);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, a, b);
-  return ms * 1000.f / reps;
-}
-
 int main(int argc, char** argv) {
   StemConvShape g;
   g.n = argc > 1 ? std::atoi(argv[1]) : 128;
@@ -161,9 +146,9 @@ int main(int argc, char** argv) {
   const double rel = std::sqrt(num / (den + 1e-30));
   std::printf("batch %lld: FP16 rel L2 %.3g, max abs %.3g; int8 off by > 1: %d of %lld\n",
               static_cast<long long>(g.n), rel, maxd, bad8, static_cast<long long>(ny));
-  const float us16 = TimeUs([&] { kiln::cuda::StemConv(a, nullptr); }, 50);
-  const float us8 = TimeUs([&] { kiln::cuda::StemConv(q, nullptr); }, 50);
-  const float usc = TimeUs([&] { Copy<<<1056, 256>>>(dx, nx, dy, ny); }, 50);
+  const float us16 = ProbeTimeUs([&] { kiln::cuda::StemConv(a, nullptr); }, 50);
+  const float us8 = ProbeTimeUs([&] { kiln::cuda::StemConv(q, nullptr); }, 50);
+  const float usc = ProbeTimeUs([&] { Copy<<<1056, 256>>>(dx, nx, dy, ny); }, 50);
   std::printf(
       "stem fused: FP16 out %.1f us, int8 out %.1f us; copy (image in, FP16 map out) %.1f us\n",
       us16, us8, usc);
