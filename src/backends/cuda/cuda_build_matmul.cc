@@ -263,7 +263,8 @@ Status Builder::MatMul() {
     KILN_ASSIGN_OR_RETURN(abuf, Plain(l.inputs[0]));
   }
   // B produced by a not yet copied Transpose: copy it with the last two axes swapped back
-  // (a coalesced copy for BERT's K^T) and let the GEMM transpose it.
+  // (a coalesced copy for BERT's K^T) and let the GEMM transpose it. FP8 GEMMs (constant B)
+  // read the weights' E4M3 copy made below, so no dt() copy of them.
   int bbuf = -1;
   const TS& bts = ts_[l.inputs[1]];
   if (tb == 0 && bts.buf < 0 && bts.pending_src >= 0 && bts.pending_perm.size() >= 2) {
@@ -276,7 +277,7 @@ Status Builder::MatMul() {
     } else {
       KILN_ASSIGN_OR_RETURN(bbuf, Plain(l.inputs[1]));
     }
-  } else {
+  } else if (!fp8) {
     KILN_ASSIGN_OR_RETURN(bbuf, Plain(l.inputs[1]));
   }
   int biasb = -1;
@@ -334,10 +335,10 @@ Status Builder::MatMul() {
     KILN_ASSIGN_OR_RETURN(cbuf, Plain(ct));
   }
 
-  // FP8 builds: a GEMM of a calibrated input and constant weights runs in FP8 E4M3 with float32
-  // accumulation: the input quantized per tensor (scale 448 / its range) by one step, the
-  // weights per tensor at build, both scales folded into alpha; cuBLASLt wants the weights as
-  // the transposed operand (a [N, K] copy) and every dimension in multiples of 16.
+  // FP8 builds (Fp8Gemm): a GEMM of a calibrated input and constant weights runs in FP8 E4M3:
+  // the input quantized per tensor (scale 448 / its range) by one step, the weights per tensor
+  // at build, both scales folded into alpha, the sums in the tensor cores' accumulator
+  // (Fp8FastAccum); cuBLASLt wants the weights as the transposed operand (a [N, K] copy).
   const TensorRange* fp8_range = fp8 ? RangeOf(l.inputs[0]) : nullptr;
   // ... and its output FP8 too (cuBLASLt scales and saturates D) when the only reader is another
   // FP8 GEMM taking it as its input: a transformer's FFN1 + GELU feeding FFN2, whose input
@@ -401,17 +402,17 @@ Status Builder::MatMul() {
     if (fp8) {
       KILN_LT(cublasLtMatrixLayoutCreate(&d->a, CUDA_R_8F_E4M3, K, Ns, K));
       KILN_LT(cublasLtMatrixLayoutCreate(&d->b, CUDA_R_8F_E4M3, K, Mx, K));
-    } else if (!tb) {
-      KILN_LT(cublasLtMatrixLayoutCreate(&d->a, lt, Ns, K, ldb_rm));
     } else {
-      KILN_LT(cublasLtMatrixLayoutCreate(&d->a, lt, K, Ns, ldb_rm));
-    }
-    if (fp8) {
-      // (made above)
-    } else if (!ta) {
-      KILN_LT(cublasLtMatrixLayoutCreate(&d->b, lt, K, Mx, K));
-    } else {
-      KILN_LT(cublasLtMatrixLayoutCreate(&d->b, lt, Mx, K, Mx));
+      if (!tb) {
+        KILN_LT(cublasLtMatrixLayoutCreate(&d->a, lt, Ns, K, ldb_rm));
+      } else {
+        KILN_LT(cublasLtMatrixLayoutCreate(&d->a, lt, K, Ns, ldb_rm));
+      }
+      if (!ta) {
+        KILN_LT(cublasLtMatrixLayoutCreate(&d->b, lt, K, Mx, K));
+      } else {
+        KILN_LT(cublasLtMatrixLayoutCreate(&d->b, lt, Mx, K, Mx));
+      }
     }
     KILN_LT(cublasLtMatrixLayoutCreate(&d->c, lt, Ns, Mx, Ns));
     if (out8) {
@@ -475,14 +476,15 @@ Status Builder::MatMul() {
         "x" + std::to_string(K) + (fp8 ? (d->fast_accum ? "e4m3f" : "e4m3") : "") + ":" +
         std::to_string(batch) + ":" + std::to_string(sa) + ":" + std::to_string(sb) + ":" +
         std::to_string(d->op_a) + std::to_string(d->op_b) + ":" + std::to_string(d->epilogue) +
-        ":" + std::to_string(ldb_rm) + (cbuf >= 0 ? "c" : "") + (sh_->tf32 ? "t" : "");
-    const std::string tkey = "mm|ws" + std::to_string(ws) + "|" + key + (out8 ? "|d8" : "");
+        ":" + std::to_string(ldb_rm) + (cbuf >= 0 ? "c" : "") + (sh_->tf32 ? "t" : "") +
+        (out8 ? "d8" : "");
+    const std::string tkey = "mm|ws" + std::to_string(ws) + "|" + key;
     {
       std::lock_guard<std::mutex> lock(sh_->mu);
       auto hit = sh_->matmul_algos.find(key);
       std::string preset;
       cublasLtMatmulHeuristicResult_t check{};
-      if (hit != sh_->matmul_algos.end() && !out8) {
+      if (hit != sh_->matmul_algos.end()) {
         d->algo = hit->second;
       } else if (sh_->FindTactic(tkey, &preset) && AlgoFromHex(preset, &d->algo) &&
                  cublasLtMatmulAlgoCheck(sh_->lt, op, d->a, d->b, d->c, d->D(), &d->algo, &check) ==
@@ -507,7 +509,7 @@ Status Builder::MatMul() {
                              biasb >= 0 ? static_cast<size_t>(N) * es : 0, cbuf >= 0,
                              alpha * fp8_alpha, ws, &d->algo));
         }
-        if (!out8) sh_->matmul_algos[key] = d->algo;
+        sh_->matmul_algos[key] = d->algo;
       }
       sh_->RecordTactic(tkey, AlgoHex(d->algo));
     }
