@@ -166,7 +166,7 @@ StatusOr<ConvertedModel> ToInferGraph(const ConvertedModel& calib_graph,
   if (impl.calibration_source == nullptr) {
     return InvalidArgument(
         "CalibGraphToInferGraph: the graph is not a calibration graph (convert with "
-        "precision_mode INT8 and use_calibration=true, without a calibration table)");
+        "precision_mode INT8 or FP8 and use_calibration=true, without a calibration table)");
   }
   KILN_ASSIGN_OR_RETURN(CalibrationMethod method,
                         ParseCalibrationMethod(impl.params.calibration_method));
@@ -233,7 +233,7 @@ StatusOr<ConvertedModel> CalibrateWithFeeds(ConvertedModel calib, const Conversi
     }
   }
   if (done == 0) {
-    return InvalidArgument("INT8 calibration: the calibration inputs gave no batch");
+    return InvalidArgument("calibration: the calibration inputs gave no batch");
   }
   return ToInferGraph(calib, eval);
 }
