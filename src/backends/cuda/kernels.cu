@@ -4,7 +4,6 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
-#include <type_traits>
 
 #include "backends/cuda/kernels.h"
 
@@ -578,16 +577,6 @@ cudaError_t Dequantize(const int8_t* x, DType t, void* y, int64_t n, float inv_s
 }
 
 namespace {
-template <typename T>
-__device__ __forceinline__ float LoadF(const T* x, int64_t i) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x[i];
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __half2float(x[i]);
-  } else {
-    return __bfloat162float(x[i]);
-  }
-}
 __device__ __forceinline__ uint16_t Fp8x2(float a, float b) {
   return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
 }
@@ -601,7 +590,7 @@ __global__ void QuantizeFp8Kernel(const T* x, uint8_t* y, int64_t n, float scale
       uint16_t q[4];
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        q[k] = Fp8x2(LoadF(x, 8 * i + 2 * k) * scale, LoadF(x, 8 * i + 2 * k + 1) * scale);
+        q[k] = Fp8x2(Load(x, 8 * i + 2 * k) * scale, Load(x, 8 * i + 2 * k + 1) * scale);
       }
       uint2 raw;
       memcpy(&raw, q, 8);
@@ -609,7 +598,7 @@ __global__ void QuantizeFp8Kernel(const T* x, uint8_t* y, int64_t n, float scale
     }
   } else {
     for (int64_t i = i0; i < n; i += stride) {
-      y[i] = __nv_cvt_float_to_fp8(LoadF(x, i) * scale, __NV_SATFINITE, __NV_E4M3);
+      y[i] = __nv_cvt_float_to_fp8(Load(x, i) * scale, __NV_SATFINITE, __NV_E4M3);
     }
   }
 }
