@@ -344,6 +344,17 @@ void Builder::AddStep(const dnnl::primitive& prim, const dnnl::primitive_desc_ba
   out_->steps.push_back(std::move(s));
 }
 
+void Builder::AddCustomStep(std::shared_ptr<const CustomStep> step, const std::string& impl,
+                            std::vector<StepArg> args) {
+  Step s;
+  s.custom = std::move(step);
+  s.args = std::move(args);
+  s.layer = layer;
+  s.threads = threads;
+  if (layer >= 0 && out_->impl[layer].empty()) out_->impl[layer] = impl;
+  out_->steps.push_back(std::move(s));
+}
+
 bool Builder::Reusable(int t) const {
   const int b = state_[t].buffer;
   if (out_->buffers[b].where != BufferDef::kArena) return false;
@@ -682,7 +693,11 @@ Status Instance::Run(const std::vector<const Tensor*>& inputs, std::vector<Tenso
     for (size_t i = 0; i < steps.size(); ++i) {
       const auto t0 = layer_ms ? Clock::now() : Clock::time_point();
       scope.Set(steps[i].threads);
-      steps[i].prim.execute(a->stream, a->args[i]);
+      if (steps[i].custom) {
+        steps[i].custom->Run(a->args[i]);
+      } else {
+        steps[i].prim.execute(a->stream, a->args[i]);
+      }
       if (layer_ms != nullptr) {
         a->stream.wait();
         const int l = steps[i].layer;

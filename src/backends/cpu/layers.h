@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/gemm_f32.h"
 #include "backends/cpu/lowering.h"
 #include "backends/cpu/tactics.h"
 #include "engine/build_config.h"
@@ -51,8 +52,18 @@ struct StepArg {
   int buffer;
 };
 
+// A step kiln computes itself instead of with a oneDNN primitive (gemm_f32.h's GEMM). Run gets
+// the step's arguments bound to this call's buffers; it runs on the calling thread's OpenMP
+// thread count, as a primitive would.
+class CustomStep {
+ public:
+  virtual ~CustomStep() = default;
+  virtual void Run(const std::unordered_map<int, memory>& args) const = 0;
+};
+
 struct Step {
   dnnl::primitive prim;
+  std::shared_ptr<const CustomStep> custom;  // when set, runs instead of `prim`
   std::vector<StepArg> args;
   int layer = -1;           // the program layer it belongs to (-1: an output copy)
   memory::desc scratch_md;  // zero-size when the primitive needs no scratchpad
@@ -222,6 +233,9 @@ class Builder {
   // implementation in LayerInfo.
   void AddStep(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
                std::vector<StepArg> args);
+  // Appends a step kiln runs itself; `impl` names it in LayerInfo (and in plans).
+  void AddCustomStep(std::shared_ptr<const CustomStep> step, const std::string& impl,
+                     std::vector<StepArg> args);
   // Iterates implementations (next_impl) for the first whose scratchpad fits
   // max_workspace_size_bytes, preferring the layer's recorded `impl`.
   template <typename PD>
@@ -348,6 +362,17 @@ inline Dims LogicalDims(Dims d, bool nhwc) {
   if (nhwc && d.size() >= 3) std::rotate(d.begin() + 1, d.end() - 1, d.end());
   return d;
 }
+
+// kiln's FP32 GEMM (gemm_f32.h) as the current layer's step (layers_matmul.cc). GemmFits: the
+// CPU runs it, the layer computes and writes FP32, its k x n weights are large enough
+// (gemm::kMinWeights), its recorded implementation (a loaded plan) is none or kiln's, and its
+// post-ops have a kiln form (sum, ReLU, GELU-erf: `ops`, with the residual in `sum_tensor`). GemmPackedWeights: the packed B as a oneDNN layout ([K, N], N
+// blocked by NR outermost, zero padded), so the WeightCache's reorder packs it. AddGemmStep:
+// `args` holds SRC (dense rows of K), WEIGHTS (packed), optionally BIAS, and DST.
+bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops,
+              int* sum_tensor);
+memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile);
+void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
 
 // Per-family builders.
 Status BuildConv(Builder& b);

@@ -3,6 +3,7 @@
 // buffers, so transposes (Gemm transA/transB, a Transpose view) and split outputs of merged
 // siblings cost no copy. With a constant B and a dense A, leading dims collapse into M (one 2-D
 // GEMM instead of a batch of them).
+#include <algorithm>
 #include <numeric>
 
 #include "backends/cpu/layers.h"
@@ -54,6 +55,84 @@ void Operand(const Dims& d0, const memory::dims& s0, int rank, bool vec_is_row, 
 }
 
 }  // namespace
+
+// ----------------------------------------------------------------------------- kiln's GEMM
+
+memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile) {
+  const int64_t nr = tile.nr();
+  memory::desc md({k, n}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl_memory_desc_t& d = md.data;
+  d.padded_dims[1] = (n + nr - 1) / nr * nr;
+  d.format_desc.blocking.inner_nblks = 1;
+  d.format_desc.blocking.inner_blks[0] = nr;
+  d.format_desc.blocking.inner_idxs[0] = 1;
+  d.format_desc.blocking.strides[0] = nr;
+  d.format_desc.blocking.strides[1] = k * nr;
+  return md;
+}
+
+namespace {
+
+class GemmStep final : public CustomStep {
+ public:
+  GemmStep(gemm::Problem proto, bool bias) : proto_(std::move(proto)), bias_(bias) {}
+  void Run(const std::unordered_map<int, memory>& args) const override {
+    gemm::Problem p = proto_;
+    p.a = static_cast<const float*>(args.at(DNNL_ARG_SRC).get_data_handle());
+    p.b = static_cast<const float*>(args.at(DNNL_ARG_WEIGHTS).get_data_handle());
+    p.c = static_cast<float*>(args.at(DNNL_ARG_DST).get_data_handle());
+    p.bias = bias_ ? static_cast<const float*>(args.at(DNNL_ARG_BIAS).get_data_handle()) : nullptr;
+    gemm::Run(p);
+  }
+
+ private:
+  gemm::Problem proto_;
+  bool bias_;
+};
+
+// The current layer's post-ops as kiln GEMM epilogue ops (and its residual), or false when one
+// of them has no kiln form (binary, PReLU, other eltwise kinds, two sums).
+bool GemmOps(const Layer& l, std::vector<gemm::Op>* ops, int* sum_tensor) {
+  *sum_tensor = -1;
+  for (const PostOp& po : l.post_ops) {
+    if (po.kind == PostOp::kSum) {
+      if (*sum_tensor >= 0) return false;
+      *sum_tensor = po.tensor;
+      ops->push_back({gemm::OpKind::kSum, 0.f});
+      continue;
+    }
+    if (po.kind != PostOp::kEltwise) return false;
+    const auto alg = static_cast<dnnl::algorithm>(po.alg);
+    if (alg == dnnl::algorithm::eltwise_relu) {
+      ops->push_back({gemm::OpKind::kRelu, po.alpha});
+    } else if (alg == dnnl::algorithm::eltwise_gelu_erf) {
+      ops->push_back({gemm::OpKind::kGeluErf, 0.f});
+    } else {
+      return false;
+    }
+  }
+  return static_cast<int>(ops->size()) <= 4;
+}
+
+}  // namespace
+
+bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops, int* sum_tensor) {
+  const Layer& l = b.L();
+  // A loaded plan's layer keeps its recorded implementation: kiln's, or oneDNN's.
+  const bool recorded_ok = l.impl.empty() || l.impl.rfind("kiln_gemm", 0) == 0;
+  ops->clear();
+  *sum_tensor = -1;
+  return b.dt == memory::data_type::f32 && b.DstType() == memory::data_type::f32 &&
+         k * n >= gemm::kMinWeights && recorded_ok && gemm::Available() &&
+         GemmOps(l, ops, sum_tensor);
+}
+
+void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args) {
+  const std::string impl = gemm::ImplName(proto.tile);
+  const bool bias = std::any_of(args.begin(), args.end(),
+                                [](const StepArg& a) { return a.arg == DNNL_ARG_BIAS; });
+  b.AddCustomStep(std::make_shared<GemmStep>(std::move(proto), bias), impl, std::move(args));
+}
 
 Status BuildMatMul(Builder& b) {
   const Layer& l = b.L();
@@ -124,15 +203,73 @@ Status BuildMatMul(Builder& b) {
       if (po.kind != PostOp::kEltwise) return Unimplemented("post-op operand on a reshaped matmul");
     }
   }
-  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops, MakePostOps(b, dst_md, {}, &args, &sum_tensor));
-  dnnl::primitive_attr attr = ScratchAttr();
-  attr.set_post_ops(ops);
   memory::desc bias_md;
   if (bias >= 0) {
     Dims bdims(prank, 1);
     bdims.back() = dst_dims.back();
     bias_md = Builder::Plain(bdims);
   }
+
+  // The output: one tensor, or each merged sibling's column range of the [..., N] result.
+  auto define_dst = [&]() -> StatusOr<int> {
+    if (split.empty()) {
+      return DefineDst(b, l.outputs[0], Builder::Plain(out0, dst_dt), sum_tensor, args);
+    }
+    const int dst_buf = b.NewBuffer(dst_md.get_size());
+    const memory::desc full = Builder::Plain(dst_dims, dst_dt);
+    int64_t off = 0;
+    for (size_t i = 0; i < split.size(); ++i) {
+      memory::dims sd(dst_dims.begin(), dst_dims.end()), so(dst_dims.size(), 0);
+      sd.back() = split[i];
+      so.back() = off;
+      off += split[i];
+      memory::desc view = full.submemory_desc(sd, so);
+      const Dims& od = b.dims[l.outputs[i]];
+      if (static_cast<int>(od.size()) != prank) {  // collapsed: restore the leading dims
+        Dims st(od.size(), 1);
+        st[od.size() - 1] = 1;
+        for (int k = static_cast<int>(od.size()) - 2; k >= 0; --k) {
+          st[k] = st[k + 1] * (k == static_cast<int>(od.size()) - 2 ? dst_dims.back() : od[k + 1]);
+        }
+        view = Restride(view, od, st);
+      }
+      b.Define(l.outputs[i], view, dst_buf);
+    }
+    return dst_buf;
+  };
+
+  // kiln's FP32 GEMM (gemm_f32.h): constant 2-D weights, a dense row-major A, a 2-D problem, and
+  // post-ops it can apply (bias, residual sum, ReLU, GELU).
+  std::vector<gemm::Op> gemm_ops;
+  if (const_b && !ta && prank == 2 && a_md == Builder::Plain(a_dims, b.dt) &&
+      GemmFits(b, a_dims[1], dst_dims[1], &gemm_ops, &sum_tensor)) {
+    gemm::Problem p;
+    p.m = dst_dims[0];
+    p.n = dst_dims[1];
+    p.k = a_dims[1];
+    p.lda = p.k;
+    p.ldc = p.n;
+    p.ops = gemm_ops;
+    p.tile = gemm::TileFor(p.n);
+    const memory::desc src = Restride(Builder::Plain(bd), b_dims, {b_dims[1], 1});
+    const memory::desc packed = GemmPackedWeights(p.k, p.n, p.tile);
+    KILN_ASSIGN_OR_RETURN(int wb, b.Weights(1, w, src, packed));
+    args.push_back({DNNL_ARG_SRC, a_md, a_buf});
+    args.push_back({DNNL_ARG_WEIGHTS, packed, wb});
+    if (bias >= 0) {
+      KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, bias_md));
+      args.push_back({DNNL_ARG_BIAS, bias_md, bb});
+    }
+    KILN_ASSIGN_OR_RETURN(const int dst_buf, define_dst());
+    args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
+    AddGemmStep(b, std::move(p), std::move(args));
+    return Status::OK();
+  }
+  sum_tensor = -1;
+
+  KILN_ASSIGN_OR_RETURN(dnnl::post_ops ops, MakePostOps(b, dst_md, {}, &args, &sum_tensor));
+  dnnl::primitive_attr attr = ScratchAttr();
+  attr.set_post_ops(ops);
   memory::desc w_md;
   if (const_b) {
     w_md = memory::desc(memory::dims(b_dims.begin(), b_dims.end()), b.dt, memory::format_tag::any);
@@ -157,33 +294,7 @@ Status BuildMatMul(Builder& b) {
     KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, pd.bias_desc()));
     args.push_back({DNNL_ARG_BIAS, pd.bias_desc(), bb});
   }
-  int dst_buf;
-  if (split.empty()) {
-    KILN_ASSIGN_OR_RETURN(
-        dst_buf, DefineDst(b, l.outputs[0], Builder::Plain(out0, dst_dt), sum_tensor, args));
-  } else {
-    // Each sibling's output is a column range of the merged [..., N] result.
-    dst_buf = b.NewBuffer(dst_md.get_size());
-    const memory::desc full = Builder::Plain(dst_dims, dst_dt);
-    int64_t off = 0;
-    for (size_t i = 0; i < split.size(); ++i) {
-      memory::dims sd(dst_dims.begin(), dst_dims.end()), so(dst_dims.size(), 0);
-      sd.back() = split[i];
-      so.back() = off;
-      off += split[i];
-      memory::desc view = full.submemory_desc(sd, so);
-      const Dims& od = b.dims[l.outputs[i]];
-      if (static_cast<int>(od.size()) != prank) {  // collapsed: restore the leading dims
-        Dims st(od.size(), 1);
-        st[od.size() - 1] = 1;
-        for (int k = static_cast<int>(od.size()) - 2; k >= 0; --k) {
-          st[k] = st[k + 1] * (k == static_cast<int>(od.size()) - 2 ? dst_dims.back() : od[k + 1]);
-        }
-        view = Restride(view, od, st);
-      }
-      b.Define(l.outputs[i], view, dst_buf);
-    }
-  }
+  KILN_ASSIGN_OR_RETURN(const int dst_buf, define_dst());
   args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
   b.AddStep(dnnl::primitive(pd), pd, std::move(args));
   return Status::OK();

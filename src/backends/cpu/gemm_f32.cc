@@ -1,0 +1,70 @@
+// kiln's FP32 GEMM (gemm_f32.h): tile choice, B packing and the CPU check. The kernel itself is
+// gemm_f32_avx512.cc.
+#include "backends/cpu/gemm_f32.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <dnnl.hpp>
+
+namespace kiln::cpu::gemm {
+
+void RunAvx512(const Problem& p);  // gemm_f32_avx512.cc
+
+Tile TileFor(int64_t n) {
+  if (const char* env = std::getenv("KILN_CPU_GEMM_TILE")) {  // experiments: "12x32"
+    if (std::strcmp(env, "8x48") == 0) return {8, 3};
+    if (std::strcmp(env, "6x64") == 0) return {6, 4};
+    if (std::strcmp(env, "12x32") == 0) return {12, 2};
+  }
+  const Tile tiles[] = {{8, 3}, {6, 4}, {12, 2}};
+  Tile best = tiles[0];
+  int64_t best_cols = INT64_MAX;
+  for (const Tile& t : tiles) {
+    const int64_t cols = (n + t.nr() - 1) / t.nr() * t.nr();
+    if (cols < best_cols) {
+      best = t;
+      best_cols = cols;
+    }
+  }
+  return best;
+}
+
+bool Available() {
+  static const bool ok = [] {
+    const char* env = std::getenv("KILN_CPU_GEMM");
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")) return false;
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    return isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni ||
+           isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  }();
+  return ok;
+}
+
+size_t PackedFloats(int64_t k, int64_t n, Tile tile) {
+  const int64_t nr = tile.nr();
+  return static_cast<size_t>((n + nr - 1) / nr * k * nr);
+}
+
+void PackB(const float* b, int64_t k, int64_t n, int64_t ldb, Tile tile, float* out) {
+  const int64_t nr = tile.nr();
+  for (int64_t col = 0; col < n; col += nr) {
+    const int64_t w = std::min(nr, n - col);
+    for (int64_t r = 0; r < k; ++r) {
+      float* dst = out + (col * k) + r * nr;
+      std::memcpy(dst, b + r * ldb + col, static_cast<size_t>(w) * sizeof(float));
+      if (w < nr) std::memset(dst + w, 0, static_cast<size_t>(nr - w) * sizeof(float));
+    }
+  }
+}
+
+void Run(const Problem& p) { RunAvx512(p); }
+
+std::string ImplName(Tile tile) {
+  return "kiln_gemm:avx512 (" + std::to_string(tile.mr) + "x" + std::to_string(tile.nr()) + ")";
+}
+
+}  // namespace kiln::cpu::gemm

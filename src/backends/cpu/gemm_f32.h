@@ -1,0 +1,71 @@
+// kiln's own FP32 GEMM for matmuls with constant weights (AVX-512), used by the CPU engine where
+// it is faster than oneDNN 2.6's brgemm (docs/design.md, "kiln's FP32 GEMM").
+//
+//   C[M, N] = epilogue(A[M, K] . B[K, N] + bias[N])
+//
+// B is packed once, at build, into panels of NR columns ([ceil(N / NR)][K][NR], zero-padded):
+// the micro-kernel keeps an MR x NR tile of C in 24 zmm registers, loads NR / 16 vectors of B
+// and broadcasts MR values of A per k. While a thread computes one panel it prefetches the next
+// into L2, so the weights' stream from DRAM (BERT-base reads 340 MB of them per run) overlaps
+// the multiply-adds. Threads split the panels (many panels) or the rows of A (few panels).
+// The epilogue applies oneDNN-style post-ops in order: a sum (C's previous content, the
+// residual), ReLU / leaky ReLU, or GELU (erf), so an engine layer keeps its fusion.
+//
+// The kernel is compiled for AVX-512 (gemm_f32_avx512.cc) and runs only where Available().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::cpu::gemm {
+
+// Register tile shapes: MR rows x NV zmm vectors (NR = 16 * NV columns).
+struct Tile {
+  int mr = 8, nv = 3;
+  int nr() const { return 16 * nv; }
+};
+// The tile for N columns: the fewest padded columns, ties to 8x48, then 6x64, then 12x32.
+Tile TileFor(int64_t n);
+
+enum class OpKind { kSum, kRelu, kGeluErf };
+struct Op {
+  OpKind kind = OpKind::kRelu;
+  float alpha = 0;  // kRelu: the slope below zero
+};
+
+struct Problem {
+  int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;  // [m, k], row stride lda
+  int64_t lda = 0;
+  const float* b = nullptr;  // packed (PackB) with `tile`
+  float* c = nullptr;        // [m, n], row stride ldc; read first when ops has a kSum
+  int64_t ldc = 0;
+  const float* bias = nullptr;  // [n] or null
+  std::vector<Op> ops;
+  Tile tile;
+};
+
+// The engine uses the kernel for weights of at least this many values (1 MB): there its
+// prefetching of the weight stream wins; on smaller ones oneDNN's kernels are as fast.
+inline constexpr int64_t kMinWeights = int64_t{1} << 18;
+
+// True when this CPU runs the kernel: AVX-512F, and oneDNN's effective ISA is at least
+// avx512_core (so ONEDNN_MAX_CPU_ISA=AVX2, which simulates an older CPU, turns it off too).
+// KILN_CPU_GEMM=0 turns it off as well.
+bool Available();
+
+// Floats of a packed B of k x n with `tile` (n padded to a multiple of NR).
+size_t PackedFloats(int64_t k, int64_t n, Tile tile);
+// Packs the row-major B[k, n] (row stride ldb) into `out` (PackedFloats floats).
+void PackB(const float* b, int64_t k, int64_t n, int64_t ldb, Tile tile, float* out);
+
+// Runs the GEMM on the calling thread's OpenMP thread count (omp_get_max_threads). Requires
+// Available(); the tile must be one TileFor can return.
+void Run(const Problem& p);
+
+// "kiln_gemm:avx512 (8x48)": the implementation name the engine records for a layer.
+std::string ImplName(Tile tile);
+
+}  // namespace kiln::cpu::gemm

@@ -1,0 +1,247 @@
+// The AVX-512 part of kiln's FP32 GEMM (gemm_f32.h). This file alone is compiled with
+// -mavx512f -mavx512vl -mfma -fopenmp (CMakeLists.txt); nothing in it runs unless Available().
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "backends/cpu/gemm_f32.h"
+
+namespace kiln::cpu::gemm {
+namespace {
+
+// g++ 12's _mm512_max_ps / _mm512_roundscale_ps / _mm512_scalef_ps start from
+// _mm512_undefined_ps() and trip -Wmaybe-uninitialized (GCC bug 105593); their zero-masked forms
+// with a full mask are the same instructions without it.
+constexpr __mmask16 kAll = 0xFFFF;
+
+// The epilogue's post-ops, by value in the kernel's arguments.
+struct Epi {
+  int n = 0;
+  OpKind kind[4] = {};
+  float alpha[4] = {};
+  bool has_sum = false;
+};
+
+// e^x for x <= 0 (GELU's e^(-x^2)): x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial in r
+// (relative error ~2e-7), times 2^n. Below -87 the result is 0 (to FP32's precision).
+inline __m512 ExpNeg(__m512 x) {
+  x = _mm512_maskz_max_ps(kAll, x, _mm512_set1_ps(-87.f));
+  const __m512 n =
+      _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_maskz_scalef_ps(kAll, p, n);
+}
+
+// GELU(x) = x/2 (1 + erf(x / sqrt 2)), erf by Abramowitz & Stegun 7.1.26 (absolute error
+// below 1.5e-7), the formula oneDNN's gelu_erf uses.
+inline __m512 GeluErf(__m512 x) {
+  const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+  const __m512 az = _mm512_abs_ps(z);
+  // t = 1 / d by rcp14 and one Newton step (relative error ~1e-8, a tenth of a division's cost).
+  const __m512 d = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.f));
+  const __m512 r0 = _mm512_maskz_rcp14_ps(kAll, d);
+  const __m512 t = _mm512_mul_ps(r0, _mm512_fnmadd_ps(d, r0, _mm512_set1_ps(2.f)));
+  __m512 q = _mm512_set1_ps(1.061405429f);
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
+  q = _mm512_mul_ps(q, t);
+  const __m512 e = ExpNeg(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az));
+  __m512 erf = _mm512_fnmadd_ps(q, e, _mm512_set1_ps(1.f));  // erf(|z|)
+  // erf(z) has the sign of z.
+  const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+  erf = _mm512_mask_sub_ps(erf, neg, _mm512_setzero_ps(), erf);
+  const __m512 half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
+  return _mm512_fmadd_ps(half_x, erf, half_x);
+}
+
+// One MR x (16 NV) tile of C over the whole K. `nvec` vectors of the panel are real columns
+// (the last one masked by `last`); `pf` (when kPrefetch) is the next panel's slice this call
+// pulls into L2, one cache line per k.
+template <int MR, int NV, bool kPrefetch>
+void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+           const Epi& e, int nvec, __mmask16 last, const float* bias, const float* pf) {
+  constexpr int kNr = 16 * NV;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < k_total; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = _mm512_loadu_ps(b + k * kNr + v * 16);
+      // Keep B in registers: g++ otherwise folds the load into every row's FMA (MR loads of
+      // each vector per k instead of one), which makes the loop load-bound.
+      asm("" : "+v"(bv[v]));
+    }
+    if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(pf + k * 16), _MM_HINT_T1);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  // Epilogue, one post-op at a time over the whole tile (the op's branch outside the loops).
+  auto mask_of = [&](int v) { return v == nvec - 1 ? last : kAll; };
+  if (bias != nullptr) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (v >= nvec) break;
+      const __m512 bb = _mm512_maskz_loadu_ps(mask_of(v), bias + v * 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) acc[i][v] = _mm512_add_ps(acc[i][v], bb);
+    }
+  }
+  for (int o = 0; o < e.n; ++o) {
+    switch (e.kind[o]) {
+      case OpKind::kSum:
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) {
+            if (v < nvec) {
+              acc[i][v] =
+                  _mm512_add_ps(acc[i][v], _mm512_maskz_loadu_ps(mask_of(v), c + i * ldc + v * 16));
+            }
+          }
+        }
+        break;
+      case OpKind::kRelu:
+        if (e.alpha[o] == 0.f) {
+#pragma GCC unroll 16
+          for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+              acc[i][v] = _mm512_maskz_max_ps(kAll, acc[i][v], _mm512_setzero_ps());
+            }
+          }
+        } else {
+          const __m512 alpha = _mm512_set1_ps(e.alpha[o]);
+          for (int i = 0; i < MR; ++i) {
+            for (int v = 0; v < NV; ++v) {
+              const __mmask16 neg = _mm512_cmp_ps_mask(acc[i][v], _mm512_setzero_ps(), _CMP_LT_OQ);
+              acc[i][v] = _mm512_mask_mul_ps(acc[i][v], neg, acc[i][v], alpha);
+            }
+          }
+        }
+        break;
+      case OpKind::kGeluErf:
+        for (int i = 0; i < MR; ++i) {
+          for (int v = 0; v < NV; ++v) acc[i][v] = GeluErf(acc[i][v]);
+        }
+        break;
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (v < nvec) _mm512_mask_storeu_ps(c + i * ldc + v * 16, mask_of(v), acc[i][v]);
+    }
+  }
+}
+
+using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, const Epi&,
+                         int, __mmask16, const float*, const float*);
+
+// kMicro<MR, NV>[rows - 1][prefetch]: the kernels for 1..MR rows.
+template <int MR, int NV, size_t... I>
+constexpr std::array<std::array<MicroFn, 2>, MR> MakeTable(std::index_sequence<I...>) {
+  return {{{&Micro<I + 1, NV, false>, &Micro<I + 1, NV, true>}...}};
+}
+template <int MR, int NV>
+constexpr std::array<std::array<MicroFn, 2>, MR> kMicro =
+    MakeTable<MR, NV>(std::make_index_sequence<MR>());
+
+template <int MR, int NV>
+void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
+  constexpr int kNr = 16 * NV;
+  const int64_t panels = (p.n + kNr - 1) / kNr;
+  const int64_t mblocks = (p.m + MR - 1) / MR;
+  // Many panels: each thread takes whole panels (its own share of the weights); few: each
+  // takes a range of rows and every panel.
+  const bool split_n = panels >= 2 * nt || (panels >= nt && panels % nt == 0);
+  int64_t p0 = 0, p1 = panels, r0 = 0, r1 = p.m;
+  if (split_n) {
+    p0 = panels * tid / nt;
+    p1 = panels * (tid + 1) / nt;
+  } else {
+    r0 = std::min(p.m, mblocks * tid / nt * MR);
+    r1 = std::min(p.m, mblocks * (tid + 1) / nt * MR);
+  }
+  if (p0 >= p1 || r0 >= r1) return;
+  // Rows per chunk: all of them while A's rows fit in L2 beside a panel, else ~256 KB of A, so
+  // that a chunk of A stays in L2 while every panel passes over it.
+  const int64_t row_bytes = p.k * static_cast<int64_t>(sizeof(float));
+  int64_t mc = r1 - r0;
+  if (mc * row_bytes > (int64_t{1} << 20)) {
+    mc = std::max<int64_t>(MR, (int64_t{256} << 10) / row_bytes / MR * MR);
+  }
+  const int64_t panel_floats = p.k * kNr;
+  const int rem = static_cast<int>(p.n % 16);
+  for (int64_t c0 = r0; c0 < r1; c0 += mc) {
+    const int64_t c1 = std::min(r1, c0 + mc);
+    for (int64_t q = p0; q < p1; ++q) {
+      const float* bp = p.b + q * panel_floats;
+      // The panel computed next: q + 1, or this thread's first panel for the next chunk.
+      const float* next = q + 1 < p1 ? bp + panel_floats
+                          : c1 < r1  ? p.b + p0 * panel_floats
+                                     : nullptr;
+      const int64_t col = q * kNr;
+      const int nvec = static_cast<int>(std::min<int64_t>(NV, (p.n - col + 15) / 16));
+      const bool ragged = rem != 0 && col + nvec * 16 > p.n;
+      const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
+      const float* bias = p.bias != nullptr ? p.bias + col : nullptr;
+      int call = 0;
+      for (int64_t i = c0; i < c1; i += MR, ++call) {
+        const int rows = static_cast<int>(std::min<int64_t>(MR, c1 - i));
+        const bool pf = next != nullptr && call < NV;
+        kMicro<MR, NV>[rows - 1][pf](p.k, p.a + i * p.lda, p.lda, bp, p.c + i * p.ldc + col, p.ldc,
+                                     e, nvec, last, bias,
+                                     pf ? next + static_cast<int64_t>(call) * p.k * 16 : nullptr);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void RunAvx512(const Problem& p) {
+  Epi e;
+  e.n = static_cast<int>(std::min<size_t>(p.ops.size(), 4));
+  for (int o = 0; o < e.n; ++o) {
+    e.kind[o] = p.ops[o].kind;
+    e.alpha[o] = p.ops[o].alpha;
+  }
+  auto run = [&](int tid, int nt) {
+    if (p.tile.mr == 8 && p.tile.nv == 3) RunTile<8, 3>(p, e, tid, nt);
+    if (p.tile.mr == 6 && p.tile.nv == 4) RunTile<6, 4>(p, e, tid, nt);
+    if (p.tile.mr == 12 && p.tile.nv == 2) RunTile<12, 2>(p, e, tid, nt);
+  };
+  const int nt = omp_get_max_threads();
+  if (nt <= 1) {
+    run(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+}
+
+}  // namespace kiln::cpu::gemm
