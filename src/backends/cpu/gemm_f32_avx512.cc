@@ -68,18 +68,25 @@ inline __m512 GeluErf(__m512 x) {
   return _mm512_fmadd_ps(half_x, erf, half_x);
 }
 
-// One MR x (16 NV) tile of C over the whole K. `nvec` vectors of the panel are real columns
-// (the last one masked by `last`); `pf` (when kPrefetch) is the next panel's slice this call
-// pulls into L2, one cache line per k.
+// One MR x (16 NV) tile of C over k_total values of K. `nvec` vectors of the panel are real
+// columns (the last one masked by `last`); `pf` (when kPrefetch) is the next panel's slice this
+// call pulls into L2, one cache line per k. `load_c`: start from C's content (a K block after
+// the first, or a leading residual sum) instead of zero; `finish`: apply the bias and `e` (the
+// last K block), else store the partial sums.
 template <int MR, int NV, bool kPrefetch>
 void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-           const Epi& e, int nvec, __mmask16 last, const float* bias, const float* pf) {
+           const Epi& e, int nvec, __mmask16 last, const float* bias, const float* pf, bool load_c,
+           bool finish) {
   constexpr int kNr = 16 * NV;
+  auto mask_of = [&](int v) { return v == nvec - 1 ? last : kAll; };
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) {
+      acc[i][v] = load_c && v < nvec ? _mm512_maskz_loadu_ps(mask_of(v), c + i * ldc + v * 16)
+                                     : _mm512_setzero_ps();
+    }
   }
   for (int64_t k = 0; k < k_total; ++k) {
     __m512 bv[NV];
@@ -99,8 +106,7 @@ void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* 
     }
   }
   // Epilogue, one post-op at a time over the whole tile (the op's branch outside the loops).
-  auto mask_of = [&](int v) { return v == nvec - 1 ? last : kAll; };
-  if (bias != nullptr) {
+  if (finish && bias != nullptr) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       if (v >= nvec) break;
@@ -109,7 +115,7 @@ void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* 
       for (int i = 0; i < MR; ++i) acc[i][v] = _mm512_add_ps(acc[i][v], bb);
     }
   }
-  for (int o = 0; o < e.n; ++o) {
+  for (int o = 0; finish && o < e.n; ++o) {
     switch (e.kind[o]) {
       case OpKind::kSum:
 #pragma GCC unroll 16
@@ -159,7 +165,7 @@ void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* 
 }
 
 using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, const Epi&,
-                         int, __mmask16, const float*, const float*);
+                         int, __mmask16, const float*, const float*, bool, bool);
 
 // kMicro<MR, NV>[rows - 1][prefetch]: the kernels for 1..MR rows.
 template <int MR, int NV, size_t... I>
@@ -187,9 +193,28 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
     r1 = std::min(p.m, mblocks * (tid + 1) / nt * MR);
   }
   if (p0 >= p1 || r0 >= r1) return;
+  // K blocks: with K above 1024 a panel (K x NR) and A's rows no longer fit in L2 together, and
+  // the next panel prefetched beside them would be evicted before use (BERT's FFN2, K = 3072,
+  // ran 11% slower with its weights cold than hot). Blocks of at most 768 keep a sub-panel, A's
+  // block and the next sub-panel in L2; C holds the partial sums between blocks. A residual sum
+  // must then come first (it becomes the first block's starting value); one after an eltwise op
+  // keeps K whole.
+  bool later_sum = false;
+  for (int o = 1; o < e.n; ++o) later_sum = later_sum || e.kind[o] == OpKind::kSum;
+  const int64_t kblocks = p.k > 1024 && !later_sum ? (p.k + 767) / 768 : 1;
+  const int64_t kc = (p.k + kblocks - 1) / kblocks;
+  const bool sum_first = kblocks > 1 && e.n > 0 && e.kind[0] == OpKind::kSum;
+  Epi tail = e;  // the ops after a leading sum that the first block's load of C applied
+  if (sum_first) {
+    tail.n = e.n - 1;
+    for (int o = 0; o < tail.n; ++o) {
+      tail.kind[o] = e.kind[o + 1];
+      tail.alpha[o] = e.alpha[o + 1];
+    }
+  }
   // Rows per chunk: all of them while A's rows fit in L2 beside a panel, else ~256 KB of A, so
   // that a chunk of A stays in L2 while every panel passes over it.
-  const int64_t row_bytes = p.k * static_cast<int64_t>(sizeof(float));
+  const int64_t row_bytes = kc * static_cast<int64_t>(sizeof(float));
   int64_t mc = r1 - r0;
   if (mc * row_bytes > (int64_t{1} << 20)) {
     mc = std::max<int64_t>(MR, (int64_t{256} << 10) / row_bytes / MR * MR);
@@ -198,24 +223,35 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
   const int rem = static_cast<int>(p.n % 16);
   for (int64_t c0 = r0; c0 < r1; c0 += mc) {
     const int64_t c1 = std::min(r1, c0 + mc);
-    for (int64_t q = p0; q < p1; ++q) {
-      const float* bp = p.b + q * panel_floats;
-      // The panel computed next: q + 1, or this thread's first panel for the next chunk.
-      const float* next = q + 1 < p1 ? bp + panel_floats
-                          : c1 < r1  ? p.b + p0 * panel_floats
-                                     : nullptr;
-      const int64_t col = q * kNr;
-      const int nvec = static_cast<int>(std::min<int64_t>(NV, (p.n - col + 15) / 16));
-      const bool ragged = rem != 0 && col + nvec * 16 > p.n;
-      const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
-      const float* bias = p.bias != nullptr ? p.bias + col : nullptr;
-      int call = 0;
-      for (int64_t i = c0; i < c1; i += MR, ++call) {
-        const int rows = static_cast<int>(std::min<int64_t>(MR, c1 - i));
-        const bool pf = next != nullptr && call < NV;
-        kMicro<MR, NV>[rows - 1][pf](p.k, p.a + i * p.lda, p.lda, bp, p.c + i * p.ldc + col, p.ldc,
-                                     e, nvec, last, bias,
-                                     pf ? next + static_cast<int64_t>(call) * p.k * 16 : nullptr);
+    for (int64_t kb = 0; kb < kblocks; ++kb) {
+      const int64_t k0 = kb * kc, kn = std::min(kc, p.k - k0);
+      const bool load_c = kb > 0 || sum_first, finish = kb + 1 == kblocks;
+      const Epi& ops = kblocks > 1 ? tail : e;
+      for (int64_t q = p0; q < p1; ++q) {
+        const float* bp = p.b + q * panel_floats + k0 * kNr;
+        // The sub-panel computed next: panel q + 1's, else this thread's first panel's for the
+        // next K block or row chunk.
+        const float* next = q + 1 < p1         ? bp + panel_floats
+                            : kb + 1 < kblocks ? p.b + p0 * panel_floats + (k0 + kc) * kNr
+                            : c1 < r1          ? p.b + p0 * panel_floats
+                                               : nullptr;
+        const int64_t next_k =
+            q + 1 < p1 ? kn : std::min(kc, p.k - (kb + 1 < kblocks ? k0 + kc : 0));
+        const int64_t col = q * kNr;
+        const int nvec = static_cast<int>(std::min<int64_t>(NV, (p.n - col + 15) / 16));
+        const bool ragged = rem != 0 && col + nvec * 16 > p.n;
+        const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
+        const float* bias = p.bias != nullptr ? p.bias + col : nullptr;
+        int call = 0;
+        for (int64_t i = c0; i < c1; i += MR, ++call) {
+          const int rows = static_cast<int>(std::min<int64_t>(MR, c1 - i));
+          // NV calls of kn lines each cover the next sub-panel (next_k x NV lines): prefetch
+          // only as far as it reaches.
+          const bool pf = next != nullptr && call < NV && (call + 1) * kn <= next_k * NV;
+          kMicro<MR, NV>[rows - 1][pf](
+              kn, p.a + i * p.lda + k0, p.lda, bp, p.c + i * p.ldc + col, p.ldc, ops, nvec, last,
+              bias, pf ? next + static_cast<int64_t>(call) * kn * 16 : nullptr, load_c, finish);
+        }
       }
     }
   }

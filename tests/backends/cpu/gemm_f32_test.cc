@@ -1,8 +1,9 @@
 // kiln's FP32 GEMM (src/backends/cpu/gemm_f32.h): the kernel against a double-precision GEMM on
-// random shapes (ragged rows and columns, every tile, 1 and 2 threads, each epilogue op), its
-// GELU against std::erf, and the engine layers that run on it (BERT-like matmuls, a 1x1 conv on
-// few pixels) against the reference kernels, through a plan round trip. Skipped (with the
-// reason) on CPUs without AVX-512.
+// random shapes (ragged rows and columns, K in blocks, every tile, 1 and 2 threads, each
+// epilogue op, a residual sum before or after an eltwise op), its GELU against std::erf, and
+// the engine layers that run on it (BERT-like matmuls, a 1x1 conv on few pixels) against the
+// reference kernels, through a plan round trip. Skipped (with the reason) on CPUs without
+// AVX-512.
 #include "backends/cpu/gemm_f32.h"
 
 #include <gtest/gtest.h>
@@ -57,8 +58,10 @@ TEST(CpuGemm, KernelMatchesNaive) {
   struct Shape {
     int64_t m, n, k;
   };
-  const std::vector<Shape> shapes = {{1, 16, 1},    {5, 40, 7},     {13, 64, 64},  {30, 100, 33},
-                                     {49, 96, 300}, {128, 259, 96}, {200, 48, 17}, {7, 530, 128}};
+  // The last two have K above 1024: K blocks, with C holding partial sums between them.
+  const std::vector<Shape> shapes = {{1, 16, 1},     {5, 40, 7},     {13, 64, 64},  {30, 100, 33},
+                                     {49, 96, 300},  {128, 259, 96}, {200, 48, 17}, {7, 530, 128},
+                                     {9, 100, 1100}, {20, 64, 2050}};
   const std::vector<std::vector<gemm::Op>> op_sets = {
       {},
       {{gemm::OpKind::kRelu, 0.f}},
