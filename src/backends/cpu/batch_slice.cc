@@ -324,6 +324,7 @@ std::shared_ptr<Instance> BuildSlicedInstance(const Program& p, const std::vecto
     }
   }
   out->arena_bytes = PlanMemory(&out->buffers);
+  LinkGemmPrefetch(out.get());
   out->out_dims = r->out_dims;
   out->out_mds = r->out_mds;
   for (const Instance* part : {h.get(), r.get()}) {

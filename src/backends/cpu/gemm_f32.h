@@ -45,6 +45,12 @@ struct Problem {
   const float* bias = nullptr;  // [n] or null
   std::vector<Op> ops;
   Tile tile;
+  // The engine's next GEMM (its packed B and shape), or null: while a thread computes its last
+  // panel it prefetches its first one of the next GEMM into L2, so that GEMM does not start on
+  // a cold DRAM stream (the layers between, layer norm, attention, are short).
+  const float* next_b = nullptr;
+  int64_t next_m = 0, next_n = 0, next_k = 0;
+  Tile next_tile;
 };
 
 // The engine uses the kernel for weights of at least this many values (1 MB): there its

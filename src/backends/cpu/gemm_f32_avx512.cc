@@ -176,33 +176,51 @@ template <int MR, int NV>
 constexpr std::array<std::array<MicroFn, 2>, MR> kMicro =
     MakeTable<MR, NV>(std::make_index_sequence<MR>());
 
+// Thread tid's share of the work: panels [p0, p1) and rows [r0, r1). Many panels: each thread
+// takes whole panels (its own share of the weights); few: each takes a range of rows and every
+// panel.
+struct Share {
+  int64_t p0, p1, r0, r1;
+};
+Share ShareOf(int64_t m, int64_t n, Tile t, int tid, int nt) {
+  const int64_t panels = (n + t.nr() - 1) / t.nr();
+  const int64_t mblocks = (m + t.mr - 1) / t.mr;
+  if (panels >= 2 * nt || (panels >= nt && panels % nt == 0)) {
+    return {panels * tid / nt, panels * (tid + 1) / nt, 0, m};
+  }
+  return {0, panels, std::min(m, mblocks * tid / nt * t.mr),
+          std::min(m, mblocks * (tid + 1) / nt * t.mr)};
+}
+
+// K blocks: with K above 1024 a panel (K x NR) and A's rows no longer fit in L2 together, and the
+// next panel prefetched beside them would be evicted before use (BERT's FFN2, K = 3072, ran 11%
+// slower with its weights cold than hot). Blocks of at most 768 keep a sub-panel, A's block and
+// the next sub-panel in L2; C holds the partial sums between blocks. A residual sum must then
+// come first (it becomes the first block's starting value); one after an eltwise op keeps K
+// whole (`later_sum`).
+int64_t KBlockOf(int64_t k, bool later_sum) {
+  const int64_t blocks = k > 1024 && !later_sum ? (k + 767) / 768 : 1;
+  return (k + blocks - 1) / blocks;
+}
+
+// The first sub-panel thread tid computes in a GEMM, and its size in cache lines.
+const float* FirstSubPanel(int64_t m, int64_t n, int64_t k, Tile t, const float* b, int tid, int nt,
+                           int64_t* lines) {
+  const Share s = ShareOf(m, n, t, tid, nt);
+  if (s.p0 >= s.p1 || s.r0 >= s.r1) return nullptr;
+  *lines = KBlockOf(k, false) * t.nv;
+  return b + s.p0 * k * t.nr();
+}
+
 template <int MR, int NV>
 void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
   constexpr int kNr = 16 * NV;
-  const int64_t panels = (p.n + kNr - 1) / kNr;
-  const int64_t mblocks = (p.m + MR - 1) / MR;
-  // Many panels: each thread takes whole panels (its own share of the weights); few: each
-  // takes a range of rows and every panel.
-  const bool split_n = panels >= 2 * nt || (panels >= nt && panels % nt == 0);
-  int64_t p0 = 0, p1 = panels, r0 = 0, r1 = p.m;
-  if (split_n) {
-    p0 = panels * tid / nt;
-    p1 = panels * (tid + 1) / nt;
-  } else {
-    r0 = std::min(p.m, mblocks * tid / nt * MR);
-    r1 = std::min(p.m, mblocks * (tid + 1) / nt * MR);
-  }
+  const auto [p0, p1, r0, r1] = ShareOf(p.m, p.n, Tile{MR, NV}, tid, nt);
   if (p0 >= p1 || r0 >= r1) return;
-  // K blocks: with K above 1024 a panel (K x NR) and A's rows no longer fit in L2 together, and
-  // the next panel prefetched beside them would be evicted before use (BERT's FFN2, K = 3072,
-  // ran 11% slower with its weights cold than hot). Blocks of at most 768 keep a sub-panel, A's
-  // block and the next sub-panel in L2; C holds the partial sums between blocks. A residual sum
-  // must then come first (it becomes the first block's starting value); one after an eltwise op
-  // keeps K whole.
   bool later_sum = false;
   for (int o = 1; o < e.n; ++o) later_sum = later_sum || e.kind[o] == OpKind::kSum;
-  const int64_t kblocks = p.k > 1024 && !later_sum ? (p.k + 767) / 768 : 1;
-  const int64_t kc = (p.k + kblocks - 1) / kblocks;
+  const int64_t kc = KBlockOf(p.k, later_sum);
+  const int64_t kblocks = (p.k + kc - 1) / kc;
   const bool sum_first = kblocks > 1 && e.n > 0 && e.kind[0] == OpKind::kSum;
   Epi tail = e;  // the ops after a leading sum that the first block's load of C applied
   if (sum_first) {
@@ -230,13 +248,23 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
       for (int64_t q = p0; q < p1; ++q) {
         const float* bp = p.b + q * panel_floats + k0 * kNr;
         // The sub-panel computed next: panel q + 1's, else this thread's first panel's for the
-        // next K block or row chunk.
-        const float* next = q + 1 < p1         ? bp + panel_floats
-                            : kb + 1 < kblocks ? p.b + p0 * panel_floats + (k0 + kc) * kNr
-                            : c1 < r1          ? p.b + p0 * panel_floats
-                                               : nullptr;
-        const int64_t next_k =
-            q + 1 < p1 ? kn : std::min(kc, p.k - (kb + 1 < kblocks ? k0 + kc : 0));
+        // next K block or row chunk, else (its last panel) its first one of the engine's next
+        // GEMM; and how many cache lines of it to prefetch.
+        const float* next = nullptr;
+        int64_t next_lines = 0;
+        if (q + 1 < p1) {
+          next = bp + panel_floats;
+          next_lines = kn * NV;
+        } else if (kb + 1 < kblocks) {
+          next = p.b + p0 * panel_floats + (k0 + kc) * kNr;
+          next_lines = std::min(kc, p.k - k0 - kc) * NV;
+        } else if (c1 < r1) {
+          next = p.b + p0 * panel_floats;
+          next_lines = kc * NV;
+        } else if (p.next_b != nullptr) {
+          next = FirstSubPanel(p.next_m, p.next_n, p.next_k, p.next_tile, p.next_b, tid, nt,
+                               &next_lines);
+        }
         const int64_t col = q * kNr;
         const int nvec = static_cast<int>(std::min<int64_t>(NV, (p.n - col + 15) / 16));
         const bool ragged = rem != 0 && col + nvec * 16 > p.n;
@@ -245,9 +273,8 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
         int call = 0;
         for (int64_t i = c0; i < c1; i += MR, ++call) {
           const int rows = static_cast<int>(std::min<int64_t>(MR, c1 - i));
-          // NV calls of kn lines each cover the next sub-panel (next_k x NV lines): prefetch
-          // only as far as it reaches.
-          const bool pf = next != nullptr && call < NV && (call + 1) * kn <= next_k * NV;
+          // Each call prefetches kn lines (one per k): as many calls as the next sub-panel has.
+          const bool pf = next != nullptr && (call + 1) * kn <= next_lines;
           kMicro<MR, NV>[rows - 1][pf](
               kn, p.a + i * p.lda + k0, p.lda, bp, p.c + i * p.ldc + col, p.ldc, ops, nvec, last,
               bias, pf ? next + static_cast<int64_t>(call) * kn * 16 : nullptr, load_c, finish);

@@ -401,6 +401,7 @@ Status Builder::Finish(bool keep_layouts) {
     }
   }
   out_->arena_bytes = PlanMemory(&out_->buffers);
+  LinkGemmPrefetch(out_);
   for (int t : prog.outputs) out_->out_dims.push_back(dims[t]);
   return Status::OK();
 }

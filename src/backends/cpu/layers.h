@@ -373,6 +373,9 @@ bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops
               int* sum_tensor);
 memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile);
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
+// Gives each GEMM step of a finished instance the next one's weights, to prefetch the start of
+// while it computes its own last panel (gemm::Problem::next_b).
+void LinkGemmPrefetch(Instance* inst);
 
 // Per-family builders.
 Status BuildConv(Builder& b);

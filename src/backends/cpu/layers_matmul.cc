@@ -76,6 +76,15 @@ namespace {
 class GemmStep final : public CustomStep {
  public:
   GemmStep(gemm::Problem proto, bool bias) : proto_(std::move(proto)), bias_(bias) {}
+  const gemm::Problem& proto() const { return proto_; }
+  // The engine's next GEMM (LinkGemmPrefetch): its packed weights and shape.
+  void SetNext(const float* b, const gemm::Problem& next) {
+    proto_.next_b = b;
+    proto_.next_m = next.m;
+    proto_.next_n = next.n;
+    proto_.next_k = next.k;
+    proto_.next_tile = next.tile;
+  }
   void Run(const std::unordered_map<int, memory>& args) const override {
     gemm::Problem p = proto_;
     p.a = static_cast<const float*>(args.at(DNNL_ARG_SRC).get_data_handle());
@@ -125,6 +134,23 @@ bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops
   return b.dt == memory::data_type::f32 && b.DstType() == memory::data_type::f32 &&
          k * n >= gemm::kMinWeights && recorded_ok && gemm::Available() &&
          GemmOps(l, ops, sum_tensor);
+}
+
+void LinkGemmPrefetch(Instance* inst) {
+  GemmStep* prev = nullptr;
+  for (const Step& s : inst->steps) {
+    const auto* g = dynamic_cast<const GemmStep*>(s.custom.get());
+    if (g == nullptr) continue;
+    const float* w = nullptr;
+    for (const StepArg& a : s.args) {
+      const BufferDef& buf = inst->buffers[a.buffer];
+      if (a.arg == DNNL_ARG_WEIGHTS && buf.where == BufferDef::kConst) {
+        w = static_cast<const float*>(buf.data);
+      }
+    }
+    if (prev != nullptr && w != nullptr) prev->SetNext(w, g->proto());
+    prev = const_cast<GemmStep*>(g);  // made non-const by AddGemmStep; linked only at build
+  }
 }
 
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args) {
