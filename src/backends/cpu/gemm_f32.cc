@@ -10,7 +10,8 @@
 
 namespace kiln::cpu::gemm {
 
-void RunAvx512(const Problem& p);  // gemm_f32_avx512.cc
+void RunAvx512(const Problem& p);             // gemm_f32_avx512.cc
+void RunAttentionAvx512(const Attention& a);  // gemm_f32_avx512.cc
 
 Tile TileFor(int64_t n) {
   if (const char* env = std::getenv("KILN_CPU_GEMM_TILE")) {  // experiments: "12x32"
@@ -62,6 +63,8 @@ void PackB(const float* b, int64_t k, int64_t n, int64_t ldb, Tile tile, float* 
 }
 
 void Run(const Problem& p) { RunAvx512(p); }
+
+void RunAttention(const Attention& a) { RunAttentionAvx512(a); }
 
 std::string ImplName(Tile tile) {
   return "kiln_gemm:avx512 (" + std::to_string(tile.mr) + "x" + std::to_string(tile.nr()) + ")";

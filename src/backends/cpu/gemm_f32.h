@@ -71,6 +71,23 @@ void PackB(const float* b, int64_t k, int64_t n, int64_t ldb, Tile tile, float* 
 // Available(); the tile must be one TileFor can return.
 void Run(const Problem& p);
 
+// Scaled dot-product attention, one (batch, head) at a time: O = softmax(scale Q K^T) V, with
+// the two products on the GEMM's micro-kernel (K^T and V packed per head into a thread's
+// scratch, the scores in it too: 128 KB for BERT-base's 128 x 128 x 64 heads) and the softmax
+// between them on the rows while they are in L1 / L2. Q, K, V and O are strided views (the
+// head split of a merged QKV projection, the head merge after it) with unit stride along the
+// head dim; strides are in floats, for [batch, head, position].
+struct Attention {
+  int64_t batch = 0, heads = 0, sq = 0, sk = 0, d = 0;
+  float scale = 1.f;
+  const float *q = nullptr, *k = nullptr, *v = nullptr;  // K as [b, h, sk, d]
+  float* o = nullptr;
+  int64_t qs[3] = {}, ks[3] = {}, vs[3] = {}, os[3] = {};
+};
+// Largest sq x sk scores matrix (a thread's scratch) the fused kernel takes.
+inline constexpr int64_t kMaxAttentionScores = int64_t{1} << 20;
+void RunAttention(const Attention& a);
+
 // "kiln_gemm:avx512 (8x48)": the implementation name the engine records for a layer.
 std::string ImplName(Tile tile);
 

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <utility>
+#include <vector>
 
 #include "backends/cpu/gemm_f32.h"
 
@@ -25,8 +28,9 @@ struct Epi {
   bool has_sum = false;
 };
 
-// e^x for x <= 0 (GELU's e^(-x^2)): x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial in r
-// (relative error ~2e-7), times 2^n. Below -87 the result is 0 (to FP32's precision).
+// e^x for x <= 0 (GELU's e^(-x^2), softmax): x = n ln2 + r, |r| <= ln2 / 2, the degree-7 Taylor
+// polynomial in r (truncation below 1e-8, so FP32 rounding dominates), times 2^n. Below -87 the
+// result is ~1e-38 instead of 0.
 inline __m512 ExpNeg(__m512 x) {
   x = _mm512_maskz_max_ps(kAll, x, _mm512_set1_ps(-87.f));
   const __m512 n =
@@ -34,7 +38,8 @@ inline __m512 ExpNeg(__m512 x) {
                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.f / 720);
+  __m512 p = _mm512_set1_ps(1.f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
@@ -284,7 +289,146 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
   }
 }
 
+// ----------------------------------------------------------------------------- attention
+
+// C[m, n] = A[m, k] . packed B on one thread, no epilogue.
+template <int MR, int NV>
+void GemmOneThread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* bp,
+                   float* c, int64_t ldc) {
+  constexpr int kNr = 16 * NV;
+  const Epi none;
+  const int rem = static_cast<int>(n % 16);
+  for (int64_t col = 0; col < n; col += kNr) {
+    const int nvec = static_cast<int>(std::min<int64_t>(NV, (n - col + 15) / 16));
+    const bool ragged = rem != 0 && col + nvec * 16 > n;
+    const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
+    const float* b = bp + col * k;
+    for (int64_t i = 0; i < m; i += MR) {
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - i));
+      kMicro<MR, NV>[rows - 1][0](k, a + i * lda, lda, b, c + i * ldc + col, ldc, none, nvec, last,
+                                  nullptr, nullptr, false, true);
+    }
+  }
+}
+
+void GemmOneThread(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                   const float* bp, float* c, int64_t ldc) {
+  if (t.mr == 8) GemmOneThread<8, 3>(m, n, k, a, lda, bp, c, ldc);
+  if (t.mr == 6) GemmOneThread<6, 4>(m, n, k, a, lda, bp, c, ldc);
+  if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc);
+}
+
+// Horizontal max / sum of 16 lanes (g++ 12's _mm512_reduce_* trip -Wmaybe-uninitialized too).
+float LaneMax(__m512 v) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, v);
+  float m = l[0];
+  for (int i = 1; i < 16; ++i) m = std::max(m, l[i]);
+  return m;
+}
+float LaneSum(__m512 v) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, v);
+  float s = 0;
+  for (int i = 0; i < 16; ++i) s += l[i];
+  return s;
+}
+
+// Row-wise softmax of scale * x over n values, in place.
+void SoftmaxRow(float* x, int64_t n, float scale) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) mx = _mm512_maskz_max_ps(kAll, mx, _mm512_loadu_ps(x + j));
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - j)) - 1);
+  if (j < n) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, x + j));
+  const __m512 m = _mm512_set1_ps(LaneMax(mx));
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 sum = _mm512_setzero_ps();
+  for (j = 0; j + 16 <= n; j += 16) {
+    const __m512 e = ExpNeg(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), m), sc));
+    sum = _mm512_add_ps(sum, e);
+    _mm512_storeu_ps(x + j, e);
+  }
+  if (j < n) {
+    const __m512 e =
+        ExpNeg(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + j), m), sc));
+    sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    _mm512_mask_storeu_ps(x + j, tail, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.f / LaneSum(sum));
+  for (j = 0; j + 16 <= n; j += 16)
+    _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), inv));
+  if (j < n)
+    _mm512_mask_storeu_ps(x + j, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + j), inv));
+}
+
+// One (batch, head): pack K^T and V, scores, softmax, O.
+void AttentionHead(const Attention& a, int64_t bi, int64_t hi, std::vector<float>* scratch) {
+  const Tile ts = TileFor(a.sk), to = TileFor(a.d);
+  const int64_t sk_pad = (a.sk + ts.nr() - 1) / ts.nr() * ts.nr();
+  const int64_t d_pad = (a.d + to.nr() - 1) / to.nr() * to.nr();
+  const size_t need = static_cast<size_t>(sk_pad * a.d + a.sq * sk_pad + d_pad * a.sk);
+  if (scratch->size() < need) scratch->resize(need);
+  float* kp = scratch->data();
+  float* s = kp + sk_pad * a.d;
+  float* vp = s + a.sq * sk_pad;
+  const float* q = a.q + bi * a.qs[0] + hi * a.qs[1];
+  const float* k = a.k + bi * a.ks[0] + hi * a.ks[1];
+  const float* v = a.v + bi * a.vs[0] + hi * a.vs[1];
+  float* o = a.o + bi * a.os[0] + hi * a.os[1];
+  // K^T packed in panels of ts.nr() positions: [panel][d][nr], 16 positions per gather.
+  const int nr = ts.nr();
+  const __m512i idx =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int>(a.ks[2])));
+  for (int64_t j0 = 0; j0 < sk_pad; j0 += 16) {
+    const int64_t valid = std::min<int64_t>(16, a.sk - j0);
+    float* dst = kp + (j0 / nr) * a.d * nr + (j0 % nr);
+    if (valid <= 0) {
+      for (int64_t dd = 0; dd < a.d; ++dd) _mm512_storeu_ps(dst + dd * nr, _mm512_setzero_ps());
+      continue;
+    }
+    const __mmask16 mk = static_cast<__mmask16>(valid == 16 ? 0xFFFF : (1u << valid) - 1);
+    const float* src = k + j0 * a.ks[2];
+    for (int64_t dd = 0; dd < a.d; ++dd) {
+      _mm512_storeu_ps(dst + dd * nr,
+                       _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, src + dd, 4));
+    }
+  }
+  // V packed in panels of to.nr() head-dim values: [panel][sk][nr].
+  for (int64_t c0 = 0; c0 < a.d; c0 += to.nr()) {
+    const int64_t w = std::min<int64_t>(to.nr(), a.d - c0);
+    float* dst = vp + c0 * a.sk;
+    for (int64_t j = 0; j < a.sk; ++j) {
+      std::memcpy(dst + j * to.nr(), v + j * a.vs[2] + c0, static_cast<size_t>(w) * sizeof(float));
+      if (w < to.nr()) {
+        std::memset(dst + j * to.nr() + w, 0, static_cast<size_t>(to.nr() - w) * sizeof(float));
+      }
+    }
+  }
+  GemmOneThread(ts, a.sq, a.sk, a.d, q, a.qs[2], kp, s, sk_pad);
+  for (int64_t i = 0; i < a.sq; ++i) SoftmaxRow(s + i * sk_pad, a.sk, a.scale);
+  GemmOneThread(to, a.sq, a.d, a.sk, s, sk_pad, vp, o, a.os[2]);
+}
+
 }  // namespace
+
+void RunAttentionAvx512(const Attention& a) {
+  const int64_t tasks = a.batch * a.heads;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tasks));
+  auto run = [&](int tid, int n) {
+    thread_local std::vector<float> scratch;
+    for (int64_t t = tasks * tid / n; t < tasks * (tid + 1) / n; ++t) {
+      AttentionHead(a, t / a.heads, t % a.heads, &scratch);
+    }
+  };
+  if (nt <= 1) {
+    run(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+}
 
 void RunAvx512(const Problem& p) {
   Epi e;

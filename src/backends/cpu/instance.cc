@@ -571,6 +571,17 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
       b.dt = DataTypeOf(RuleOf(l.kind) == PrecisionRule::kCompute && !ForcedFp32(l)
                             ? ComputePrecision(cfg.precision)
                             : Precision::kFP32);
+      // Attention (Q K^T, softmax, P V) as one step of kiln's own (layers_matmul.cc).
+      KILN_ASSIGN_OR_RETURN(const int fused, BuildAttention(b));
+      if (fused > 0) {
+        for (int j = 0; j < fused; ++j) inst->precision[i + j] = "FP32";
+        for (int j = 1; j < fused; ++j) {
+          inst->impl[i + j] =
+              "kiln_attention (fused into '" + (l.nodes.empty() ? l.op : l.nodes.front()) + "')";
+        }
+        i += static_cast<size_t>(fused - 1);
+        continue;
+      }
       Status s = BuildLayer(b);
       if (!s.ok() && b.dt != memory::data_type::f32 &&
           s.code() != StatusCode::kResourceExhausted) {

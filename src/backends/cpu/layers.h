@@ -373,6 +373,13 @@ bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops
               int* sum_tensor);
 memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile);
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
+// Scaled dot-product attention fused into one step (gemm::RunAttention) when the current layer
+// starts MatMul(Q, K^T) [* scale] -> Softmax(last axis) -> MatMul(P, V) [-> Transpose(0,2,1,3)]
+// on FP32 strided views with unit stride along the head dim: the number of layers it took (the
+// current one and those after it), or 0 (build the layer as usual).
+// StartsAttention: the layer pattern alone (layer i0 on), before any layout is known.
+StatusOr<int> BuildAttention(Builder& b);
+bool StartsAttention(const Builder& b, size_t i0);
 // Gives each GEMM step of a finished instance the next one's weights, to prefetch the start of
 // while it computes its own last panel (gemm::Problem::next_b).
 void LinkGemmPrefetch(Instance* inst);

@@ -153,6 +153,149 @@ void LinkGemmPrefetch(Instance* inst) {
   }
 }
 
+// ----------------------------------------------------------------------------- attention
+
+namespace {
+
+class AttentionStep final : public CustomStep {
+ public:
+  AttentionStep(gemm::Attention proto, int64_t q_off, int64_t k_off, int64_t v_off)
+      : proto_(proto), q_off_(q_off), k_off_(k_off), v_off_(v_off) {}
+  void Run(const std::unordered_map<int, memory>& args) const override {
+    gemm::Attention a = proto_;
+    a.q = static_cast<const float*>(args.at(DNNL_ARG_SRC_0).get_data_handle()) + q_off_;
+    a.k = static_cast<const float*>(args.at(DNNL_ARG_SRC_1).get_data_handle()) + k_off_;
+    a.v = static_cast<const float*>(args.at(DNNL_ARG_SRC_2).get_data_handle()) + v_off_;
+    a.o = static_cast<float*>(args.at(DNNL_ARG_DST).get_data_handle());
+    gemm::RunAttention(a);
+  }
+
+ private:
+  gemm::Attention proto_;
+  int64_t q_off_, k_off_, v_off_;
+};
+
+// Strides (floats) and offset of an FP32 tensor's strided (non-blocked) layout of rank 4.
+bool View4(const Builder& b, int t, int64_t strides[4], int64_t* offset) {
+  const memory::desc& md = b.MdOf(t);
+  if (md.data_type() != memory::data_type::f32 || !IsStrided(md) || md.data.ndims != 4) {
+    return false;
+  }
+  for (int i = 0; i < 4; ++i) strides[i] = md.data.format_desc.blocking.strides[i];
+  *offset = md.data.offset0;
+  return true;
+}
+
+}  // namespace
+
+bool StartsAttention(const Builder& b, size_t i0) {
+  const Program& p = b.prog;
+  if (i0 + 2 >= p.layers.size() || !gemm::Available()) return false;
+  const Layer& l0 = p.layers[i0];
+  const Layer& l1 = p.layers[i0 + 1];
+  const Layer& l2 = p.layers[i0 + 2];
+  if (l0.kind != LayerKind::kMatMul || l1.kind != LayerKind::kSoftmax ||
+      l2.kind != LayerKind::kMatMul || l0.dead || l1.dead || l2.dead ||
+      !(l0.impl.empty() || l0.impl.rfind("kiln_attention", 0) == 0)) {
+    return false;
+  }
+  // Q K^T: no bias, no transposed A, no merged siblings; post-ops: at most a positive scale.
+  if (l0.Int("trans_a") != 0 || !l0.Ints("split").empty() ||
+      (l0.inputs.size() > 2 && l0.inputs[2] >= 0) || l0.post_ops.size() > 1) {
+    return false;
+  }
+  if (l0.post_ops.size() == 1) {
+    const PostOp& po = l0.post_ops[0];
+    if (po.kind != PostOp::kEltwise ||
+        static_cast<dnnl::algorithm>(po.alg) != dnnl::algorithm::eltwise_linear || po.beta != 0.f ||
+        !(po.alpha > 0.f)) {
+      return false;
+    }
+  }
+  const std::vector<int> uses = p.UseCounts();
+  // Softmax over the last axis of the scores, read by nothing else; P read only by P V.
+  const int s_t = l0.outputs[0];
+  const int64_t axis = l1.Int("axis");
+  if (l1.inputs[0] != s_t || uses[s_t] != 1 || l1.Int("log") != 0 || !l1.post_ops.empty() ||
+      (axis != -1 && axis != 3)) {
+    return false;
+  }
+  const int p_t = l1.outputs[0];
+  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 || l2.Int("trans_b") != 0 ||
+      !l2.Ints("split").empty() || !l2.post_ops.empty() ||
+      (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
+    return false;
+  }
+  const Dims &q = b.dims[l0.inputs[0]], &kx = b.dims[l0.inputs[1]], &vd = b.dims[l2.inputs[1]];
+  if (q.size() != 4 || kx.size() != 4 || vd.size() != 4) return false;
+  const bool k_is_kt = l0.Int("trans_b") == 0;  // B = K^T [b, h, d, sk]; else K [b, h, sk, d]
+  const int64_t sk = k_is_kt ? kx[3] : kx[2];
+  return (k_is_kt ? kx[2] : kx[3]) == q[3] && kx[0] == q[0] && kx[1] == q[1] && vd[0] == q[0] &&
+         vd[1] == q[1] && vd[2] == sk && vd[3] == q[3] && q[2] * sk <= gemm::kMaxAttentionScores;
+}
+
+StatusOr<int> BuildAttention(Builder& b) {
+  const size_t i0 = static_cast<size_t>(b.layer);
+  if (b.dt != memory::data_type::f32 || !StartsAttention(b, i0)) return 0;
+  const Program& p = b.prog;
+  const Layer& l0 = p.layers[i0];
+  const Layer& l2 = p.layers[i0 + 2];
+  const float scale = l0.post_ops.empty() ? 1.f : l0.post_ops[0].alpha;
+  const std::vector<int> uses = p.UseCounts();
+  const Dims &q = b.dims[l0.inputs[0]], &kx = b.dims[l0.inputs[1]];
+  const bool k_is_kt = l0.Int("trans_b") == 0;
+  const int64_t batch = q[0], heads = q[1], sq = q[2], d = q[3];
+  const int64_t sk = k_is_kt ? kx[3] : kx[2];
+  int64_t qs[4], k4[4], vs[4], qo, ko, vo;
+  if (!View4(b, l0.inputs[0], qs, &qo) || !View4(b, l0.inputs[1], k4, &ko) ||
+      !View4(b, l2.inputs[1], vs, &vo)) {
+    return 0;
+  }
+  int64_t ks[4] = {k4[0], k4[1], k4[2], k4[3]};  // K as [b, h, sk, d]
+  if (k_is_kt) std::swap(ks[2], ks[3]);
+  if (qs[3] != 1 || ks[3] != 1 || vs[3] != 1 || ks[2] * 16 >= (int64_t{1} << 31)) return 0;
+  // Output: the [b, sq, h, d] transpose that follows (written directly), or the context itself.
+  const int o_t = l2.outputs[0];
+  int out_t = o_t;
+  size_t last = i0 + 2;
+  int64_t os[3] = {heads * sq * d, sq * d, d};
+  if (i0 + 3 < p.layers.size() && uses[o_t] == 1) {
+    const Layer& l3 = p.layers[i0 + 3];
+    if (l3.kind == LayerKind::kTranspose && !l3.dead && l3.inputs[0] == o_t &&
+        l3.post_ops.empty() && l3.Ints("perm") == std::vector<int64_t>{0, 2, 1, 3}) {
+      out_t = l3.outputs[0];
+      last = i0 + 3;
+      os[0] = sq * heads * d;
+      os[1] = d;
+      os[2] = heads * d;
+    }
+  }
+  gemm::Attention a;
+  a.batch = batch;
+  a.heads = heads;
+  a.sq = sq;
+  a.sk = sk;
+  a.d = d;
+  a.scale = scale;
+  for (int i = 0; i < 3; ++i) {
+    a.qs[i] = qs[i];
+    a.ks[i] = ks[i];
+    a.vs[i] = vs[i];
+    a.os[i] = os[i];
+  }
+  std::vector<StepArg> args;
+  args.push_back({DNNL_ARG_SRC_0, b.MdOf(l0.inputs[0]), b.BufferOf(l0.inputs[0])});
+  args.push_back({DNNL_ARG_SRC_1, b.MdOf(l0.inputs[1]), b.BufferOf(l0.inputs[1])});
+  args.push_back({DNNL_ARG_SRC_2, b.MdOf(l2.inputs[1]), b.BufferOf(l2.inputs[1])});
+  const memory::desc out_md = Builder::Plain(b.dims[out_t]);
+  const int out_buf = b.Define(out_t, out_md);
+  args.push_back({DNNL_ARG_DST, out_md, out_buf});
+  const std::string impl = "kiln_attention:avx512 (d=" + std::to_string(d) + ", with the next " +
+                           std::to_string(last - i0) + " layers)";
+  b.AddCustomStep(std::make_shared<AttentionStep>(a, qo, ko, vo), impl, std::move(args));
+  return static_cast<int>(last - i0 + 1);
+}
+
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args) {
   const std::string impl = gemm::ImplName(proto.tile);
   const bool bias = std::any_of(args.begin(), args.end(),

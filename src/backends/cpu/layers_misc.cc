@@ -349,6 +349,8 @@ bool ReadsStrided(const Builder& b, int t, int from) {
         c.inputs[1] == t) {
       continue;
     }
+    // Q of a fused attention (BuildAttention) is read where it is, like K and V.
+    if (c.kind == LayerKind::kMatMul && StartsAttention(b, i)) continue;
     if (c.kind == LayerKind::kView) continue;
     if (c.kind == LayerKind::kTranspose && ReadsStrided(b, c.outputs[0], static_cast<int>(i))) {
       continue;

@@ -205,5 +205,46 @@ TEST(CpuGemm, Conv1x1OnFewPixelsRunsOnKilnGemm) {
   CheckEngine(b, 1, {Random({2, c, 7, 7}, 3), Random({2, c, 7, 7}, 4)});
 }
 
+// Attention on q, k, v [b, h, s, d]: MatMul(q, k^T) / sqrt(d), Softmax, MatMul(., v), and the
+// head merge Transpose(0, 2, 1, 3) when `merge`: one fused step (ragged positions and head dims
+// for the tiles), against the reference kernels.
+TEST(CpuGemm, FusedAttentionMatchesReference) {
+  SKIP_WITHOUT_GEMM();
+  struct Case {
+    int64_t b, h, s, d;
+    bool merge;
+  };
+  for (const Case& c : {Case{1, 12, 128, 64, true}, Case{2, 3, 37, 20, false},
+                        Case{2, 2, 70, 33, true}}) {
+    SCOPED_TRACE("b" + std::to_string(c.b) + " h" + std::to_string(c.h) + " s" +
+                 std::to_string(c.s) + " d" + std::to_string(c.d));
+    SegmentBuilder b;
+    const std::vector<int64_t> shape = {c.b, c.h, c.s, c.d};
+    b.In("q", shape).In("k", shape).In("v", shape);
+    b.Init("scale", Floats({std::sqrt(static_cast<float>(c.d))}));
+    b.Op("Transpose", {"k"}, {"kt"}, testing_cpu::A({{"perm", Attr::Ints({0, 1, 3, 2})}}));
+    b.Op("MatMul", {"q", "kt"}, {"qk"}).Op("Div", {"qk", "scale"}, {"sc"});
+    b.Op("Softmax", {"sc"}, {"p"}, testing_cpu::A({{"axis", Attr::Int(-1)}}));
+    b.Op("MatMul", {"p", "v"}, {"ctx"});
+    if (c.merge) {
+      b.Op("Transpose", {"ctx"}, {"y"}, testing_cpu::A({{"perm", Attr::Ints({0, 2, 1, 3})}}));
+      b.Out("y");
+    } else {
+      b.Out("ctx");
+    }
+    // Scores of a few units, so the softmax is neither flat nor one-hot.
+    CheckEngine(b, 0,
+                {Random(shape, 1, -2.f, 2.f), Random(shape, 2, -2.f, 2.f), Random(shape, 3)});
+    StatusOr<std::unique_ptr<Engine>> e =
+        CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
+    ASSERT_TRUE(e.ok()) << e.status();
+    int fused = 0;
+    for (const LayerInfo& l : (*e)->Layers()) {
+      fused += l.implementation.rfind("kiln_attention:avx512", 0) == 0;
+    }
+    EXPECT_EQ(fused, 1) << Impls(**e);
+  }
+}
+
 }  // namespace
 }  // namespace kiln
