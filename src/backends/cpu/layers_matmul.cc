@@ -189,63 +189,27 @@ bool View4(const Builder& b, int t, int64_t strides[4], int64_t* offset) {
 }  // namespace
 
 bool StartsAttention(const Builder& b, size_t i0) {
-  const Program& p = b.prog;
-  if (i0 + 2 >= p.layers.size() || !gemm::Available()) return false;
-  const Layer& l0 = p.layers[i0];
-  const Layer& l1 = p.layers[i0 + 1];
-  const Layer& l2 = p.layers[i0 + 2];
-  if (l0.kind != LayerKind::kMatMul || l1.kind != LayerKind::kSoftmax ||
-      l2.kind != LayerKind::kMatMul || l0.dead || l1.dead || l2.dead ||
-      !(l0.impl.empty() || l0.impl.rfind("kiln_attention", 0) == 0)) {
-    return false;
-  }
-  // Q K^T: no bias, no transposed A, no merged siblings; post-ops: at most a positive scale.
-  if (l0.Int("trans_a") != 0 || !l0.Ints("split").empty() ||
-      (l0.inputs.size() > 2 && l0.inputs[2] >= 0) || l0.post_ops.size() > 1) {
-    return false;
-  }
-  if (l0.post_ops.size() == 1) {
-    const PostOp& po = l0.post_ops[0];
-    if (po.kind != PostOp::kEltwise ||
-        static_cast<dnnl::algorithm>(po.alg) != dnnl::algorithm::eltwise_linear || po.beta != 0.f ||
-        !(po.alpha > 0.f)) {
-      return false;
-    }
-  }
-  const std::vector<int> uses = p.UseCounts();
-  // Softmax over the last axis of the scores, read by nothing else; P read only by P V.
-  const int s_t = l0.outputs[0];
-  const int64_t axis = l1.Int("axis");
-  if (l1.inputs[0] != s_t || uses[s_t] != 1 || l1.Int("log") != 0 || !l1.post_ops.empty() ||
-      (axis != -1 && axis != 3)) {
-    return false;
-  }
-  const int p_t = l1.outputs[0];
-  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 || l2.Int("trans_b") != 0 ||
-      !l2.Ints("split").empty() || !l2.post_ops.empty() ||
-      (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
-    return false;
-  }
-  const Dims &q = b.dims[l0.inputs[0]], &kx = b.dims[l0.inputs[1]], &vd = b.dims[l2.inputs[1]];
-  if (q.size() != 4 || kx.size() != 4 || vd.size() != 4) return false;
-  const bool k_is_kt = l0.Int("trans_b") == 0;  // B = K^T [b, h, d, sk]; else K [b, h, sk, d]
-  const int64_t sk = k_is_kt ? kx[3] : kx[2];
-  return (k_is_kt ? kx[2] : kx[3]) == q[3] && kx[0] == q[0] && kx[1] == q[1] && vd[0] == q[0] &&
-         vd[1] == q[1] && vd[2] == sk && vd[3] == q[3] && q[2] * sk <= gemm::kMaxAttentionScores;
+  AttentionMatch m;
+  const Layer& l0 = b.prog.layers[i0];
+  // No mask, a positive scale (the softmax subtracts the row's max before scaling), and the
+  // scores within a thread's scratch. A plan that recorded oneDNN's layers keeps them.
+  return gemm::Available() && MatchAttention(b.prog, b.dims, i0, &m) && m.mask < 0 &&
+         m.scale > 0.f && m.sq * m.sk <= gemm::kMaxAttentionScores &&
+         (l0.impl.empty() || l0.impl.rfind("kiln_attention", 0) == 0);
 }
 
 StatusOr<int> BuildAttention(Builder& b) {
   const size_t i0 = static_cast<size_t>(b.layer);
   if (b.dt != memory::data_type::f32 || !StartsAttention(b, i0)) return 0;
   const Program& p = b.prog;
+  AttentionMatch m;
+  MatchAttention(p, b.dims, i0, &m);
   const Layer& l0 = p.layers[i0];
   const Layer& l2 = p.layers[i0 + 2];
-  const float scale = l0.post_ops.empty() ? 1.f : l0.post_ops[0].alpha;
   const std::vector<int> uses = p.UseCounts();
-  const Dims &q = b.dims[l0.inputs[0]], &kx = b.dims[l0.inputs[1]];
-  const bool k_is_kt = l0.Int("trans_b") == 0;
-  const int64_t batch = q[0], heads = q[1], sq = q[2], d = q[3];
-  const int64_t sk = k_is_kt ? kx[3] : kx[2];
+  const int64_t batch = m.batch, heads = m.heads, sq = m.sq, sk = m.sk, d = m.d;
+  const float scale = m.scale;
+  const bool k_is_kt = m.k_is_kt;
   int64_t qs[4], k4[4], vs[4], qo, ko, vo;
   if (!View4(b, l0.inputs[0], qs, &qo) || !View4(b, l0.inputs[1], k4, &ko) ||
       !View4(b, l2.inputs[1], vs, &vo)) {

@@ -94,6 +94,21 @@ struct Program {
   std::vector<int> UseCounts() const;
 };
 
+// Scaled dot-product attention starting at layer i0, the chain both engine backends fuse into
+// one step (layers_matmul.cc, cuda_build_attention.cc):
+//   MatMul(Q, K^T | K with trans_b) [* scale] [+ mask] -> Softmax(last axis) -> MatMul(P, V)
+// Q K^T with no bias, transposed A or merged siblings, its post-ops at most eltwise_linear(scale,
+// 0) then a binary add (the mask); the scores read only by the softmax, P only by P V (no
+// transposes, bias, siblings or post-ops); Q, K, V of rank 4 and matching [b, h, s, d] dims.
+struct AttentionMatch {
+  float scale = 1.f;
+  int mask = -1;        // the added mask tensor, or -1
+  bool k_is_kt = true;  // the first MatMul's B is K^T [b, h, d, sk]; else K [b, h, sk, d]
+  int64_t batch = 0, heads = 0, sq = 0, sk = 0, d = 0;
+};
+bool MatchAttention(const Program& p, const std::vector<std::vector<int64_t>>& dims, size_t i0,
+                    AttentionMatch* m);
+
 // Output dims of `layer` for the given input dims (const inputs included); validates everything
 // the instance builder later relies on (so a parsed plan cannot make it misbehave). Its reasons
 // do not name the layer (they double as Supports reasons); LayerError adds the name.

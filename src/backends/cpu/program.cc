@@ -40,6 +40,64 @@ float Layer::Float(const std::string& key, float dflt) const {
   return it == floats.end() || it->second.empty() ? dflt : it->second[0];
 }
 
+bool MatchAttention(const Program& p, const std::vector<std::vector<int64_t>>& dims, size_t i0,
+                    AttentionMatch* m) {
+  if (i0 + 2 >= p.layers.size()) return false;
+  const Layer& l0 = p.layers[i0];
+  const Layer& l1 = p.layers[i0 + 1];
+  const Layer& l2 = p.layers[i0 + 2];
+  if (l0.kind != LayerKind::kMatMul || l1.kind != LayerKind::kSoftmax ||
+      l2.kind != LayerKind::kMatMul || l0.dead || l1.dead || l2.dead) {
+    return false;
+  }
+  if (l0.Int("trans_a") != 0 || !l0.Ints("split").empty() ||
+      (l0.inputs.size() > 2 && l0.inputs[2] >= 0)) {
+    return false;
+  }
+  auto is = [](const PostOp& po, PostOp::Kind kind, dnnl::algorithm alg) {
+    return po.kind == kind && static_cast<dnnl::algorithm>(po.alg) == alg;
+  };
+  *m = AttentionMatch();
+  size_t pos = 0;
+  if (pos < l0.post_ops.size() &&
+      is(l0.post_ops[pos], PostOp::kEltwise, dnnl::algorithm::eltwise_linear) &&
+      l0.post_ops[pos].beta == 0.f) {
+    m->scale = l0.post_ops[pos].alpha;
+    ++pos;
+  }
+  if (pos < l0.post_ops.size() &&
+      is(l0.post_ops[pos], PostOp::kBinary, dnnl::algorithm::binary_add) &&
+      l0.post_ops[pos].tensor >= 0) {
+    m->mask = l0.post_ops[pos].tensor;
+    ++pos;
+  }
+  if (pos != l0.post_ops.size()) return false;
+  const std::vector<int> uses = p.UseCounts();
+  const int s_t = l0.outputs[0];
+  const int64_t axis = l1.Int("axis");
+  if (l1.inputs[0] != s_t || uses[s_t] != 1 || l1.Int("log") != 0 || !l1.post_ops.empty() ||
+      (axis != -1 && axis != 3)) {
+    return false;
+  }
+  const int p_t = l1.outputs[0];
+  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 || l2.Int("trans_b") != 0 ||
+      !l2.Ints("split").empty() || !l2.post_ops.empty() ||
+      (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
+    return false;
+  }
+  const std::vector<int64_t>&q = dims[l0.inputs[0]], &kx = dims[l0.inputs[1]],
+                         &vd = dims[l2.inputs[1]];
+  if (q.size() != 4 || kx.size() != 4 || vd.size() != 4) return false;
+  m->k_is_kt = l0.Int("trans_b") == 0;
+  m->batch = q[0];
+  m->heads = q[1];
+  m->sq = q[2];
+  m->d = q[3];
+  m->sk = m->k_is_kt ? kx[3] : kx[2];
+  return (m->k_is_kt ? kx[2] : kx[3]) == m->d && kx[0] == m->batch && kx[1] == m->heads &&
+         vd[0] == m->batch && vd[1] == m->heads && vd[2] == m->sk && vd[3] == m->d;
+}
+
 std::vector<int> Program::UseCounts() const {
   std::vector<int> uses(tensors.size(), 0);
   for (const Layer& l : layers) {

@@ -23,10 +23,6 @@ bool FusedAttentionOn() {
   return on;
 }
 
-bool IsAlg(const PostOp& po, PostOp::Kind kind, dnnl::algorithm alg) {
-  return po.kind == kind && static_cast<dnnl::algorithm>(po.alg) == alg;
-}
-
 }  // namespace
 
 StatusOr<bool> Builder::HeadView(int t, View4* v) {
@@ -62,56 +58,17 @@ StatusOr<bool> Builder::Attention() {
       i0 + 2 >= p_.layers.size()) {
     return false;
   }
+  AttentionMatch m;  // the layer chain (lowering.h), shared with the CPU engine
+  if (!MatchAttention(p_, dims_, i0, &m)) return false;
   const Layer& l0 = p_.layers[i0];
-  const Layer& l1 = p_.layers[i0 + 1];
   const Layer& l2 = p_.layers[i0 + 2];
-  if (l0.kind != LayerKind::kMatMul || l1.kind != LayerKind::kSoftmax ||
-      l2.kind != LayerKind::kMatMul) {
-    return false;
-  }
   const std::vector<int> uses = p_.UseCounts();
-  // Q K^T: no bias, no transposed A, no merged siblings; post-ops [linear(alpha)] [+ mask].
-  if (l0.Int("trans_a") != 0 || !l0.Ints("split").empty() ||
-      (l0.inputs.size() > 2 && l0.inputs[2] >= 0)) {
-    return false;
-  }
-  float scale = 1.f;
-  int mask_t = -1;
-  size_t pos = 0;
-  if (pos < l0.post_ops.size() &&
-      IsAlg(l0.post_ops[pos], PostOp::kEltwise, dnnl::algorithm::eltwise_linear) &&
-      l0.post_ops[pos].beta == 0.f) {
-    scale = l0.post_ops[pos].alpha;
-    ++pos;
-  }
-  if (pos < l0.post_ops.size() &&
-      IsAlg(l0.post_ops[pos], PostOp::kBinary, dnnl::algorithm::binary_add) &&
-      l0.post_ops[pos].tensor >= 0) {
-    mask_t = l0.post_ops[pos].tensor;
-    ++pos;
-  }
-  if (pos != l0.post_ops.size()) return false;
-  const int s_t = l0.outputs[0];
-  // Softmax over the last axis of the scores, read by nothing else; P read only by P V.
-  const int64_t axis = l1.Int("axis");
-  if (l1.inputs[0] != s_t || uses[s_t] != 1 || l1.Int("log") != 0 || !l1.post_ops.empty() ||
-      (axis != -1 && axis != 3)) {
-    return false;
-  }
-  const int p_t = l1.outputs[0];
-  if (l2.inputs[0] != p_t || uses[p_t] != 1 || l2.Int("trans_a") != 0 || l2.Int("trans_b") != 0 ||
-      !l2.Ints("split").empty() || !l2.post_ops.empty() ||
-      (l2.inputs.size() > 2 && l2.inputs[2] >= 0)) {
-    return false;
-  }
-  const Dims &q = dims_[l0.inputs[0]], &kx = dims_[l0.inputs[1]], &vd = dims_[l2.inputs[1]];
-  if (q.size() != 4 || kx.size() != 4 || vd.size() != 4) return false;
-  const bool k_is_kt = l0.Int("trans_b") == 0;  // B = K^T [b, h, d, sk]; else K [b, h, sk, d]
-  const int64_t B = q[0], H = q[1], Sq = q[2], D = q[3];
-  const int64_t Sk = k_is_kt ? kx[3] : kx[2];
-  if ((k_is_kt ? kx[2] : kx[3]) != D || kx[0] != B || kx[1] != H || vd[0] != B || vd[1] != H ||
-      vd[2] != Sk || vd[3] != D || !AttentionSupported(ty, D) || B > 65535 || H > 65535 ||
-      Sq > (int64_t{1} << 30) || Sk > (int64_t{1} << 30)) {
+  const float scale = m.scale;
+  const int mask_t = m.mask;
+  const bool k_is_kt = m.k_is_kt;
+  const int64_t B = m.batch, H = m.heads, Sq = m.sq, Sk = m.sk, D = m.d;
+  if (!AttentionSupported(ty, D) || B > 65535 || H > 65535 || Sq > (int64_t{1} << 30) ||
+      Sk > (int64_t{1} << 30)) {
     return false;
   }
   // The mask broadcasts onto the scores [B, H, Sq, Sk] (element strides, 0 where it

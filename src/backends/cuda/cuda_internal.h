@@ -31,8 +31,10 @@
 
 namespace kiln::cuda::internal {
 
+using cpu::AttentionMatch;
 using cpu::Layer;
 using cpu::LayerKind;
+using cpu::MatchAttention;
 using cpu::PostOp;
 using Dims = std::vector<int64_t>;
 
