@@ -14,11 +14,6 @@ void RunAvx512(const Problem& p);             // gemm_f32_avx512.cc
 void RunAttentionAvx512(const Attention& a);  // gemm_f32_avx512.cc
 
 Tile TileFor(int64_t n) {
-  if (const char* env = std::getenv("KILN_CPU_GEMM_TILE")) {  // experiments: "12x32"
-    if (std::strcmp(env, "8x48") == 0) return {8, 3};
-    if (std::strcmp(env, "6x64") == 0) return {6, 4};
-    if (std::strcmp(env, "12x32") == 0) return {12, 2};
-  }
   const Tile tiles[] = {{8, 3}, {6, 4}, {12, 2}};
   Tile best = tiles[0];
   int64_t best_cols = INT64_MAX;

@@ -366,20 +366,25 @@ inline Dims LogicalDims(Dims d, bool nhwc) {
 // kiln's FP32 GEMM (gemm_f32.h) as the current layer's step (layers_matmul.cc). GemmFits: the
 // CPU runs it, the layer computes and writes FP32, its k x n weights are large enough
 // (gemm::kMinWeights), its recorded implementation (a loaded plan) is none or kiln's, and its
-// post-ops have a kiln form (sum, ReLU, GELU-erf: `ops`, with the residual in `sum_tensor`). GemmPackedWeights: the packed B as a oneDNN layout ([K, N], N
-// blocked by NR outermost, zero padded), so the WeightCache's reorder packs it. AddGemmStep:
-// `args` holds SRC (dense rows of K), WEIGHTS (packed), optionally BIAS, and DST.
+// post-ops have a kiln form (sum, ReLU, GELU-erf: `ops`, with the residual in `sum_tensor`).
+// GemmWeights: the problem of an m x k by k x n GEMM with dense rows (lda k, ldc n), its weights
+// (constant `w` seen as `w_src` [k, n]) packed into `args`, and its bias (if `bias` >= 0).
+// AddGemmStep: `args` holds SRC (dense rows of K), WEIGHTS, optionally BIAS, and DST.
 bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops,
               int* sum_tensor);
-memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile);
+StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
+                                    std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
+                                    int bias, const memory::desc& bias_md,
+                                    std::vector<StepArg>* args);
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
 // Scaled dot-product attention fused into one step (gemm::RunAttention) when the current layer
 // starts MatMul(Q, K^T) [* scale] -> Softmax(last axis) -> MatMul(P, V) [-> Transpose(0,2,1,3)]
 // on FP32 strided views with unit stride along the head dim: the number of layers it took (the
 // current one and those after it), or 0 (build the layer as usual).
-// StartsAttention: the layer pattern alone (layer i0 on), before any layout is known.
+// StartsAttention: the layer pattern alone (layer i0 on), before any layout is known, with the
+// match (optional).
 StatusOr<int> BuildAttention(Builder& b);
-bool StartsAttention(const Builder& b, size_t i0);
+bool StartsAttention(const Builder& b, size_t i0, AttentionMatch* match = nullptr);
 // Gives each GEMM step of a finished instance the next one's weights, to prefetch the start of
 // while it computes its own last panel (gemm::Problem::next_b).
 void LinkGemmPrefetch(Instance* inst);

@@ -156,24 +156,12 @@ Status BuildConv(Builder& b) {
       pl[0] == 0 && pl[1] == 0 && pr[0] == 0 && pr[1] == 0 &&
       xl[0] * xl[2] * xl[3] <= kGemmMaxConvPixels && src_md == channels_last(xl) &&
       dst_md == channels_last(yl) && GemmFits(b, in_ch, out_ch, &gemm_ops, &gemm_sum)) {
-    gemm::Problem p;
-    p.m = xl[0] * xl[2] * xl[3];
-    p.k = in_ch;
-    p.n = out_ch;
-    p.lda = p.k;
-    p.ldc = p.n;
-    p.ops = gemm_ops;
-    p.tile = gemm::TileFor(p.n);
-    const memory::desc wt({in_ch, out_ch}, memory::data_type::f32, memory::dims{1, in_ch});
-    const memory::desc packed = GemmPackedWeights(p.k, p.n, p.tile);
     KILN_ASSIGN_OR_RETURN(int src_buf, b.As(x, Permuted(src_md, to_tensor)));
-    KILN_ASSIGN_OR_RETURN(int w_buf, b.Weights(1, w, wt, packed));
     args.push_back({DNNL_ARG_SRC, src_md, src_buf});
-    args.push_back({DNNL_ARG_WEIGHTS, packed, w_buf});
-    if (bias >= 0) {
-      KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, bias_md));
-      args.push_back({DNNL_ARG_BIAS, bias_md, bb});
-    }
+    const memory::desc wt({in_ch, out_ch}, memory::data_type::f32, memory::dims{1, in_ch});
+    KILN_ASSIGN_OR_RETURN(gemm::Problem p,
+                          GemmWeights(b, xl[0] * xl[2] * xl[3], out_ch, in_ch, gemm_ops, w, wt,
+                                      bias, bias_md, &args));
     KILN_RETURN_IF_ERROR(DefineConvDst(b, l, dst_md, split, views, to_tensor, sum_tensor, &args));
     AddGemmStep(b, std::move(p), std::move(args));
     return Status::OK();

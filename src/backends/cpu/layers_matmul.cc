@@ -58,6 +58,10 @@ void Operand(const Dims& d0, const memory::dims& s0, int rank, bool vec_is_row, 
 
 // ----------------------------------------------------------------------------- kiln's GEMM
 
+namespace {
+
+// The packed B of gemm_f32.h as a oneDNN layout: [K, N] with N blocked by NR (outermost), zero
+// padded to a multiple of NR, so the WeightCache's reorder packs it.
 memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile) {
   const int64_t nr = tile.nr();
   memory::desc md({k, n}, memory::data_type::f32, memory::format_tag::ab);
@@ -70,8 +74,6 @@ memory::desc GemmPackedWeights(int64_t k, int64_t n, gemm::Tile tile) {
   d.format_desc.blocking.strides[1] = k * nr;
   return md;
 }
-
-namespace {
 
 class GemmStep final : public CustomStep {
  public:
@@ -188,64 +190,64 @@ bool View4(const Builder& b, int t, int64_t strides[4], int64_t* offset) {
 
 }  // namespace
 
-bool StartsAttention(const Builder& b, size_t i0) {
+bool StartsAttention(const Builder& b, size_t i0, AttentionMatch* match) {
   AttentionMatch m;
   const Layer& l0 = b.prog.layers[i0];
   // No mask, a positive scale (the softmax subtracts the row's max before scaling), and the
   // scores within a thread's scratch. A plan that recorded oneDNN's layers keeps them.
-  return gemm::Available() && MatchAttention(b.prog, b.dims, i0, &m) && m.mask < 0 &&
-         m.scale > 0.f && m.sq * m.sk <= gemm::kMaxAttentionScores &&
-         (l0.impl.empty() || l0.impl.rfind("kiln_attention", 0) == 0);
+  if (!gemm::Available() || !MatchAttention(b.prog, b.dims, i0, &m) || m.mask >= 0 ||
+      !(m.scale > 0.f) || m.sq * m.sk > gemm::kMaxAttentionScores ||
+      !(l0.impl.empty() || l0.impl.rfind("kiln_attention", 0) == 0)) {
+    return false;
+  }
+  if (match != nullptr) *match = m;
+  return true;
 }
 
 StatusOr<int> BuildAttention(Builder& b) {
   const size_t i0 = static_cast<size_t>(b.layer);
-  if (b.dt != memory::data_type::f32 || !StartsAttention(b, i0)) return 0;
-  const Program& p = b.prog;
   AttentionMatch m;
-  MatchAttention(p, b.dims, i0, &m);
+  if (b.dt != memory::data_type::f32 || !StartsAttention(b, i0, &m)) return 0;
+  const Program& p = b.prog;
   const Layer& l0 = p.layers[i0];
   const Layer& l2 = p.layers[i0 + 2];
-  const std::vector<int> uses = p.UseCounts();
-  const int64_t batch = m.batch, heads = m.heads, sq = m.sq, sk = m.sk, d = m.d;
-  const float scale = m.scale;
-  const bool k_is_kt = m.k_is_kt;
   int64_t qs[4], k4[4], vs[4], qo, ko, vo;
   if (!View4(b, l0.inputs[0], qs, &qo) || !View4(b, l0.inputs[1], k4, &ko) ||
       !View4(b, l2.inputs[1], vs, &vo)) {
     return 0;
   }
   int64_t ks[4] = {k4[0], k4[1], k4[2], k4[3]};  // K as [b, h, sk, d]
-  if (k_is_kt) std::swap(ks[2], ks[3]);
+  if (m.k_is_kt) std::swap(ks[2], ks[3]);
   if (qs[3] != 1 || ks[3] != 1 || vs[3] != 1 || ks[2] * 16 >= (int64_t{1} << 31)) return 0;
+  gemm::Attention a;
+  a.batch = m.batch;
+  a.heads = m.heads;
+  a.sq = m.sq;
+  a.sk = m.sk;
+  a.d = m.d;
+  a.scale = m.scale;
+  for (int i = 0; i < 3; ++i) {
+    a.qs[i] = qs[i];
+    a.ks[i] = ks[i];
+    a.vs[i] = vs[i];
+  }
   // Output: the [b, sq, h, d] transpose that follows (written directly), or the context itself.
   const int o_t = l2.outputs[0];
   int out_t = o_t;
   size_t last = i0 + 2;
-  int64_t os[3] = {heads * sq * d, sq * d, d};
-  if (i0 + 3 < p.layers.size() && uses[o_t] == 1) {
+  a.os[0] = m.heads * m.sq * m.d;
+  a.os[1] = m.sq * m.d;
+  a.os[2] = m.d;
+  if (i0 + 3 < p.layers.size() && p.UseCounts()[o_t] == 1) {
     const Layer& l3 = p.layers[i0 + 3];
     if (l3.kind == LayerKind::kTranspose && !l3.dead && l3.inputs[0] == o_t &&
         l3.post_ops.empty() && l3.Ints("perm") == std::vector<int64_t>{0, 2, 1, 3}) {
       out_t = l3.outputs[0];
       last = i0 + 3;
-      os[0] = sq * heads * d;
-      os[1] = d;
-      os[2] = heads * d;
+      a.os[0] = m.sq * m.heads * m.d;
+      a.os[1] = m.d;
+      a.os[2] = m.heads * m.d;
     }
-  }
-  gemm::Attention a;
-  a.batch = batch;
-  a.heads = heads;
-  a.sq = sq;
-  a.sk = sk;
-  a.d = d;
-  a.scale = scale;
-  for (int i = 0; i < 3; ++i) {
-    a.qs[i] = qs[i];
-    a.ks[i] = ks[i];
-    a.vs[i] = vs[i];
-    a.os[i] = os[i];
   }
   std::vector<StepArg> args;
   args.push_back({DNNL_ARG_SRC_0, b.MdOf(l0.inputs[0]), b.BufferOf(l0.inputs[0])});
@@ -254,10 +256,32 @@ StatusOr<int> BuildAttention(Builder& b) {
   const memory::desc out_md = Builder::Plain(b.dims[out_t]);
   const int out_buf = b.Define(out_t, out_md);
   args.push_back({DNNL_ARG_DST, out_md, out_buf});
-  const std::string impl = "kiln_attention:avx512 (d=" + std::to_string(d) + ", with the next " +
+  const std::string impl = "kiln_attention:avx512 (d=" + std::to_string(m.d) + ", with the next " +
                            std::to_string(last - i0) + " layers)";
   b.AddCustomStep(std::make_shared<AttentionStep>(a, qo, ko, vo), impl, std::move(args));
   return static_cast<int>(last - i0 + 1);
+}
+
+StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
+                                    std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
+                                    int bias, const memory::desc& bias_md,
+                                    std::vector<StepArg>* args) {
+  gemm::Problem p;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.lda = k;
+  p.ldc = n;
+  p.ops = std::move(ops);
+  p.tile = gemm::TileFor(n);
+  const memory::desc packed = GemmPackedWeights(k, n, p.tile);
+  KILN_ASSIGN_OR_RETURN(int wb, b.Weights(1, w, w_src, packed));
+  args->push_back({DNNL_ARG_WEIGHTS, packed, wb});
+  if (bias >= 0) {
+    KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, bias_md));
+    args->push_back({DNNL_ARG_BIAS, bias_md, bb});
+  }
+  return p;
 }
 
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args) {
@@ -376,23 +400,10 @@ Status BuildMatMul(Builder& b) {
   std::vector<gemm::Op> gemm_ops;
   if (const_b && !ta && prank == 2 && a_md == Builder::Plain(a_dims, b.dt) &&
       GemmFits(b, a_dims[1], dst_dims[1], &gemm_ops, &sum_tensor)) {
-    gemm::Problem p;
-    p.m = dst_dims[0];
-    p.n = dst_dims[1];
-    p.k = a_dims[1];
-    p.lda = p.k;
-    p.ldc = p.n;
-    p.ops = gemm_ops;
-    p.tile = gemm::TileFor(p.n);
-    const memory::desc src = Restride(Builder::Plain(bd), b_dims, {b_dims[1], 1});
-    const memory::desc packed = GemmPackedWeights(p.k, p.n, p.tile);
-    KILN_ASSIGN_OR_RETURN(int wb, b.Weights(1, w, src, packed));
     args.push_back({DNNL_ARG_SRC, a_md, a_buf});
-    args.push_back({DNNL_ARG_WEIGHTS, packed, wb});
-    if (bias >= 0) {
-      KILN_ASSIGN_OR_RETURN(int bb, b.Weights(2, bias, bias_md, bias_md));
-      args.push_back({DNNL_ARG_BIAS, bias_md, bb});
-    }
+    const memory::desc src = Restride(Builder::Plain(bd), b_dims, {b_dims[1], 1});
+    KILN_ASSIGN_OR_RETURN(gemm::Problem p, GemmWeights(b, dst_dims[0], dst_dims[1], a_dims[1],
+                                                       gemm_ops, w, src, bias, bias_md, &args));
     KILN_ASSIGN_OR_RETURN(const int dst_buf, define_dst());
     args.push_back({DNNL_ARG_DST, dst_md, dst_buf});
     AddGemmStep(b, std::move(p), std::move(args));
