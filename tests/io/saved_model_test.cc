@@ -4,6 +4,7 @@
 #include "io/tf/saved_model.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -31,9 +32,10 @@ fs::path Fixture(const std::string& rel) { return fs::path(FixturesDir()) / rel;
 class TempCopy {
  public:
   explicit TempCopy(const fs::path& src) {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_sm_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            std::to_string(counter_++) + "_" + src.filename().string());
+    // The process id too: ctest runs each test in its own process, two at a time, where the
+    // seed and the counter are the same (0, 0) and one test's copy replaced the other's.
+    dir_ = fs::temp_directory_path() / ("kiln_sm_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(counter_++) + "_" + src.filename().string());
     fs::remove_all(dir_);
     fs::copy(src, dir_, fs::copy_options::recursive);
     for (auto& e : fs::recursive_directory_iterator(dir_)) {
