@@ -10,8 +10,9 @@
 
 namespace kiln::cpu::gemm {
 
-void RunAvx512(const Problem& p);             // gemm_f32_avx512.cc
-void RunAttentionAvx512(const Attention& a);  // gemm_f32_avx512.cc
+void RunAvx512(const Problem& p);                           // gemm_f32_avx512.cc
+void RunAttentionAvx512(const Attention& a);                // gemm_f32_avx512.cc
+void RunInvertedResidualAvx512(const InvertedResidual& r);  // gemm_f32_avx512.cc
 
 Tile TileFor(int64_t n) {
   const Tile tiles[] = {{8, 3}, {6, 4}, {12, 2}};
@@ -60,6 +61,19 @@ void PackB(const float* b, int64_t k, int64_t n, int64_t ldb, Tile tile, float* 
 void Run(const Problem& p) { RunAvx512(p); }
 
 void RunAttention(const Attention& a) { RunAttentionAvx512(a); }
+
+Tile BlockTileFor(int64_t n) { return n <= 16 ? Tile{16, 1} : TileFor(n); }
+
+bool InvertedResidualFits(int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow, int stride,
+                          int pad_t, int pad_l) {
+  // Output pixel x reads padded input pixels x * stride - pad_l + 1 + (0..2), which must lie
+  // within the row's w + 2; rows outside the image read zeros whatever the pads.
+  return c > 0 && c % 16 == 0 && h > 0 && w > 0 && oh > 0 && ow > 0 &&
+         (stride == 1 || stride == 2) && pad_t >= 0 && pad_t <= 1 && pad_l >= 0 && pad_l <= 1 &&
+         (ow - 1) * stride - pad_l + 2 <= w;
+}
+
+void RunInvertedResidual(const InvertedResidual& r) { RunInvertedResidualAvx512(r); }
 
 std::string ImplName(Tile tile) {
   return "kiln_gemm:avx512 (" + std::to_string(tile.mr) + "x" + std::to_string(tile.nr()) + ")";

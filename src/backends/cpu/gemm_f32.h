@@ -29,10 +29,11 @@ struct Tile {
 // The tile for N columns: the fewest padded columns, ties to 8x48, then 6x64, then 12x32.
 Tile TileFor(int64_t n);
 
-enum class OpKind { kSum, kRelu, kGeluErf };
+enum class OpKind { kSum, kRelu, kGeluErf, kClip };
 struct Op {
   OpKind kind = OpKind::kRelu;
-  float alpha = 0;  // kRelu: the slope below zero
+  float alpha = 0;  // kRelu: the slope below zero; kClip: the lower bound
+  float beta = 0;   // kClip: the upper bound (ReLU6: 0, 6)
 };
 
 struct Problem {
@@ -87,6 +88,37 @@ struct Attention {
 // Largest sq x sk scores matrix (a thread's scratch) the fused kernel takes.
 inline constexpr int64_t kMaxAttentionScores = int64_t{1} << 20;
 void RunAttention(const Attention& a);
+
+// An inverted-residual block (MobileNetV2's, and MobileNetV1's depthwise-separable pair without
+// the expand) on channels-last FP32 tensors:
+//   Y = ops2(project(opsd(depthwise3x3(ops1(expand(X)))))) [+ X: ops2 holds a kSum]
+// computed row by row: each thread keeps the three expanded rows a depthwise output row reads in
+// a ring (each computed once, by the GEMM micro-kernel), runs the depthwise row from it and the
+// project GEMM on a band of those rows, so the expanded tensor (4.8 MB at 112x112x96) never
+// leaves L1 / L2 and the block is one step instead of three.
+struct InvertedResidual {
+  int64_t batch = 0, h = 0, w = 0, cin = 0;  // X [batch, h, w, cin], dense
+  int64_t cmid = 0;                      // depthwise channels (cin without an expand), % 16 == 0
+  int64_t oh = 0, ow = 0, cout = 0;      // Y [batch, oh, ow, cout], dense
+  int stride = 1, pad_t = 1, pad_l = 1;  // the depthwise conv's (3x3, pads <= 1)
+  const float* x = nullptr;
+  float* y = nullptr;
+  const float *w1 = nullptr, *b1 = nullptr;  // expand: packed [cin, cmid] (t1), bias; w1 null: none
+  Tile t1;
+  std::vector<Op> ops1;
+  const float *wd = nullptr, *bd = nullptr;  // depthwise: [3][3][cmid], bias (or null)
+  std::vector<Op> opsd;                      // ReLU / clip only
+  const float *w2 = nullptr, *b2 = nullptr;  // project: packed [cmid, cout] (t2), bias
+  Tile t2;
+  std::vector<Op> ops2;  // a kSum adds X (stride 1, cin == cout, same size)
+};
+// The inverted-residual block's tile for a GEMM of n columns: 16x16 for n <= 16 (a 16-channel
+// project would waste half of a 12x32 tile's multiply-adds), else TileFor(n).
+Tile BlockTileFor(int64_t n);
+// Whether the row-wise kernel takes a depthwise conv of this geometry (3x3, stride s, pads <= 1).
+bool InvertedResidualFits(int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow, int stride,
+                          int pad_t, int pad_l);
+void RunInvertedResidual(const InvertedResidual& r);
 
 // "kiln_gemm:avx512 (8x48)": the implementation name the engine records for a layer.
 std::string ImplName(Tile tile);

@@ -24,9 +24,20 @@ constexpr __mmask16 kAll = 0xFFFF;
 struct Epi {
   int n = 0;
   OpKind kind[4] = {};
-  float alpha[4] = {};
+  float alpha[4] = {}, beta[4] = {};
   bool has_sum = false;
 };
+
+Epi EpiOf(const std::vector<Op>& ops) {
+  Epi e;
+  e.n = static_cast<int>(std::min<size_t>(ops.size(), 4));
+  for (int o = 0; o < e.n; ++o) {
+    e.kind[o] = ops[o].kind;
+    e.alpha[o] = ops[o].alpha;
+    e.beta[o] = ops[o].beta;
+  }
+  return e;
+}
 
 // e^x for x <= 0 (GELU's e^(-x^2), softmax): x = n ln2 + r, |r| <= ln2 / 2, the degree-7 Taylor
 // polynomial in r (truncation below 1e-8, so FP32 rounding dominates), times 2^n. Below -87 the
@@ -158,6 +169,17 @@ void Micro(int64_t k_total, const float* a, int64_t lda, const float* b, float* 
           for (int v = 0; v < NV; ++v) acc[i][v] = GeluErf(acc[i][v]);
         }
         break;
+      case OpKind::kClip: {
+        const __m512 lo = _mm512_set1_ps(e.alpha[o]), hi = _mm512_set1_ps(e.beta[o]);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) {
+            acc[i][v] = _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, acc[i][v], lo), hi);
+          }
+        }
+        break;
+      }
     }
   }
 #pragma GCC unroll 16
@@ -233,6 +255,7 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
     for (int o = 0; o < tail.n; ++o) {
       tail.kind[o] = e.kind[o + 1];
       tail.alpha[o] = e.alpha[o + 1];
+      tail.beta[o] = e.beta[o + 1];
     }
   }
   // Rows per chunk: all of them while A's rows fit in L2 beside a panel, else ~256 KB of A, so
@@ -291,12 +314,11 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
 
 // ----------------------------------------------------------------------------- attention
 
-// C[m, n] = A[m, k] . packed B on one thread, no epilogue.
+// C[m, n] = epilogue(A[m, k] . packed B + bias) on one thread (K whole, no prefetch).
 template <int MR, int NV>
 void GemmOneThread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* bp,
-                   float* c, int64_t ldc) {
+                   float* c, int64_t ldc, const float* bias, const Epi& e) {
   constexpr int kNr = 16 * NV;
-  const Epi none;
   const int rem = static_cast<int>(n % 16);
   for (int64_t col = 0; col < n; col += kNr) {
     const int nvec = static_cast<int>(std::min<int64_t>(NV, (n - col + 15) / 16));
@@ -305,17 +327,19 @@ void GemmOneThread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     const float* b = bp + col * k;
     for (int64_t i = 0; i < m; i += MR) {
       const int rows = static_cast<int>(std::min<int64_t>(MR, m - i));
-      kMicro<MR, NV>[rows - 1][0](k, a + i * lda, lda, b, c + i * ldc + col, ldc, none, nvec, last,
-                                  nullptr, nullptr, false, true);
+      kMicro<MR, NV>[rows - 1][0](k, a + i * lda, lda, b, c + i * ldc + col, ldc, e, nvec, last,
+                                  bias != nullptr ? bias + col : nullptr, nullptr, false, true);
     }
   }
 }
 
 void GemmOneThread(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                   const float* bp, float* c, int64_t ldc) {
-  if (t.mr == 8) GemmOneThread<8, 3>(m, n, k, a, lda, bp, c, ldc);
-  if (t.mr == 6) GemmOneThread<6, 4>(m, n, k, a, lda, bp, c, ldc);
-  if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc);
+                   const float* bp, float* c, int64_t ldc, const float* bias = nullptr,
+                   const Epi& e = Epi()) {
+  if (t.mr == 8) GemmOneThread<8, 3>(m, n, k, a, lda, bp, c, ldc, bias, e);
+  if (t.mr == 6) GemmOneThread<6, 4>(m, n, k, a, lda, bp, c, ldc, bias, e);
+  if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e);
+  if (t.mr == 16) GemmOneThread<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e);
 }
 
 // Horizontal max / sum of 16 lanes (g++ 12's _mm512_reduce_* trip -Wmaybe-uninitialized too).
@@ -431,18 +455,334 @@ void RunAttentionAvx512(const Attention& a) {
 }
 
 void RunAvx512(const Problem& p) {
-  Epi e;
-  e.n = static_cast<int>(std::min<size_t>(p.ops.size(), 4));
-  for (int o = 0; o < e.n; ++o) {
-    e.kind[o] = p.ops[o].kind;
-    e.alpha[o] = p.ops[o].alpha;
-  }
+  const Epi e = EpiOf(p.ops);
   auto run = [&](int tid, int nt) {
     if (p.tile.mr == 8 && p.tile.nv == 3) RunTile<8, 3>(p, e, tid, nt);
     if (p.tile.mr == 6 && p.tile.nv == 4) RunTile<6, 4>(p, e, tid, nt);
     if (p.tile.mr == 12 && p.tile.nv == 2) RunTile<12, 2>(p, e, tid, nt);
   };
   const int nt = omp_get_max_threads();
+  if (nt <= 1) {
+    run(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+}
+
+// ----------------------------------------------------------------------------- inverted residual
+
+namespace {
+
+// The depthwise conv's post-ops on one vector: none or one ReLU / clip as a clamp to [lo, hi]
+// (the common case, two instructions), else each op in turn (leaky ReLU, several ops).
+struct DwAct {
+  explicit DwAct(const Epi& e) : e_(e) {
+    if (e.n == 0) {
+      clamp_ = true;
+    } else if (e.n == 1 && e.kind[0] == OpKind::kClip) {
+      clamp_ = true;
+      lo_ = _mm512_set1_ps(e.alpha[0]);
+      hi_ = _mm512_set1_ps(e.beta[0]);
+    } else if (e.n == 1 && e.kind[0] == OpKind::kRelu && e.alpha[0] == 0.f) {
+      clamp_ = true;
+      lo_ = _mm512_setzero_ps();
+    }
+  }
+  __m512 operator()(__m512 v) const {
+    if (clamp_) return _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, v, lo_), hi_);
+    for (int o = 0; o < e_.n; ++o) {
+      if (e_.kind[o] == OpKind::kClip) {
+        v = _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, v, _mm512_set1_ps(e_.alpha[o])),
+                                _mm512_set1_ps(e_.beta[o]));
+      } else if (e_.kind[o] == OpKind::kRelu) {
+        const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(e_.alpha[o]));
+      }
+    }
+    return v;
+  }
+
+ private:
+  Epi e_;
+  bool clamp_ = false;
+  __m512 lo_ = _mm512_set1_ps(-INFINITY), hi_ = _mm512_set1_ps(INFINITY);
+};
+
+// kPix output pixels of one 16-channel group of a 3x3 depthwise row with stride S: each input
+// pixel of the three rows is loaded once and feeds the (up to 3) outputs that read it.
+// `in[kh]` points at the first input pixel's 16 channels, `c` floats between pixels.
+template <int S, int kPix>
+inline void DepthwisePixels(const float* const in[3], int64_t c, const __m512 wv[9], __m512 bv,
+                            const DwAct& act, float* out) {
+  constexpr int kIn = (kPix - 1) * S + 3;
+  __m512 acc[kPix];
+#pragma GCC unroll 8
+  for (int i = 0; i < kPix; ++i) acc[i] = bv;
+#pragma GCC unroll 3
+  for (int kh = 0; kh < 3; ++kh) {
+    const float* p = in[kh];
+#pragma GCC unroll 17
+    for (int j = 0; j < kIn; ++j) {
+      const __m512 v = _mm512_loadu_ps(p);
+      // One add per pixel: g++ otherwise precomputes all 51 pixel offsets and spills them.
+      p += c;
+      asm("" : "+r"(p));
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; ++kw) {
+        const int i = (j - kw) / S;
+        if (j >= kw && (j - kw) % S == 0 && i < kPix) {
+          acc[i] = _mm512_fmadd_ps(v, wv[kh * 3 + kw], acc[i]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kPix; ++i) _mm512_storeu_ps(out + i * c, act(acc[i]));
+}
+
+// One output row of a 3x3 depthwise conv over c channels (c % 16 == 0). rows[kh] are the input
+// rows padded with a zero pixel at both ends ((w + 2) x c; a row outside the image is all
+// zeros); output pixel x reads padded pixels x * S - pad_l + 1 + kw.
+template <int S>
+void DepthwiseRow(const float* const rows[3], int64_t ow, int64_t c, int pad_l, const float* wd,
+                  const float* bd, const DwAct& act, float* out) {
+  constexpr int kPix = 8;  // output pixels in flight: 8 independent chains of 9 FMAs
+  for (int64_t g = 0; g < c; g += 16) {
+    __m512 wv[9];
+    for (int j = 0; j < 9; ++j) wv[j] = _mm512_loadu_ps(wd + j * c + g);
+    const __m512 bv = bd != nullptr ? _mm512_loadu_ps(bd + g) : _mm512_setzero_ps();
+    const int64_t base = (1 - pad_l) * c + g;
+    int64_t x = 0;
+    for (; x + kPix <= ow; x += kPix) {
+      const float* in[3] = {rows[0] + base + x * S * c, rows[1] + base + x * S * c,
+                            rows[2] + base + x * S * c};
+      DepthwisePixels<S, kPix>(in, c, wv, bv, act, out + x * c + g);
+    }
+    for (; x < ow; ++x) {
+      const float* in[3] = {rows[0] + base + x * S * c, rows[1] + base + x * S * c,
+                            rows[2] + base + x * S * c};
+      DepthwisePixels<S, 1>(in, c, wv, bv, act, out + x * c + g);
+    }
+  }
+}
+
+// The block's GEMMs have a short K (16-960) and a simple epilogue, where the general Micro's
+// prologue and epilogue (its accumulators pass through the stack) cost 20-30% at K = 16: here C
+// starts as bias [+ C, the residual], and ends clamped to [lo, hi] (ReLU, ReLU6, or none).
+struct Lean {
+  bool ok = false;   // the ops have this form
+  bool sum = false;  // start from C (the residual)
+  float lo = -INFINITY, hi = INFINITY;
+};
+Lean LeanOf(const Epi& e) {
+  Lean l;
+  int o = 0;
+  if (o < e.n && e.kind[o] == OpKind::kSum) {
+    l.sum = true;
+    ++o;
+  }
+  if (o < e.n && e.kind[o] == OpKind::kClip) {
+    l.lo = e.alpha[o];
+    l.hi = e.beta[o];
+    ++o;
+  } else if (o < e.n && e.kind[o] == OpKind::kRelu && e.alpha[o] == 0.f) {
+    l.lo = 0.f;
+    ++o;
+  }
+  l.ok = o == e.n;
+  return l;
+}
+
+// kHalf: the tile's last vector holds 8 columns (24 = 16 + 8 channels, MobileNetV2's project
+// layers) and is computed in a ymm register: a zmm multiply-add of 8 valid lanes costs a full one
+// (twice a ymm's on CPUs that split 512-bit operations, such as Zen 4).
+template <int MR, int NV, bool kHalf>
+void MicroLean(int64_t k_total, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+               int nvec, __mmask16 last, const float* bias, bool sum, float lo_f, float hi_f) {
+  constexpr int kNr = 16 * NV;
+  constexpr int kFull = kHalf ? NV - 1 : NV;  // zmm vectors
+  const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
+  __m512 acc[MR][NV];
+  __m256 half[MR];
+#pragma GCC unroll 4
+  for (int v = 0; v < kFull; ++v) {
+    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
+    const __m512 bb = _mm512_maskz_loadu_ps(m, bias + v * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      acc[i][v] = sum ? _mm512_add_ps(bb, _mm512_maskz_loadu_ps(m, c + i * ldc + v * 16)) : bb;
+    }
+  }
+  if constexpr (kHalf) {
+    const __m256 bb = _mm256_loadu_ps(bias + kFull * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      half[i] = sum ? _mm256_add_ps(bb, _mm256_loadu_ps(c + i * ldc + kFull * 16)) : bb;
+    }
+  }
+  for (int64_t k = 0; k < k_total; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kFull; ++v) {
+      bv[v] = _mm512_loadu_ps(b + k * kNr + v * 16);
+      asm("" : "+v"(bv[v]));  // as in Micro: one load of B per k
+    }
+    __m256 bh = _mm256_setzero_ps();
+    if constexpr (kHalf) {
+      bh = _mm256_loadu_ps(b + k * kNr + kFull * 16);
+      asm("" : "+v"(bh));
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kFull; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      if constexpr (kHalf) half[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i * lda + k]), bh, half[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < kFull; ++v) {
+    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_mask_storeu_ps(
+          c + i * ldc + v * 16, m,
+          _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, acc[i][v], lo), hi));
+    }
+  }
+  if constexpr (kHalf) {
+    const __m256 lo8 = _mm256_set1_ps(lo_f), hi8 = _mm256_set1_ps(hi_f);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm256_storeu_ps(c + i * ldc + kFull * 16, _mm256_min_ps(_mm256_max_ps(half[i], lo8), hi8));
+    }
+  }
+}
+
+using LeanFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int,
+                        __mmask16, const float*, bool, float, float);
+template <int MR, int NV, bool kHalf, size_t... I>
+constexpr std::array<LeanFn, MR> MakeLeanTable(std::index_sequence<I...>) {
+  return {{&MicroLean<I + 1, NV, kHalf>...}};
+}
+template <int MR, int NV, bool kHalf>
+constexpr std::array<LeanFn, MR> kLean =
+    MakeLeanTable<MR, NV, kHalf>(std::make_index_sequence<MR>());
+
+// C[m, n] = ops(A[m, k] . packed B + bias) on one thread: the lean kernel when the ops allow it
+// and there is a bias (zeros otherwise are not worth a special case), else GemmOneThread.
+template <int MR, int NV>
+void BlockGemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* bp,
+               float* c, int64_t ldc, const float* bias, const Epi& e, const Lean& lean) {
+  if (!lean.ok || bias == nullptr) {
+    GemmOneThread<MR, NV>(m, n, k, a, lda, bp, c, ldc, bias, e);
+    return;
+  }
+  constexpr int kNr = 16 * NV;
+  const int rem = static_cast<int>(n % 16);
+  for (int64_t col = 0; col < n; col += kNr) {
+    const int nvec = static_cast<int>(std::min<int64_t>(NV, (n - col + 15) / 16));
+    const bool ragged = rem != 0 && col + nvec * 16 > n;
+    const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
+    const float* b = bp + col * k;
+    for (int64_t i = 0; i < m; i += MR) {
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - i));
+      // A last vector of 8 columns in a tile's last slot: the ymm kernel.
+      const bool half = NV > 1 && nvec == NV && last == 0x00FF;
+      (half ? kLean<MR, NV, NV != 1> : kLean<MR, NV, false>)[rows - 1](
+          k, a + i * lda, lda, b, c + i * ldc + col, ldc, nvec, last, bias + col, lean.sum, lean.lo,
+          lean.hi);
+    }
+  }
+}
+
+void BlockGemm(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+               const float* bp, float* c, int64_t ldc, const float* bias, const Epi& e,
+               const Lean& lean) {
+  if (t.mr == 8) BlockGemm<8, 3>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
+  if (t.mr == 6) BlockGemm<6, 4>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
+  if (t.mr == 12) BlockGemm<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
+  if (t.mr == 16) BlockGemm<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
+}
+
+// Output rows [t0, t1) of the whole batch (row t is sample t / oh, row t % oh).
+void InvertedResidualRows(const InvertedResidual& r, const Epi& e1, const Epi& ed, const Epi& e2,
+                          int64_t t0, int64_t t1, std::vector<float>* scratch) {
+  const DwAct act(ed);
+  const Lean lean1 = LeanOf(e1), lean2 = LeanOf(e2);
+  const int64_t padw = (r.w + 2) * r.cmid;
+  // Project rows in bands of >= 32 pixels: the project GEMM's B is read once per band.
+  const int64_t band = std::min<int64_t>(r.oh, (32 + r.ow - 1) / r.ow);
+  scratch->resize(static_cast<size_t>(4 * padw + band * r.ow * r.cmid + 16));
+  // 3 expanded rows, each padded; 64-byte aligned, so that no load or store of a pixel's 16
+  // channels spans two cache lines.
+  float* ring = scratch->data() + (16 - reinterpret_cast<uintptr_t>(scratch->data()) / 4 % 16) % 16;
+  float* zero = ring + 3 * padw;  // the row above / below the image
+  float* mid = zero + padw;       // the band's depthwise output
+  std::fill(zero, zero + padw, 0.f);
+  for (int s = 0; s < 3; ++s) {
+    std::fill(ring + s * padw, ring + s * padw + r.cmid, 0.f);
+    std::fill(ring + (s + 1) * padw - r.cmid, ring + (s + 1) * padw, 0.f);
+  }
+  bool residual = false;
+  for (int o = 0; o < e2.n; ++o) residual = residual || e2.kind[o] == OpKind::kSum;
+  int64_t in_slot[3] = {-1, -1, -1};  // the expanded row (n * h + row) each ring slot holds
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / r.oh, y0 = t % r.oh;
+    const int64_t rows = std::min({band, t1 - t, r.oh - y0});
+    for (int64_t j = 0; j < rows; ++j) {
+      const float* in[3];
+      for (int kh = 0; kh < 3; ++kh) {
+        const int64_t e = (y0 + j) * r.stride - r.pad_t + kh;
+        if (e < 0 || e >= r.h) {
+          in[kh] = zero;
+          continue;
+        }
+        // Rows e, e + 1, e + 2 are in distinct slots, so filling one never evicts another of
+        // this output row's.
+        const int s = static_cast<int>(e % 3);
+        float* slot = ring + s * padw;
+        const int64_t id = n * r.h + e;
+        if (in_slot[s] != id) {
+          const float* xr = r.x + id * r.w * r.cin;
+          if (r.w1 != nullptr) {
+            BlockGemm(r.t1, r.w, r.cmid, r.cin, xr, r.cin, r.w1, slot + r.cmid, r.cmid, r.b1, e1,
+                      lean1);
+          } else {
+            std::memcpy(slot + r.cmid, xr, static_cast<size_t>(r.w * r.cin) * sizeof(float));
+          }
+          in_slot[s] = id;
+        }
+        in[kh] = slot;
+      }
+      float* dw = mid + j * r.ow * r.cmid;
+      if (r.stride == 1) {
+        DepthwiseRow<1>(in, r.ow, r.cmid, r.pad_l, r.wd, r.bd, act, dw);
+      } else {
+        DepthwiseRow<2>(in, r.ow, r.cmid, r.pad_l, r.wd, r.bd, act, dw);
+      }
+    }
+    float* yr = r.y + t * r.ow * r.cout;  // the band's rows are consecutive in Y
+    if (residual) {  // the sum post-op adds C's content: the block input at the same pixels
+      std::memcpy(yr, r.x + t * r.w * r.cin,
+                  static_cast<size_t>(rows * r.ow * r.cout) * sizeof(float));
+    }
+    BlockGemm(r.t2, rows * r.ow, r.cout, r.cmid, mid, r.cmid, r.w2, yr, r.cout, r.b2, e2, lean2);
+    t += rows;
+  }
+}
+
+}  // namespace
+
+void RunInvertedResidualAvx512(const InvertedResidual& r) {
+  const Epi e1 = EpiOf(r.ops1), ed = EpiOf(r.opsd), e2 = EpiOf(r.ops2);
+  const int64_t tasks = r.batch * r.oh;
+  const int nt = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), tasks));
+  auto run = [&](int tid, int n) {
+    thread_local std::vector<float> scratch;
+    InvertedResidualRows(r, e1, ed, e2, tasks * tid / n, tasks * (tid + 1) / n, &scratch);
+  };
   if (nt <= 1) {
     run(0, 1);
     return;

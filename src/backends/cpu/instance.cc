@@ -571,13 +571,17 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
       b.dt = DataTypeOf(RuleOf(l.kind) == PrecisionRule::kCompute && !ForcedFp32(l)
                             ? ComputePrecision(cfg.precision)
                             : Precision::kFP32);
-      // Attention (Q K^T, softmax, P V) as one step of kiln's own (layers_matmul.cc).
-      KILN_ASSIGN_OR_RETURN(const int fused, BuildAttention(b));
+      // Attention (Q K^T, softmax, P V) and inverted-residual blocks as one step of kiln's own
+      // (layers_matmul.cc, layers_conv.cc).
+      KILN_ASSIGN_OR_RETURN(const int attention, BuildAttention(b));
+      KILN_ASSIGN_OR_RETURN(const int fused,
+                            attention > 0 ? StatusOr<int>(attention) : BuildInvertedResidual(b));
       if (fused > 0) {
+        const std::string kind = inst->impl[i].substr(0, inst->impl[i].find(':'));
         for (int j = 0; j < fused; ++j) inst->precision[i + j] = "FP32";
         for (int j = 1; j < fused; ++j) {
           inst->impl[i + j] =
-              "kiln_attention (fused into '" + (l.nodes.empty() ? l.op : l.nodes.front()) + "')";
+              kind + " (fused into '" + (l.nodes.empty() ? l.op : l.nodes.front()) + "')";
         }
         i += static_cast<size_t>(fused - 1);
         continue;

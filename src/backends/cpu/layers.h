@@ -372,10 +372,19 @@ inline Dims LogicalDims(Dims d, bool nhwc) {
 // AddGemmStep: `args` holds SRC (dense rows of K), WEIGHTS, optionally BIAS, and DST.
 bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops,
               int* sum_tensor);
+// Layer `l`'s post-ops as kiln GEMM epilogue ops (sum, ReLU, GELU-erf, clip; the residual in
+// `sum_tensor`), or false when one of them has no kiln form (binary, PReLU, other eltwise kinds,
+// two sums).
+bool GemmOps(const Layer& l, std::vector<gemm::Op>* ops, int* sum_tensor);
 StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
                                     std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
                                     int bias, const memory::desc& bias_md,
                                     std::vector<StepArg>* args);
+// The same with the given tile (gemm::BlockTileFor) instead of gemm::TileFor(n).
+StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
+                                    std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
+                                    int bias, const memory::desc& bias_md,
+                                    std::vector<StepArg>* args, gemm::Tile tile);
 void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
 // Scaled dot-product attention fused into one step (gemm::RunAttention) when the current layer
 // starts MatMul(Q, K^T) [* scale] -> Softmax(last axis) -> MatMul(P, V) [-> Transpose(0,2,1,3)]
@@ -385,6 +394,11 @@ void AddGemmStep(Builder& b, gemm::Problem proto, std::vector<StepArg> args);
 // match (optional).
 StatusOr<int> BuildAttention(Builder& b);
 bool StartsAttention(const Builder& b, size_t i0, AttentionMatch* match = nullptr);
+// An inverted-residual block fused into one step (gemm::RunInvertedResidual) when the current
+// layer starts [1x1 conv ->] 3x3 depthwise conv -> 1x1 conv on FP32 channels-last tensors, each
+// read only by the next (the project conv may add the block's input): the number of layers it
+// took, or 0 (build the layer as usual).
+StatusOr<int> BuildInvertedResidual(Builder& b);
 // Gives each GEMM step of a finished instance the next one's weights, to prefetch the start of
 // while it computes its own last panel (gemm::Problem::next_b).
 void LinkGemmPrefetch(Instance* inst);

@@ -15,6 +15,7 @@
 // the primitive is re-created with a channels-last dst, where any channel range is a view.
 #include "backends/cpu/layer_views.h"
 #include "backends/cpu/layers.h"
+#include "backends/cpu/precision.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -178,6 +179,228 @@ Status BuildConv(Builder& b) {
   KILN_RETURN_IF_ERROR(DefineConvDst(b, l, dst_md, split, views, to_tensor, sum_tensor, &args));
   b.AddStep(dnnl::primitive(pd), pd, std::move(args));
   return Status::OK();
+}
+
+
+// ----------------------------------------------------------------------------- inverted residual
+
+namespace {
+
+// A conv layer's geometry, as the fused block needs it (logical NCHW dims).
+struct ConvShape {
+  bool nhwc = false;
+  Dims xl, yl, wd;  // input, output, weights [O, I/g, kh, kw]
+  int64_t group = 1;
+  memory::dims strides, dil, pl, pr;
+  int x = -1, w = -1, bias = -1, y = -1;
+};
+
+bool ConvShapeOf(const Builder& b, const Layer& l, ConvShape* s) {
+  if (l.dead || l.kind != LayerKind::kConv || l.inputs.size() < 2 || l.outputs.size() != 1 ||
+      !l.Ints("split").empty()) {
+    return false;
+  }
+  s->x = l.inputs[0];
+  s->w = l.inputs[1];
+  s->bias = l.inputs.size() > 2 ? l.inputs[2] : -1;
+  s->y = l.outputs[0];
+  if (b.dims[s->x].size() != 4 || !b.IsConst(s->w) || (s->bias >= 0 && !b.IsConst(s->bias))) {
+    return false;
+  }
+  s->wd = b.dims[s->w];
+  if (s->wd.size() != 4) return false;
+  s->nhwc = l.Int("nhwc") != 0;
+  s->xl = LogicalDims(b.dims[s->x], s->nhwc);
+  s->group = l.Int("group", 1);
+  const ConvGeometry geo = ConvOutputGeometry(l, s->xl, b.dims[s->y], s->wd[0], s->nhwc);
+  s->yl = geo.yl;
+  s->strides = geo.strides;
+  s->dil = geo.dil;
+  s->pl = geo.pl;
+  s->pr = geo.pr;
+  return s->dil[0] == 0 && s->dil[1] == 0;
+}
+
+bool Pointwise(const ConvShape& s) {
+  return s.group == 1 && s.wd[2] == 1 && s.wd[3] == 1 && s.strides[0] == 1 && s.strides[1] == 1 &&
+         s.pl[0] == 0 && s.pl[1] == 0 && s.pr[0] == 0 && s.pr[1] == 0;
+}
+
+bool Depthwise3x3(const ConvShape& s) {
+  return s.group == s.xl[1] && s.yl[1] == s.xl[1] && s.wd[1] == 1 && s.wd[2] == 3 &&
+         s.wd[3] == 3 && s.strides[0] == s.strides[1];
+}
+
+// Post-ops the fused block's expand / depthwise layers may carry: ReLU, leaky ReLU, clip.
+bool EltwiseOnly(const Layer& l, std::vector<gemm::Op>* ops) {
+  int sum = -1;
+  if (!GemmOps(l, ops, &sum) || sum >= 0) return false;
+  return std::all_of(ops->begin(), ops->end(), [](const gemm::Op& o) {
+    return o.kind == gemm::OpKind::kRelu || o.kind == gemm::OpKind::kClip;
+  });
+}
+
+constexpr int64_t kMbconvMinMidBytes = int64_t{512} << 10;
+
+// KILN_CPU_MBCONV=0 builds the block's layers one by one (oneDNN), as before.
+bool InvertedResidualAllowed() {
+  const char* v = std::getenv("KILN_CPU_MBCONV");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+// Argument ids of the fused step's constants (oneDNN's ids, for the engine's argument binding).
+constexpr int kArgW1 = DNNL_ARG_WEIGHTS, kArgB1 = DNNL_ARG_BIAS;
+constexpr int kArgWd = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS;
+constexpr int kArgBd = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
+constexpr int kArgW2 = DNNL_ARG_WEIGHTS_1, kArgB2 = DNNL_ARG_WEIGHTS_2;
+
+class InvertedResidualStep final : public CustomStep {
+ public:
+  explicit InvertedResidualStep(gemm::InvertedResidual proto) : proto_(std::move(proto)) {}
+  void Run(const std::unordered_map<int, memory>& args) const override {
+    auto ptr = [&](int id) -> float* {
+      const auto it = args.find(id);
+      return it == args.end() ? nullptr : static_cast<float*>(it->second.get_data_handle());
+    };
+    gemm::InvertedResidual r = proto_;
+    r.x = ptr(DNNL_ARG_SRC);
+    r.y = ptr(DNNL_ARG_DST);
+    r.w1 = ptr(kArgW1);
+    r.b1 = ptr(kArgB1);
+    r.wd = ptr(kArgWd);
+    r.bd = ptr(kArgBd);
+    r.w2 = ptr(kArgW2);
+    r.b2 = ptr(kArgB2);
+    gemm::RunInvertedResidual(r);
+  }
+
+ private:
+  gemm::InvertedResidual proto_;
+};
+
+// A GEMM's packed weights and bias (GemmWeights) under the fused step's argument ids.
+StatusOr<gemm::Problem> PackedOperands(Builder& b, int layer, int64_t k, int64_t n,
+                                       const ConvShape& s, int w_arg, int b_arg,
+                                       std::vector<StepArg>* args) {
+  const int saved = b.layer;
+  b.layer = layer;  // the weight cache's key is the layer's
+  std::vector<StepArg> own;
+  const memory::desc wt({k, n}, memory::data_type::f32, memory::dims{1, k});
+  StatusOr<gemm::Problem> p = GemmWeights(b, 0, n, k, {}, s.w, wt, s.bias, Builder::Plain({n}),
+                                          &own, gemm::BlockTileFor(n));
+  b.layer = saved;
+  if (!p.ok()) return p;
+  for (StepArg& a : own) {
+    a.arg = a.arg == DNNL_ARG_WEIGHTS ? w_arg : b_arg;
+    args->push_back(a);
+  }
+  return p;
+}
+
+}  // namespace
+
+StatusOr<int> BuildInvertedResidual(Builder& b) {
+  const Program& p = b.prog;
+  const size_t i0 = static_cast<size_t>(b.layer);
+  const Layer& l0 = p.layers[i0];
+  // FP32 builds only (an INT8 / BF16 layer inside would be lost); a plan that recorded oneDNN's
+  // implementations for these layers keeps them.
+  if (!InvertedResidualAllowed() || !gemm::Available() || b.dt != memory::data_type::f32 ||
+      ComputePrecision(b.cfg.precision) != Precision::kFP32 ||
+      !(l0.impl.empty() || l0.impl.rfind("kiln_mbconv", 0) == 0)) {
+    return 0;
+  }
+  ConvShape s0, sd, sp;
+  if (!ConvShapeOf(b, l0, &s0)) return 0;
+  const bool expand = Pointwise(s0);
+  const size_t id = expand ? i0 + 1 : i0;
+  if (id + 1 >= p.layers.size()) return 0;
+  const Layer& ld = p.layers[id];
+  const Layer& lp = p.layers[id + 1];
+  const std::vector<int> uses = p.UseCounts();
+  if (expand) {
+    if (!ConvShapeOf(b, ld, &sd) || sd.x != s0.y || uses[s0.y] != 1) return 0;
+  } else {
+    sd = s0;
+  }
+  if (!Depthwise3x3(sd) || !ConvShapeOf(b, lp, &sp) || !Pointwise(sp) || sp.x != sd.y ||
+      uses[sd.y] != 1 || sp.nhwc != sd.nhwc || s0.nhwc != sd.nhwc) {
+    return 0;
+  }
+  gemm::InvertedResidual r;
+  const Dims& xl = expand ? s0.xl : sd.xl;
+  r.cin = xl[1];
+  r.h = xl[2];
+  r.w = xl[3];
+  r.cmid = sd.xl[1];
+  r.oh = sd.yl[2];
+  r.ow = sd.yl[3];
+  r.cout = sp.yl[1];
+  r.stride = static_cast<int>(sd.strides[0]);
+  r.pad_t = static_cast<int>(sd.pl[0]);
+  r.pad_l = static_cast<int>(sd.pl[1]);
+  // Only where the expanded tensor of a sample would not stay in L2 between the layers (>= 512
+  // KB: MobileNetV2's 112x112 to 28x28 blocks): there the fused step saves its round trip
+  // through L3 / DRAM. On smaller blocks the row-wise expand reads its weights once per row of
+  // few pixels, and oneDNN's separate layers were as fast or faster (docs/design.md).
+  if (r.h * r.w * r.cmid * static_cast<int64_t>(sizeof(float)) < kMbconvMinMidBytes) return 0;
+  int sum = -1;
+  if (!gemm::InvertedResidualFits(r.h, r.w, r.cmid, r.oh, r.ow, r.stride, r.pad_t, r.pad_l) ||
+      (expand && !EltwiseOnly(l0, &r.ops1)) || !EltwiseOnly(ld, &r.opsd) ||
+      !GemmOps(lp, &r.ops2, &sum)) {
+    return 0;
+  }
+  const int x = expand ? s0.x : sd.x;
+  // A residual must be the block's input at the same pixels.
+  if (sum >= 0 && (sum != x || r.stride != 1 || r.cin != r.cout || r.oh != r.h || r.ow != r.w)) {
+    return 0;
+  }
+
+  // Channels-last in and out, the layout oneDNN's convolutions pick around it for these shapes.
+  auto channels_last = [](const Dims& d) {
+    return memory::desc(memory::dims(d.begin(), d.end()), memory::data_type::f32,
+                        memory::format_tag::acdb);
+  };
+  const std::vector<int> to_tensor = sd.nhwc ? ToTensorPerm(4) : std::vector<int>();
+  std::vector<StepArg> args;
+  const memory::desc x_md = Permuted(channels_last(xl), to_tensor);
+  KILN_ASSIGN_OR_RETURN(const int x_buf, b.As(x, x_md));
+  args.push_back({DNNL_ARG_SRC, x_md, x_buf});
+  if (expand) {
+    KILN_ASSIGN_OR_RETURN(gemm::Problem g1,
+                          PackedOperands(b, static_cast<int>(i0), r.cin, r.cmid, s0, kArgW1,
+                                         kArgB1, &args));
+    r.t1 = g1.tile;
+  }
+  {
+    const int saved = b.layer;
+    b.layer = static_cast<int>(id);
+    // [C, 1, 3, 3] as [9, C]: the depthwise row reads 16 channels of one tap at a time.
+    const memory::desc src({9, r.cmid}, memory::data_type::f32, memory::dims{1, 9});
+    const memory::desc want = Builder::Plain({9, r.cmid});
+    StatusOr<int> wb = b.Weights(1, sd.w, src, want);
+    StatusOr<int> bb = sd.bias >= 0 ? b.Weights(2, sd.bias, Builder::Plain({r.cmid}),
+                                                Builder::Plain({r.cmid}))
+                                    : StatusOr<int>(-1);
+    b.layer = saved;
+    if (!wb.ok()) return wb.status();
+    if (!bb.ok()) return bb.status();
+    args.push_back({kArgWd, want, *wb});
+    if (*bb >= 0) args.push_back({kArgBd, Builder::Plain({r.cmid}), *bb});
+  }
+  KILN_ASSIGN_OR_RETURN(gemm::Problem g2, PackedOperands(b, static_cast<int>(id + 1), r.cmid,
+                                                         r.cout, sp, kArgW2, kArgB2, &args));
+  r.t2 = g2.tile;
+  r.batch = xl[0];
+  const memory::desc y_md = Permuted(channels_last(sp.yl), to_tensor);
+  args.push_back({DNNL_ARG_DST, y_md, b.Define(sp.y, y_md)});
+  const size_t last = id + 1;
+  const std::string impl = std::string("kiln_mbconv:avx512 (") + (expand ? "1x1 + " : "") +
+                           "dw 3x3/" + std::to_string(r.stride) + " + 1x1" +
+                           (sum >= 0 ? " + residual" : "") + ", with the next " +
+                           std::to_string(last - i0) + " layers)";
+  b.AddCustomStep(std::make_shared<InvertedResidualStep>(std::move(r)), impl, std::move(args));
+  return static_cast<int>(last - i0 + 1);
 }
 
 }  // namespace kiln::cpu

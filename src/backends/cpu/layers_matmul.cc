@@ -101,8 +101,8 @@ class GemmStep final : public CustomStep {
   bool bias_;
 };
 
-// The current layer's post-ops as kiln GEMM epilogue ops (and its residual), or false when one
-// of them has no kiln form (binary, PReLU, other eltwise kinds, two sums).
+}  // namespace
+
 bool GemmOps(const Layer& l, std::vector<gemm::Op>* ops, int* sum_tensor) {
   *sum_tensor = -1;
   for (const PostOp& po : l.post_ops) {
@@ -118,14 +118,16 @@ bool GemmOps(const Layer& l, std::vector<gemm::Op>* ops, int* sum_tensor) {
       ops->push_back({gemm::OpKind::kRelu, po.alpha});
     } else if (alg == dnnl::algorithm::eltwise_gelu_erf) {
       ops->push_back({gemm::OpKind::kGeluErf, 0.f});
+    } else if (alg == dnnl::algorithm::eltwise_clip || alg == dnnl::algorithm::eltwise_clip_v2) {
+      ops->push_back({gemm::OpKind::kClip, po.alpha, po.beta});
+    } else if (alg == dnnl::algorithm::eltwise_bounded_relu) {
+      ops->push_back({gemm::OpKind::kClip, 0.f, po.alpha});
     } else {
       return false;
     }
   }
   return static_cast<int>(ops->size()) <= 4;
 }
-
-}  // namespace
 
 bool GemmFits(const Builder& b, int64_t k, int64_t n, std::vector<gemm::Op>* ops, int* sum_tensor) {
   const Layer& l = b.L();
@@ -266,6 +268,13 @@ StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
                                     std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
                                     int bias, const memory::desc& bias_md,
                                     std::vector<StepArg>* args) {
+  return GemmWeights(b, m, n, k, std::move(ops), w, w_src, bias, bias_md, args, gemm::TileFor(n));
+}
+
+StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
+                                    std::vector<gemm::Op> ops, int w, const memory::desc& w_src,
+                                    int bias, const memory::desc& bias_md,
+                                    std::vector<StepArg>* args, gemm::Tile tile) {
   gemm::Problem p;
   p.m = m;
   p.n = n;
@@ -273,7 +282,7 @@ StatusOr<gemm::Problem> GemmWeights(Builder& b, int64_t m, int64_t n, int64_t k,
   p.lda = k;
   p.ldc = n;
   p.ops = std::move(ops);
-  p.tile = gemm::TileFor(n);
+  p.tile = tile;
   const memory::desc packed = GemmPackedWeights(k, n, p.tile);
   KILN_ASSIGN_OR_RETURN(int wb, b.Weights(1, w, w_src, packed));
   args->push_back({DNNL_ARG_WEIGHTS, packed, wb});

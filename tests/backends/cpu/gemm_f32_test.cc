@@ -1,14 +1,16 @@
 // kiln's FP32 GEMM (src/backends/cpu/gemm_f32.h): the kernel against a double-precision GEMM on
 // random shapes (ragged rows and columns, K in blocks, every tile, 1 and 2 threads, each
 // epilogue op, a residual sum before or after an eltwise op), its GELU against std::erf, and
-// the engine layers that run on it (BERT-like matmuls, a 1x1 conv on few pixels) against the
-// reference kernels, through a plan round trip. Skipped (with the reason) on CPUs without
-// AVX-512.
+// the engine layers that run on it (BERT-like matmuls, a 1x1 conv on few pixels, attention,
+// MobileNet inverted-residual blocks) against the reference kernels, through a plan round trip.
+// Skipped (with the reason) on CPUs without AVX-512.
 #include "backends/cpu/gemm_f32.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,7 @@ std::vector<double> Naive(int64_t m, int64_t n, int64_t k, const std::vector<flo
         if (op.kind == gemm::OpKind::kSum) s += c0[i * n + j];
         if (op.kind == gemm::OpKind::kRelu && s < 0) s *= op.alpha;
         if (op.kind == gemm::OpKind::kGeluErf) s = Gelu(s);
+        if (op.kind == gemm::OpKind::kClip) s = std::clamp<double>(s, op.alpha, op.beta);
       }
       c[i * n + j] = s;
     }
@@ -68,6 +71,7 @@ TEST(CpuGemm, KernelMatchesNaive) {
       {{gemm::OpKind::kSum, 0.f}, {gemm::OpKind::kRelu, 0.f}},
       {{gemm::OpKind::kGeluErf, 0.f}},
       {{gemm::OpKind::kRelu, 0.1f}, {gemm::OpKind::kSum, 0.f}},
+      {{gemm::OpKind::kSum, 0.f}, {gemm::OpKind::kClip, -0.5f, 0.5f}},
   };
   const int caller = cpu::OmpMaxThreads();
   uint32_t seed = 1;
@@ -243,6 +247,98 @@ TEST(CpuGemm, FusedAttentionMatchesReference) {
       fused += l.implementation.rfind("kiln_attention:avx512", 0) == 0;
     }
     EXPECT_EQ(fused, 1) << Impls(**e);
+  }
+}
+
+
+int Fused(const Engine& e, const std::string& kind) {
+  int n = 0;
+  for (const LayerInfo& l : e.Layers()) n += l.implementation.rfind(kind + ":avx512", 0) == 0;
+  return n;
+}
+
+// MobileNet blocks, each one fused step (gemm::RunInvertedResidual) against the reference
+// kernels and through a plan round trip: V2's stride-1 block with ReLU6 and the residual (24
+// channels: the 8-column ymm tail of the project); a stride-2 block with TF's SAME pads (0
+// before, 1 after), ReLU and a 16-channel project (the 16x16 tile) on 3 samples of 45x45 (ragged
+// rows; a thread's rows cross samples); V1's depthwise-separable pair (no expand) with no
+// project bias and a leaky ReLU after it (the general micro-kernel). A block on 14x14 stays on
+// oneDNN (its expanded tensor fits L2), and KILN_CPU_MBCONV=0 keeps every block there.
+TEST(CpuGemm, InvertedResidualBlocksMatchReference) {
+  SKIP_WITHOUT_GEMM();
+  using testing_cpu::A;
+  const auto is = [](std::vector<int64_t> v) { return Attr::Ints(std::move(v)); };
+  struct Case {
+    std::string name;
+    int64_t n, cin, hw, mid, cout, stride;
+    std::vector<int64_t> pads;  // of the depthwise conv
+    bool expand, residual, clip, project_bias, leaky;
+    int fused;  // steps expected
+  };
+  const std::vector<Case> cases = {
+      {"v2 stride 1", 1, 24, 56, 144, 24, 1, {1, 1, 1, 1}, true, true, true, true, false, 1},
+      {"v2 stride 2 SAME", 3, 16, 45, 96, 16, 2, {0, 0, 1, 1}, true, false, false, true, false, 1},
+      {"v1 pair", 1, 32, 64, 32, 64, 1, {1, 1, 1, 1}, false, false, true, false, true, 1},
+      {"v2 14x14", 1, 64, 14, 384, 64, 1, {1, 1, 1, 1}, true, true, true, true, false, 0},
+  };
+  uint32_t seed = 10;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    SegmentBuilder b;
+    b.In("x", {c.n, c.cin, c.hw, c.hw});
+    b.Init("zero", Floats({0.f})).Init("six", Floats({6.f}));
+    auto act = [&](const std::string& in, const std::string& out) {
+      if (c.clip) {
+        b.Op("Clip", {in, "zero", "six"}, {out});
+      } else {
+        b.Op("Relu", {in}, {out});
+      }
+    };
+    std::string t = "x";
+    if (c.expand) {
+      b.Init("w1", Random({c.mid, c.cin, 1, 1}, ++seed, -0.3f, 0.3f));
+      b.Init("b1", Random({c.mid}, ++seed));
+      b.Op("Conv", {"x", "w1", "b1"}, {"e"});
+      act("e", "ea");
+      t = "ea";
+    }
+    b.Init("wd", Random({c.mid, 1, 3, 3}, ++seed, -0.5f, 0.5f));
+    b.Init("bd", Random({c.mid}, ++seed));
+    b.Op("Conv", {t, "wd", "bd"}, {"d"},
+         A({{"group", Attr::Int(c.mid)},
+            {"pads", is(c.pads)},
+            {"strides", is({c.stride, c.stride})}}));
+    act("d", "da");
+    b.Init("w2", Random({c.cout, c.mid, 1, 1}, ++seed, -0.2f, 0.2f));
+    std::vector<std::string> pin = {"da", "w2"};
+    if (c.project_bias) {
+      b.Init("b2", Random({c.cout}, ++seed));
+      pin.push_back("b2");
+    }
+    b.Op("Conv", pin, {"p"});
+    std::string y = "p";
+    if (c.residual) {
+      b.Op("Add", {"p", "x"}, {"s"});
+      y = "s";
+    }
+    if (c.leaky) {
+      b.Op("LeakyRelu", {y}, {"l"}, A({{"alpha", Attr::Float(0.1f)}}));
+      y = "l";
+    }
+    b.Out(y);
+    const std::vector<Tensor> in = {Random({c.n, c.cin, c.hw, c.hw}, ++seed, -2.f, 2.f)};
+    CheckEngine(b, 0, in);
+    StatusOr<std::unique_ptr<Engine>> e =
+        CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
+    ASSERT_TRUE(e.ok()) << e.status();
+    EXPECT_EQ(Fused(**e, "kiln_mbconv"), c.fused) << Impls(**e);
+    if (c.fused == 0) continue;
+    setenv("KILN_CPU_MBCONV", "0", 1);
+    StatusOr<std::unique_ptr<Engine>> off =
+        CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
+    unsetenv("KILN_CPU_MBCONV");
+    ASSERT_TRUE(off.ok()) << off.status();
+    EXPECT_EQ(Fused(**off, "kiln_mbconv"), 0) << Impls(**off);
   }
 }
 
