@@ -398,7 +398,7 @@ StatusOr<int> BuildInvertedResidual(Builder& b) {
   const std::string impl = std::string("kiln_mbconv:avx512 (") + (expand ? "1x1 + " : "") +
                            "dw 3x3/" + std::to_string(r.stride) + " + 1x1" +
                            (sum >= 0 ? " + residual" : "") + ", with the next " +
-                           std::to_string(last - i0) + " layers)";
+                           (last - i0 == 1 ? "layer)" : std::to_string(last - i0) + " layers)");
   b.AddCustomStep(std::make_shared<InvertedResidualStep>(std::move(r)), impl, std::move(args));
   return static_cast<int>(last - i0 + 1);
 }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "backends/cpu/cpu_test_util.h"
+#include "backends/cpu/gemm_f32.h"
 #include "backends/cpu/layers.h"
 #include "backends/cpu/lowering.h"
 
@@ -85,6 +86,27 @@ std::string Ops(const Engine& e) {
   std::string s;
   for (const LayerInfo& l : e.Layers()) s += l.op + " [" + l.implementation + "]; ";
   return s;
+}
+
+// On 224x224 inputs the first blocks' expanded tensors (112x112x64) are large enough for the
+// fused inverted-residual step (layers_conv.cc): inside the sliced prefix it runs per sample,
+// on byte offsets into the batch's tensors, and matches the reference kernels.
+TEST(CpuBatchSlice, FusedBlocksRunPerSample) {
+  if (!cpu::gemm::Available()) GTEST_SKIP() << "the fused block needs AVX-512";
+  SegmentBuilder b = MobileNetLike(2, 224);
+  std::unique_ptr<Engine> e;
+  {
+    SliceEnv env("1048576");
+    e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  }
+  ASSERT_NE(e, nullptr);
+  int fused_sliced = 0;
+  for (const LayerInfo& l : e->Layers()) {
+    fused_sliced += l.implementation.rfind("kiln_mbconv:avx512", 0) == 0 &&
+                    l.implementation.find("[2 sub-batches of 1]") != std::string::npos;
+  }
+  EXPECT_GE(fused_sliced, 1) << Ops(*e);
+  testing_cpu::ExpectEngineMatchesReference(*e, b.graph(), {Random({2, 3, 224, 224}, 7)});
 }
 
 TEST(CpuBatchSlice, MobileNetBlocksMatchReferenceAndUnsliced) {
