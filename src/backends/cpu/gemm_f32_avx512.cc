@@ -312,12 +312,116 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
   }
 }
 
+// The block's GEMMs have a short K (16-960) and a simple epilogue, where the general Micro's
+// prologue and epilogue (its accumulators pass through the stack) cost 20-30% at K = 16: here C
+// starts as bias [+ C, the residual], and ends clamped to [lo, hi] (ReLU, ReLU6, or none).
+struct Lean {
+  bool ok = false;   // the ops have this form
+  bool sum = false;  // start from C (the residual)
+  float lo = -INFINITY, hi = INFINITY;
+};
+Lean LeanOf(const Epi& e) {
+  Lean l;
+  int o = 0;
+  if (o < e.n && e.kind[o] == OpKind::kSum) {
+    l.sum = true;
+    ++o;
+  }
+  if (o < e.n && e.kind[o] == OpKind::kClip) {
+    l.lo = e.alpha[o];
+    l.hi = e.beta[o];
+    ++o;
+  } else if (o < e.n && e.kind[o] == OpKind::kRelu && e.alpha[o] == 0.f) {
+    l.lo = 0.f;
+    ++o;
+  }
+  l.ok = o == e.n;
+  return l;
+}
+
+// kHalf: the tile's last vector holds 8 columns (24 = 16 + 8 channels, MobileNetV2's project
+// layers) and is computed in a ymm register: a zmm multiply-add of 8 valid lanes costs a full one
+// (twice a ymm's on CPUs that split 512-bit operations, such as Zen 4).
+template <int MR, int NV, bool kHalf>
+void MicroLean(int64_t k_total, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+               int nvec, __mmask16 last, const float* bias, bool sum, float lo_f, float hi_f) {
+  constexpr int kNr = 16 * NV;
+  constexpr int kFull = kHalf ? NV - 1 : NV;  // zmm vectors
+  const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
+  __m512 acc[MR][NV];
+  __m256 half[MR];
+#pragma GCC unroll 4
+  for (int v = 0; v < kFull; ++v) {
+    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
+    const __m512 bb = _mm512_maskz_loadu_ps(m, bias + v * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      acc[i][v] = sum ? _mm512_add_ps(bb, _mm512_maskz_loadu_ps(m, c + i * ldc + v * 16)) : bb;
+    }
+  }
+  if constexpr (kHalf) {
+    const __m256 bb = _mm256_loadu_ps(bias + kFull * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      half[i] = sum ? _mm256_add_ps(bb, _mm256_loadu_ps(c + i * ldc + kFull * 16)) : bb;
+    }
+  }
+  for (int64_t k = 0; k < k_total; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kFull; ++v) {
+      bv[v] = _mm512_loadu_ps(b + k * kNr + v * 16);
+      asm("" : "+v"(bv[v]));  // as in Micro: one load of B per k
+    }
+    __m256 bh = _mm256_setzero_ps();
+    if constexpr (kHalf) {
+      bh = _mm256_loadu_ps(b + k * kNr + kFull * 16);
+      asm("" : "+v"(bh));
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kFull; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      if constexpr (kHalf) half[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i * lda + k]), bh, half[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < kFull; ++v) {
+    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_mask_storeu_ps(
+          c + i * ldc + v * 16, m,
+          _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, acc[i][v], lo), hi));
+    }
+  }
+  if constexpr (kHalf) {
+    const __m256 lo8 = _mm256_set1_ps(lo_f), hi8 = _mm256_set1_ps(hi_f);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm256_storeu_ps(c + i * ldc + kFull * 16, _mm256_min_ps(_mm256_max_ps(half[i], lo8), hi8));
+    }
+  }
+}
+
+using LeanFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int,
+                        __mmask16, const float*, bool, float, float);
+template <int MR, int NV, bool kHalf, size_t... I>
+constexpr std::array<LeanFn, MR> MakeLeanTable(std::index_sequence<I...>) {
+  return {{&MicroLean<I + 1, NV, kHalf>...}};
+}
+template <int MR, int NV, bool kHalf>
+constexpr std::array<LeanFn, MR> kLean =
+    MakeLeanTable<MR, NV, kHalf>(std::make_index_sequence<MR>());
+
 // ----------------------------------------------------------------------------- attention
 
-// C[m, n] = epilogue(A[m, k] . packed B + bias) on one thread (K whole, no prefetch).
+// C[m, n] = epilogue(A[m, k] . packed B + bias) on one thread (K whole, no prefetch): on the
+// lean kernel when `lean` is given (the ops in its form, and a bias), else on Micro.
 template <int MR, int NV>
 void GemmOneThread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* bp,
-                   float* c, int64_t ldc, const float* bias, const Epi& e) {
+                   float* c, int64_t ldc, const float* bias, const Epi& e, const Lean* lean) {
   constexpr int kNr = 16 * NV;
   const int rem = static_cast<int>(n % 16);
   for (int64_t col = 0; col < n; col += kNr) {
@@ -325,21 +429,32 @@ void GemmOneThread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     const bool ragged = rem != 0 && col + nvec * 16 > n;
     const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
     const float* b = bp + col * k;
+    const float* bias_col = bias != nullptr ? bias + col : nullptr;
+    // A last vector of 8 columns in a tile's last slot: the lean kernel's ymm form.
+    const bool half = NV > 1 && nvec == NV && last == 0x00FF;
     for (int64_t i = 0; i < m; i += MR) {
       const int rows = static_cast<int>(std::min<int64_t>(MR, m - i));
-      kMicro<MR, NV>[rows - 1][0](k, a + i * lda, lda, b, c + i * ldc + col, ldc, e, nvec, last,
-                                  bias != nullptr ? bias + col : nullptr, nullptr, false, true);
+      if (lean != nullptr) {
+        (half ? kLean<MR, NV, NV != 1> : kLean<MR, NV, false>)[rows - 1](
+            k, a + i * lda, lda, b, c + i * ldc + col, ldc, nvec, last, bias_col, lean->sum,
+            lean->lo, lean->hi);
+      } else {
+        kMicro<MR, NV>[rows - 1][0](k, a + i * lda, lda, b, c + i * ldc + col, ldc, e, nvec, last,
+                                    bias_col, nullptr, false, true);
+      }
     }
   }
 }
 
+// `lean`: the lean kernel's form of `e`, used when it has that form and there is a bias.
 void GemmOneThread(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                    const float* bp, float* c, int64_t ldc, const float* bias = nullptr,
-                   const Epi& e = Epi()) {
-  if (t.mr == 8) GemmOneThread<8, 3>(m, n, k, a, lda, bp, c, ldc, bias, e);
-  if (t.mr == 6) GemmOneThread<6, 4>(m, n, k, a, lda, bp, c, ldc, bias, e);
-  if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e);
-  if (t.mr == 16) GemmOneThread<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e);
+                   const Epi& e = Epi(), const Lean& lean = Lean()) {
+  const Lean* l = lean.ok && bias != nullptr ? &lean : nullptr;
+  if (t.mr == 8) GemmOneThread<8, 3>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
+  if (t.mr == 6) GemmOneThread<6, 4>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
+  if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
+  if (t.mr == 16) GemmOneThread<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
 }
 
 // Horizontal max / sum of 16 lanes (g++ 12's _mm512_reduce_* trip -Wmaybe-uninitialized too).
@@ -567,145 +682,6 @@ void DepthwiseRow(const float* const rows[3], int64_t ow, int64_t c, int pad_l, 
   }
 }
 
-// The block's GEMMs have a short K (16-960) and a simple epilogue, where the general Micro's
-// prologue and epilogue (its accumulators pass through the stack) cost 20-30% at K = 16: here C
-// starts as bias [+ C, the residual], and ends clamped to [lo, hi] (ReLU, ReLU6, or none).
-struct Lean {
-  bool ok = false;   // the ops have this form
-  bool sum = false;  // start from C (the residual)
-  float lo = -INFINITY, hi = INFINITY;
-};
-Lean LeanOf(const Epi& e) {
-  Lean l;
-  int o = 0;
-  if (o < e.n && e.kind[o] == OpKind::kSum) {
-    l.sum = true;
-    ++o;
-  }
-  if (o < e.n && e.kind[o] == OpKind::kClip) {
-    l.lo = e.alpha[o];
-    l.hi = e.beta[o];
-    ++o;
-  } else if (o < e.n && e.kind[o] == OpKind::kRelu && e.alpha[o] == 0.f) {
-    l.lo = 0.f;
-    ++o;
-  }
-  l.ok = o == e.n;
-  return l;
-}
-
-// kHalf: the tile's last vector holds 8 columns (24 = 16 + 8 channels, MobileNetV2's project
-// layers) and is computed in a ymm register: a zmm multiply-add of 8 valid lanes costs a full one
-// (twice a ymm's on CPUs that split 512-bit operations, such as Zen 4).
-template <int MR, int NV, bool kHalf>
-void MicroLean(int64_t k_total, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-               int nvec, __mmask16 last, const float* bias, bool sum, float lo_f, float hi_f) {
-  constexpr int kNr = 16 * NV;
-  constexpr int kFull = kHalf ? NV - 1 : NV;  // zmm vectors
-  const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
-  __m512 acc[MR][NV];
-  __m256 half[MR];
-#pragma GCC unroll 4
-  for (int v = 0; v < kFull; ++v) {
-    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
-    const __m512 bb = _mm512_maskz_loadu_ps(m, bias + v * 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      acc[i][v] = sum ? _mm512_add_ps(bb, _mm512_maskz_loadu_ps(m, c + i * ldc + v * 16)) : bb;
-    }
-  }
-  if constexpr (kHalf) {
-    const __m256 bb = _mm256_loadu_ps(bias + kFull * 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      half[i] = sum ? _mm256_add_ps(bb, _mm256_loadu_ps(c + i * ldc + kFull * 16)) : bb;
-    }
-  }
-  for (int64_t k = 0; k < k_total; ++k) {
-    __m512 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < kFull; ++v) {
-      bv[v] = _mm512_loadu_ps(b + k * kNr + v * 16);
-      asm("" : "+v"(bv[v]));  // as in Micro: one load of B per k
-    }
-    __m256 bh = _mm256_setzero_ps();
-    if constexpr (kHalf) {
-      bh = _mm256_loadu_ps(b + k * kNr + kFull * 16);
-      asm("" : "+v"(bh));
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
-#pragma GCC unroll 4
-      for (int v = 0; v < kFull; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-      if constexpr (kHalf) half[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i * lda + k]), bh, half[i]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int v = 0; v < kFull; ++v) {
-    const __mmask16 m = v == nvec - 1 ? last : v < nvec ? kAll : 0;
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_mask_storeu_ps(
-          c + i * ldc + v * 16, m,
-          _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, acc[i][v], lo), hi));
-    }
-  }
-  if constexpr (kHalf) {
-    const __m256 lo8 = _mm256_set1_ps(lo_f), hi8 = _mm256_set1_ps(hi_f);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm256_storeu_ps(c + i * ldc + kFull * 16, _mm256_min_ps(_mm256_max_ps(half[i], lo8), hi8));
-    }
-  }
-}
-
-using LeanFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int,
-                        __mmask16, const float*, bool, float, float);
-template <int MR, int NV, bool kHalf, size_t... I>
-constexpr std::array<LeanFn, MR> MakeLeanTable(std::index_sequence<I...>) {
-  return {{&MicroLean<I + 1, NV, kHalf>...}};
-}
-template <int MR, int NV, bool kHalf>
-constexpr std::array<LeanFn, MR> kLean =
-    MakeLeanTable<MR, NV, kHalf>(std::make_index_sequence<MR>());
-
-// C[m, n] = ops(A[m, k] . packed B + bias) on one thread: the lean kernel when the ops allow it
-// and there is a bias (zeros otherwise are not worth a special case), else GemmOneThread.
-template <int MR, int NV>
-void BlockGemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* bp,
-               float* c, int64_t ldc, const float* bias, const Epi& e, const Lean& lean) {
-  if (!lean.ok || bias == nullptr) {
-    GemmOneThread<MR, NV>(m, n, k, a, lda, bp, c, ldc, bias, e);
-    return;
-  }
-  constexpr int kNr = 16 * NV;
-  const int rem = static_cast<int>(n % 16);
-  for (int64_t col = 0; col < n; col += kNr) {
-    const int nvec = static_cast<int>(std::min<int64_t>(NV, (n - col + 15) / 16));
-    const bool ragged = rem != 0 && col + nvec * 16 > n;
-    const __mmask16 last = ragged ? static_cast<__mmask16>((1u << rem) - 1) : kAll;
-    const float* b = bp + col * k;
-    for (int64_t i = 0; i < m; i += MR) {
-      const int rows = static_cast<int>(std::min<int64_t>(MR, m - i));
-      // A last vector of 8 columns in a tile's last slot: the ymm kernel.
-      const bool half = NV > 1 && nvec == NV && last == 0x00FF;
-      (half ? kLean<MR, NV, NV != 1> : kLean<MR, NV, false>)[rows - 1](
-          k, a + i * lda, lda, b, c + i * ldc + col, ldc, nvec, last, bias + col, lean.sum, lean.lo,
-          lean.hi);
-    }
-  }
-}
-
-void BlockGemm(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-               const float* bp, float* c, int64_t ldc, const float* bias, const Epi& e,
-               const Lean& lean) {
-  if (t.mr == 8) BlockGemm<8, 3>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
-  if (t.mr == 6) BlockGemm<6, 4>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
-  if (t.mr == 12) BlockGemm<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
-  if (t.mr == 16) BlockGemm<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e, lean);
-}
-
 // Output rows [t0, t1) of the whole batch (row t is sample t / oh, row t % oh).
 void InvertedResidualRows(const InvertedResidual& r, const Epi& e1, const Epi& ed, const Epi& e2,
                           int64_t t0, int64_t t1, std::vector<float>* scratch) {
@@ -747,8 +723,8 @@ void InvertedResidualRows(const InvertedResidual& r, const Epi& e1, const Epi& e
         if (in_slot[s] != id) {
           const float* xr = r.x + id * r.w * r.cin;
           if (r.w1 != nullptr) {
-            BlockGemm(r.t1, r.w, r.cmid, r.cin, xr, r.cin, r.w1, slot + r.cmid, r.cmid, r.b1, e1,
-                      lean1);
+            GemmOneThread(r.t1, r.w, r.cmid, r.cin, xr, r.cin, r.w1, slot + r.cmid, r.cmid, r.b1,
+                          e1, lean1);
           } else {
             std::memcpy(slot + r.cmid, xr, static_cast<size_t>(r.w * r.cin) * sizeof(float));
           }
@@ -768,7 +744,8 @@ void InvertedResidualRows(const InvertedResidual& r, const Epi& e1, const Epi& e
       std::memcpy(yr, r.x + t * r.w * r.cin,
                   static_cast<size_t>(rows * r.ow * r.cout) * sizeof(float));
     }
-    BlockGemm(r.t2, rows * r.ow, r.cout, r.cmid, mid, r.cmid, r.w2, yr, r.cout, r.b2, e2, lean2);
+    GemmOneThread(r.t2, rows * r.ow, r.cout, r.cmid, mid, r.cmid, r.w2, yr, r.cout, r.b2, e2,
+                  lean2);
     t += rows;
   }
 }
