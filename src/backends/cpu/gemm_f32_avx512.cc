@@ -312,7 +312,9 @@ void RunTile(const Problem& p, const Epi& e, int tid, int nt) {
   }
 }
 
-// The block's GEMMs have a short K (16-960) and a simple epilogue, where the general Micro's
+// ----------------------------------------------------------------------------- one-thread GEMMs
+
+// The inverted-residual block's GEMMs have a short K (16-960) and a simple epilogue, where Micro's
 // prologue and epilogue (its accumulators pass through the stack) cost 20-30% at K = 16: here C
 // starts as bias [+ C, the residual], and ends clamped to [lo, hi] (ReLU, ReLU6, or none).
 struct Lean {
@@ -415,8 +417,6 @@ template <int MR, int NV, bool kHalf>
 constexpr std::array<LeanFn, MR> kLean =
     MakeLeanTable<MR, NV, kHalf>(std::make_index_sequence<MR>());
 
-// ----------------------------------------------------------------------------- attention
-
 // C[m, n] = epilogue(A[m, k] . packed B + bias) on one thread (K whole, no prefetch): on the
 // lean kernel when `lean` is given (the ops in its form, and a bias), else on Micro.
 template <int MR, int NV>
@@ -456,6 +456,8 @@ void GemmOneThread(Tile t, int64_t m, int64_t n, int64_t k, const float* a, int6
   if (t.mr == 12) GemmOneThread<12, 2>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
   if (t.mr == 16) GemmOneThread<16, 1>(m, n, k, a, lda, bp, c, ldc, bias, e, l);
 }
+
+// ----------------------------------------------------------------------------- attention
 
 // Horizontal max / sum of 16 lanes (g++ 12's _mm512_reduce_* trip -Wmaybe-uninitialized too).
 float LaneMax(__m512 v) {

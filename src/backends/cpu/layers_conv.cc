@@ -181,7 +181,6 @@ Status BuildConv(Builder& b) {
   return Status::OK();
 }
 
-
 // ----------------------------------------------------------------------------- inverted residual
 
 namespace {
