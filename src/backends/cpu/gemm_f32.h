@@ -9,7 +9,8 @@
 // into L2, so the weights' stream from DRAM (BERT-base reads 340 MB of them per run) overlaps
 // the multiply-adds. Threads split the panels (many panels) or the rows of A (few panels).
 // The epilogue applies oneDNN-style post-ops in order: a sum (C's previous content, the
-// residual), ReLU / leaky ReLU, or GELU (erf), so an engine layer keeps its fusion.
+// residual), ReLU / leaky ReLU, clip (ReLU6), or GELU (erf), so an engine layer keeps its fusion.
+// The same micro-kernel also runs attention and MobileNet's inverted-residual blocks (below).
 //
 // The kernel is compiled for AVX-512 (gemm_f32_avx512.cc) and runs only where Available().
 #pragma once
