@@ -156,6 +156,13 @@ int KilnGemmLayers(const Engine& e) {
   return n;
 }
 
+// Layers that run as a fused step of `kind` ("kiln_attention", "kiln_mbconv").
+int Fused(const Engine& e, const std::string& kind) {
+  int n = 0;
+  for (const LayerInfo& l : e.Layers()) n += l.implementation.rfind(kind + ":avx512", 0) == 0;
+  return n;
+}
+
 // Builds `b`, expects `gemm_layers` of its layers on kiln's GEMM, compares with the reference
 // kernels, and again after a plan round trip (same implementations, bit-identical outputs).
 void CheckEngine(const SegmentBuilder& b, int gemm_layers, const std::vector<Tensor>& in) {
@@ -242,19 +249,8 @@ TEST(CpuGemm, FusedAttentionMatchesReference) {
     StatusOr<std::unique_ptr<Engine>> e =
         CpuBackend().Build(b.graph(), testing_cpu::Config(b.shapes()));
     ASSERT_TRUE(e.ok()) << e.status();
-    int fused = 0;
-    for (const LayerInfo& l : (*e)->Layers()) {
-      fused += l.implementation.rfind("kiln_attention:avx512", 0) == 0;
-    }
-    EXPECT_EQ(fused, 1) << Impls(**e);
+    EXPECT_EQ(Fused(**e, "kiln_attention"), 1) << Impls(**e);
   }
-}
-
-
-int Fused(const Engine& e, const std::string& kind) {
-  int n = 0;
-  for (const LayerInfo& l : e.Layers()) n += l.implementation.rfind(kind + ":avx512", 0) == 0;
-  return n;
 }
 
 // MobileNet blocks, each one fused step (gemm::RunInvertedResidual) against the reference
