@@ -25,7 +25,6 @@ struct Epi {
   int n = 0;
   OpKind kind[4] = {};
   float alpha[4] = {}, beta[4] = {};
-  bool has_sum = false;
 };
 
 Epi EpiOf(const std::vector<Op>& ops) {
