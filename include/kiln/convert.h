@@ -65,9 +65,15 @@ struct ConversionParams {
   std::function<void(int64_t done, int64_t total)> calibration_progress;  // total -1: unknown
   // INT8: tensors whose INT8 layers (the conv / matmul reading them) stay in higher precision.
   std::vector<std::string> int8_keep_float;
-  // INT8 accuracy budget (beyond TF-TRT), with calibration_feeds / calibration_input_fn: keeps
-  // the layers whose quantization hurts most in higher precision until the rel. L2 error of the
-  // outputs on (up to 8 batches of) the calibration data is at most this; negative: off.
+  // Per-layer precision constraint (TensorRT's layer precision with OBEY_PRECISION_CONSTRAINTS,
+  // ONNX Runtime's fp16 node block list): conv / matmul nodes, by name, whose layers stay in FP32
+  // in FP16 / BF16 / INT8 engines (the CPU backend; others warn and ignore it).
+  std::vector<std::string> fp32_layers;
+  // Accuracy budget (beyond TF-TRT), with calibration_feeds / calibration_input_fn (for FP16 /
+  // BF16 they only measure the error): keeps the layers whose reduced precision hurts most in
+  // higher precision until the rel. L2 error of the outputs vs FP32 on (up to 8 batches of) that
+  // data is at most this; negative: off. INT8 keeps tensors' layers out of INT8
+  // (int8_keep_float); FP16 / BF16 keep layers in FP32 (fp32_layers).
   double max_accuracy_loss = -1;
   std::vector<std::string> op_denylist;        // plus KILN_OP_DENYLIST
   int max_engines = 1000;
@@ -90,6 +96,8 @@ struct EngineSummary {
   double build_ms = 0;
   std::string status;                          // "built", or why the engine was not built
   std::map<std::string, int> layer_precisions;  // built: "BF16" -> layers computing in it
+  // Built: the layers computing below FP32, by their first node's name (what fp32_layers names).
+  std::vector<std::string> reduced_layers;
   bool from_engine_cache = false;              // the plan came from the disk engine cache
   // Tactic timing (KILN_TACTIC_TIMING / KILN_TIMING_CACHE): "layer: timed 3 implementations"
   // or "layer: timing cache" for each layer whose implementation was chosen by timing.
@@ -114,6 +122,9 @@ struct ConversionSummary {
   // tensors whose layers it kept in higher precision (most harmful first).
   std::string int8_accuracy;
   std::vector<std::string> int8_kept_float;
+  // FP16 / BF16: the same for the layers the budget kept in FP32 (fp32_layers).
+  std::string precision_accuracy;
+  std::vector<std::string> fp32_kept_layers;
   double total_ms = 0;
   std::string ToString() const;                // what `kiln convert` prints
   std::string ToJson() const;

@@ -224,7 +224,8 @@ class ConversionParams:
     ``engine_cache_dir`` is a disk engine cache (default: ``KILN_ENGINE_CACHE``).
     ``input_shapes`` declares input shapes the model leaves open (``-1`` = unknown), e.g.
     ``{"x": [-1, 3, 224, 224]}``. ``outputs`` restricts the model to these fetches.
-    INT8 with ``use_calibration``: ``calibration_method`` is "entropy" (TensorRT's entropy
+    ``fp32_layers`` names conv / matmul nodes whose layers stay in FP32 in FP16 / BF16 / INT8
+    engines (TensorRT's per-layer precision; CPU backend). INT8 with ``use_calibration``: ``calibration_method`` is "entropy" (TensorRT's entropy
     calibrator, the default), "minmax" or "percentile" (``calibration_percentile``);
     ``calibration_cache`` is a calibration table file, read when it exists, else written.
     """
@@ -242,6 +243,7 @@ class ConversionParams:
     outputs: Optional[Sequence[str]] = None
     input_shapes: Optional[Mapping[str, Sequence[int]]] = None
     op_denylist: Optional[Sequence[str]] = None
+    fp32_layers: Optional[Sequence[str]] = None
     max_engines: int = 1000
     backend: str = "cpu"
     calibration_method: str = "entropy"
@@ -263,6 +265,7 @@ class ConversionParams:
         p.outputs = [str(o) for o in (self.outputs or [])]
         p.input_shapes = {str(k): [int(d) for d in v] for k, v in (self.input_shapes or {}).items()}
         p.op_denylist = [str(o) for o in (self.op_denylist or [])]
+        p.fp32_layers = [str(o) for o in (self.fp32_layers or [])]
         p.max_engines = int(self.max_engines)
         p.backend = str(self.backend)
         p.calibration_method = str(self.calibration_method)

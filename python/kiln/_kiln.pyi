@@ -42,6 +42,7 @@ class ConversionParams:
     engine_cache_dir: str
     use_calibration: bool
     op_denylist: List[str]
+    fp32_layers: List[str]
     max_engines: int
     backend: str
     input_shapes: Dict[str, List[int]]

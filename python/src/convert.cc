@@ -71,6 +71,7 @@ void BindConvert(py::module_& m) {
       .def_readwrite("engine_cache_dir", &ConversionParams::engine_cache_dir)
       .def_readwrite("use_calibration", &ConversionParams::use_calibration)
       .def_readwrite("op_denylist", &ConversionParams::op_denylist)
+      .def_readwrite("fp32_layers", &ConversionParams::fp32_layers)
       .def_readwrite("max_engines", &ConversionParams::max_engines)
       .def_readwrite("backend", &ConversionParams::backend)
       .def_readwrite("input_shapes", &ConversionParams::input_shapes)

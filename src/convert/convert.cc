@@ -223,6 +223,7 @@ struct EngineResult {
   std::string plan;  // empty in dynamic mode
   double build_ms = 0;
   std::map<std::string, int> layer_precisions;  // precision -> layers that got it
+  std::vector<std::string> reduced_layers;      // layers below FP32, by first node
   std::vector<std::string> tactics;  // "layer: timed 3 implementations" (tactic timing)
   std::vector<std::string> cached_plans;  // cached_engines: engines built ahead (dynamic mode)
   bool from_engine_cache = false;         // `plan` came from the disk engine cache
@@ -241,7 +242,10 @@ StatusOr<EngineResult> BuildPlan(const Backend& backend, const Graph& seg,
   if (!engine.ok()) return engine.status();
   KILN_ASSIGN_OR_RETURN(std::string payload, (*engine)->SerializePayload());
   r.build_ms = MsSince(t0);
-  for (const LayerInfo& l : (*engine)->Layers()) ++r.layer_precisions[l.precision];
+  for (const LayerInfo& l : (*engine)->Layers()) {
+    ++r.layer_precisions[l.precision];
+    if (l.precision != "FP32") r.reduced_layers.push_back(l.name);
+  }
   for (const LayerInfo& l : (*engine)->Layers()) {  // the CPU engine notes tactic timing in []
     const size_t at = l.implementation.rfind(" [");
     if (at == std::string::npos || l.implementation.back() != ']') continue;
@@ -489,6 +493,11 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
                                "precision (" +
                                PrecisionName(backend->FallbackFor(precision)) + ")");
   }
+  if (!params.fp32_layers.empty() && std::string(backend->name()) != "cpu") {
+    summary.warnings.push_back(std::string("fp32_layers: backend ") + backend->name() +
+                               " does not take per-layer precision constraints; ignored");
+  }
+  const std::set<std::string> fp32_layers(params.fp32_layers.begin(), params.fp32_layers.end());
   BuildConfig base;
   base.precision = precision;
   base.max_batch_size = params.max_batch_size;
@@ -566,6 +575,9 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
       BuildConfig seg_base = base;  // INT8: plus the segment's ranges
       std::string calibration_data;
       KILN_RETURN_IF_ERROR(Int8ForSegment(int8, *fn, &seg_base, &calibration_data));
+      for (const Node& n : fn->nodes) {  // the layers kept in FP32 that are in this segment
+        if (fp32_layers.count(n.name)) seg_base.fp32_layers.push_back(n.name);
+      }
       if (int8.calibrating) {
         es.status = "calibration: runs its native segment in FP32 and collects INT8 statistics";
       } else if (params.is_dynamic_op) {
@@ -620,6 +632,7 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
         es.status = "built";
         es.build_ms = built.build_ms;
         es.layer_precisions = built.layer_precisions;
+        es.reduced_layers = built.reduced_layers;
         es.tactics = built.tactics;
         es.from_engine_cache = built.from_engine_cache;
       }
@@ -636,6 +649,9 @@ StatusOr<Converted> Convert(Graph graph, const ConversionParams& params) {
       replacements.push_back(
           {&seg, MakeEngineOp(name, *fn, key, built, params, has_engine), key, fn});
       replacements.back().engine_op.attrs["calibration_data"] = Attr::String(calibration_data);
+      if (!seg_base.fp32_layers.empty()) {
+        replacements.back().engine_op.attrs["fp32_layers"] = Attr::Strings(seg_base.fp32_layers);
+      }
     }
 
     if (!replacements.empty()) {
@@ -720,7 +736,30 @@ Status ConvertedModel::Save(const std::string& path) const {
   return SaveGraphByPath(impl_->graph, path);
 }
 
+namespace {
+PrecisionBudgetRunner& BudgetRunner() {
+  static PrecisionBudgetRunner runner = nullptr;
+  return runner;
+}
+}  // namespace
+
+void SetPrecisionBudgetRunner(PrecisionBudgetRunner runner) { BudgetRunner() = runner; }
+PrecisionBudgetRunner GetPrecisionBudgetRunner() { return BudgetRunner(); }
+
 StatusOr<ConvertedModel> CreateInferenceGraph(Graph graph, const ConversionParams& params) {
+  // FP16 / BF16 with an accuracy budget: the runtime searches the layers to keep in FP32.
+  if (auto precision = ParsePrecision(params.precision_mode);
+      precision.ok() && (*precision == Precision::kFP16 || *precision == Precision::kBF16) &&
+      params.max_accuracy_loss >= 0) {
+    if (params.calibration_feeds.empty() && !params.calibration_input_fn) {
+      return InvalidArgument(
+          "max_accuracy_loss with precision_mode " + std::string(PrecisionName(*precision)) +
+          " needs inputs to measure the error on (calibration_feeds or calibration_input_fn)");
+    }
+    PrecisionBudgetRunner run = GetPrecisionBudgetRunner();
+    if (run == nullptr) return FailedPrecondition("the accuracy budget needs the kiln runtime");
+    return run(graph, params);
+  }
   // INT8 calibration graph: keeps its source for CalibGraphToInferGraph (convert/int8.h).
   std::shared_ptr<const Graph> calibration_source;
   if (IsCalibrationConversion(params)) calibration_source = std::make_shared<Graph>(graph);

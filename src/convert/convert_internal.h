@@ -30,6 +30,14 @@ using CalibrationRunner = StatusOr<ConvertedModel> (*)(ConvertedModel calib,
 void SetCalibrationRunner(CalibrationRunner runner);
 CalibrationRunner GetCalibrationRunner();  // null when the runtime is not linked
 
+// FP16 / BF16 accuracy budget (ConversionParams::max_accuracy_loss with calibration inputs):
+// converts `source` with the layers whose reduced precision hurts most kept in FP32 until the
+// outputs are within the budget. Set by src/runtime/calibration_flow.cc, as above.
+using PrecisionBudgetRunner = StatusOr<ConvertedModel> (*)(const Graph& source,
+                                                           const ConversionParams& params);
+void SetPrecisionBudgetRunner(PrecisionBudgetRunner runner);
+PrecisionBudgetRunner GetPrecisionBudgetRunner();  // null when the runtime is not linked
+
 // InvalidArgument naming the parameter for any invalid field (sizes, precision, backend);
 // `outputs` is checked against the graph in CreateInferenceGraph.
 Status ValidateConversionParams(const ConversionParams& params);

@@ -91,6 +91,10 @@ std::string ConversionSummary::ToString() const {
       os << "    kept in higher precision: the layer(s) reading '" << t << "'\n";
     }
   }
+  if (!precision_accuracy.empty()) {  // FP16 / BF16 accuracy budget (calibration_flow.cc)
+    os << "\n  accuracy budget: " << precision_accuracy << "\n";
+    for (const auto& l : fp32_kept_layers) os << "    kept in FP32: layer '" << l << "'\n";
+  }
   for (const auto& w : warnings) os << "\n  warning: " << w << "\n";
   os << "\n  total conversion time: " << Ms(total_ms) << "\n";
   return os.str();
@@ -142,6 +146,8 @@ std::string ConversionSummary::ToJson() const {
      << ",\n  \"subgraphs\": " << JsonList(subgraphs)
      << ",\n  \"int8_accuracy\": " << JsonQuote(int8_accuracy)
      << ",\n  \"int8_kept_float\": " << JsonList(int8_kept_float)
+     << ",\n  \"precision_accuracy\": " << JsonQuote(precision_accuracy)
+     << ",\n  \"fp32_kept_layers\": " << JsonList(fp32_kept_layers)
      << ",\n  \"total_ms\": " << JsonNumber(total_ms) << "\n}\n";
   return os.str();
 }

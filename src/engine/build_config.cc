@@ -42,6 +42,11 @@ std::string BuildConfig::Fingerprint() const {
     }
     s += ",int8_ranges=" + HashBytes(bytes);
   }
+  if (!fp32_layers.empty()) {
+    std::string names;
+    for (const auto& n : fp32_layers) names += n + '\0';
+    s += ",fp32_layers=" + HashBytes(names);
+  }
   return s;
 }
 

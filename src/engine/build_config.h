@@ -42,6 +42,11 @@ struct BuildConfig {
   // INT8 / FP8: ranges by tensor name (the calibration table); layers whose input has no range stay
   // in higher precision. Part of the fingerprint (as a hash) when not empty.
   std::map<std::string, TensorRange> int8_ranges;
+  // Per-layer precision constraint (TensorRT's layer.precision = kFLOAT with
+  // OBEY_PRECISION_CONSTRAINTS): compute layers (conv, matmul) that fold one of these IR nodes
+  // stay in FP32 in an FP16 / BF16 / INT8 engine. ConversionParams::fp32_layers, the EngineOp's
+  // "fp32_layers" attribute. Part of the fingerprint when not empty.
+  std::vector<std::string> fp32_layers;
 
   // Stable text of every field, for content hashes and cache keys.
   std::string Fingerprint() const;

@@ -1,6 +1,7 @@
 #include "runtime/calibration_flow.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -148,6 +149,129 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
   return model;
 }
 
+// The layers of a converted model's engines that compute below FP32 (EngineSummary).
+std::vector<std::string> ReducedLayers(const ConvertedModel& m) {
+  std::vector<std::string> names;
+  for (const EngineSummary& e : m.summary().engines) {
+    names.insert(names.end(), e.reduced_layers.begin(), e.reduced_layers.end());
+  }
+  return names;
+}
+
+// The FP16 / BF16 accuracy budget. Ranks each reduced layer by the error of the model with only
+// that layer reduced (the rest FP32: its own harm, which the error with only it kept in FP32 hides
+// when the error is spread over many layers, as BF16's is), then keeps the most harmful in FP32:
+// the fewest of them, found by bisection on that order, whose outputs on `eval` are within
+// params.max_accuracy_loss (rel. L2) of the FP32 engines'. About N + log2(N) conversions for N
+// reduced layers.
+StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const ConversionParams& params) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Feeds> eval(
+      params.calibration_feeds.begin(),
+      params.calibration_feeds.begin() + std::min<size_t>(params.calibration_feeds.size(), 8));
+  if (params.calibration_input_fn) {
+    Feeds f;
+    while (eval.size() < 8 && params.calibration_input_fn(&f)) {
+      eval.push_back(std::move(f));
+      f.clear();
+    }
+  }
+  if (eval.empty()) return InvalidArgument("accuracy budget: the inputs gave no batch");
+  const double budget = params.max_accuracy_loss;
+  ConversionParams base = params;
+  base.max_accuracy_loss = -1;
+  base.calibration_feeds.clear();
+  base.calibration_input_fn = nullptr;
+  base.calibration_progress = nullptr;
+  ConversionParams fp32 = base;
+  fp32.precision_mode = "FP32";
+  fp32.fp32_layers.clear();
+  KILN_ASSIGN_OR_RETURN(ConvertedModel reference, CreateInferenceGraph(source, fp32));
+  KILN_ASSIGN_OR_RETURN(auto want, RunAll(reference.graph(), eval));
+  // Progress (calibration_progress) once the search starts: conversions done of about N + 1 +
+  // log2(N + 1).
+  int64_t builds = 0, planned = 0;
+  auto build = [&](const std::vector<std::string>& keep, double* err) -> StatusOr<ConvertedModel> {
+    ConversionParams p = base;
+    p.fp32_layers = keep;
+    KILN_ASSIGN_OR_RETURN(ConvertedModel m, CreateInferenceGraph(source, p));
+    KILN_ASSIGN_OR_RETURN(auto got, RunAll(m.graph(), eval));
+    *err = RelL2All(got, want);
+    if (planned > 0 && params.calibration_progress) {
+      params.calibration_progress(++builds, std::max(builds, planned));
+    }
+    return m;
+  };
+  const std::vector<std::string>& fixed = params.fp32_layers;
+  double err = 0;
+  KILN_ASSIGN_OR_RETURN(ConvertedModel model, build(fixed, &err));
+  const double all_reduced = err;
+  std::vector<std::string> kept;  // most harmful first
+  if (err > budget) {
+    const std::vector<std::string> reduced = ReducedLayers(model);
+    planned = 1 + static_cast<int64_t>(reduced.size()) +
+              static_cast<int64_t>(std::ceil(std::log2(reduced.size() + 1.0)));
+    std::vector<std::pair<double, std::string>> harm;  // error with only that layer reduced
+    for (const std::string& c : reduced) {
+      std::vector<std::string> keep = fixed;
+      for (const std::string& o : reduced) {
+        if (o != c) keep.push_back(o);
+      }
+      double e = 0;
+      KILN_ASSIGN_OR_RETURN(ConvertedModel m, build(keep, &e));
+      // A layer that cannot be kept by name (an eltwise layer following a reduced producer)
+      // computes in FP32 once its producers do: nothing to rank.
+      const std::vector<std::string> still = ReducedLayers(m);
+      if (std::find(still.begin(), still.end(), c) != still.end()) harm.emplace_back(e, c);
+    }
+    std::sort(harm.begin(), harm.end(), [](const auto& a, const auto& b) { return a > b; });
+    auto first = [&](size_t k) {
+      std::vector<std::string> keep = fixed;
+      for (size_t i = 0; i < k; ++i) keep.push_back(harm[i].second);
+      return keep;
+    };
+    // Bisection for the fewest of the most harmful within the budget; every tried prefix is
+    // measured, so the result is within the budget whether or not the error falls monotonically.
+    size_t lo = 0, hi = harm.size();
+    double hi_err = 0;
+    KILN_ASSIGN_OR_RETURN(ConvertedModel best, build(first(hi), &hi_err));
+    while (hi_err <= budget && hi - lo > 1) {
+      const size_t mid = lo + (hi - lo) / 2;
+      double e = 0;
+      KILN_ASSIGN_OR_RETURN(ConvertedModel m, build(first(mid), &e));
+      if (e <= budget) {
+        hi = mid;
+        hi_err = e;
+        best = std::move(m);
+      } else {
+        lo = mid;
+      }
+    }
+    model = std::move(best);
+    err = hi_err;
+    if (params.calibration_progress && builds > 0) params.calibration_progress(builds, builds);
+    for (size_t i = 0; i < hi; ++i) kept.push_back(harm[i].second);
+  }
+  auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.3g", v);
+    return std::string(buf);
+  };
+  auto& impl = ConvertedModelAccess::Of(model);
+  impl.summary.fp32_kept_layers = kept;
+  const std::string mode = PrecisionName(*ParsePrecision(params.precision_mode));
+  impl.summary.precision_accuracy =
+      "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
+      " batch(es): " + text(all_reduced) + " with every layer " + mode +
+      (fixed.empty() ? "" : " but the given fp32_layers") + ", " + text(err) + " with " +
+      std::to_string(kept.size()) + " more layer(s) kept in FP32 (budget " + text(budget) +
+      (err <= budget ? ")" : "; not reached)");
+  impl.params.max_accuracy_loss = params.max_accuracy_loss;
+  impl.summary.total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return model;
+}
+
 // CalibGraphToInferGraph with the batches the accuracy budget is measured on.
 StatusOr<ConvertedModel> ToInferGraph(const ConvertedModel& calib_graph,
                                       const std::vector<Feeds>& eval);
@@ -240,6 +364,7 @@ StatusOr<ConvertedModel> CalibrateWithFeeds(ConvertedModel calib, const Conversi
 
 [[maybe_unused]] const bool registered = [] {
   SetCalibrationRunner(&CalibrateWithFeeds);
+  SetPrecisionBudgetRunner(&FloatWithinBudget);
   return true;
 }();
 

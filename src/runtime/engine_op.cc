@@ -82,6 +82,7 @@ StatusOr<EngineOpSetup> SetUp(const Node& node, const Graph& graph) {
   s.config.precision = precision.ok() ? *precision : Precision::kFP32;
   s.config.max_batch_size = num("max_batch_size", 1);
   s.config.max_workspace_size_bytes = num("workspace_size_bytes", int64_t{1} << 30);
+  if (const Attr* a = node.FindAttr("fp32_layers")) s.config.fp32_layers = a->strings;
   // INT8: calibration_data is the table (ranges into the config) or "calibrate:<id>".
   KILN_RETURN_IF_ERROR(
       ApplyCalibrationData(str("calibration_data"), node.Describe(), &s.config, &s.calibrate_id));
@@ -343,6 +344,7 @@ void AddEngineOp(OpRegistry& r) {
              .AttrDefault("use_calibration", int64_t{0})
              .AttrDefault("allow_build_at_runtime", int64_t{0})
              .AttrDefault("backend", "cpu")
+             .AttrNoDefault("fp32_layers", AttrType::kStrings)
              .AttrNoDefault("cached_engines", AttrType::kStrings)
              .AttrDefault("engine_cache_dir", "")
              .AttrDefault("record_shapes", int64_t{0})

@@ -150,6 +150,7 @@ Status ConvertedModel::BuildEngines(const std::vector<Feeds>& samples, ProfileSt
     }
     if (const Attr* b = attr("max_batch_size")) base.max_batch_size = b->i;
     if (const Attr* w = attr("workspace_size_bytes")) base.max_workspace_size_bytes = w->i;
+    if (const Attr* f = attr("fp32_layers")) base.fp32_layers = f->strings;
     const std::string calibration = attr("calibration_data") ? attr("calibration_data")->s : "";
     KILN_ASSIGN_OR_RETURN(uint64_t fnv, SegmentFnv(*fn->second));
 

@@ -2,6 +2,8 @@
 // Gemm): the two-step calibration flow (calibration graph -> Session -> CalibGraphToInferGraph),
 // the one-call form, the calibration cache round trip and mismatch, ranges from Q/DQ and
 // fake-quant nodes (use_calibration=false), per-layer fallback and the INT8 layers themselves.
+// At the end: per-layer FP32 constraints (fp32_layers) and the BF16 accuracy budget on the same
+// CNN.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,14 +12,17 @@
 #include <fstream>
 #include <random>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_test_util.h"
 #include "cli/cli_runner.h"
 #include "convert/engine_op_def.h"
 #include "engine/calibrator.h"
 #include "io/npy/npy.h"
 #include "io/onnx/onnx_export.h"
+#include "io/onnx/onnx_import.h"
 #include "kiln/convert.h"
 #include "kiln/session.h"
+#include "runtime/engine_op.h"
 
 namespace kiln {
 namespace {
@@ -447,6 +452,124 @@ TEST(Int8Cli, ConvertWithCalibrationDataAndCache) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("'kl'"), std::string::npos) << r.output;
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln
+
+// Per-layer precision constraints (ConversionParams::fp32_layers) and the FP16 / BF16 accuracy
+// budget, on the small CNN in BF16.
+namespace kiln {
+namespace {
+
+ConversionParams Bf16Params() {
+  ConversionParams p = Int8Params();
+  p.precision_mode = "BF16";
+  return p;
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Rel. L2 of `converted` against the unconverted graph over every batch of `feeds`.
+double ErrorOn(const Graph& converted, const Graph& g, const std::vector<Feeds>& feeds) {
+  double num = 0, den = 0;
+  for (const Feeds& f : feeds) {
+    auto a = RunGraph(converted, f[0].second), b = RunGraph(g, f[0].second);
+    if (a.empty() || b.empty()) return 1e30;
+    for (int64_t i = 0; i < b[0].num_elements(); ++i) {
+      const double d = a[0].data<float>()[i] - b[0].data<float>()[i];
+      num += d * d;
+      den += static_cast<double>(b[0].data<float>()[i]) * b[0].data<float>()[i];
+    }
+  }
+  return std::sqrt(num / den);
+}
+
+// A named conv stays in FP32 inside a BF16 engine; the constraint travels with the EngineOp
+// (attribute fp32_layers, part of the plan's build config) through an ONNX round trip.
+TEST(PrecisionConstraints, Fp32LayersStayFp32InBf16Engine) {
+  if (!CpuHasKernel(Precision::kBF16)) GTEST_SKIP() << "this CPU has no BF16 kernel";
+  const Graph g = SmallCnn();
+  auto plain = CreateInferenceGraph(g, Bf16Params());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_EQ(plain->summary().engines.size(), 1u);
+  const std::vector<std::string>& all = plain->summary().engines[0].reduced_layers;
+  ASSERT_TRUE(Has(all, "c1_node") && Has(all, "c2_node")) << plain->summary().ToString();
+
+  ConversionParams p = Bf16Params();
+  p.fp32_layers = {"c2_node", "not_in_the_model"};
+  auto r = CreateInferenceGraph(g, p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const std::vector<std::string>& reduced = r->summary().engines[0].reduced_layers;
+  EXPECT_FALSE(Has(reduced, "c2_node")) << r->summary().ToString();
+  EXPECT_TRUE(Has(reduced, "c1_node")) << r->summary().ToString();
+  const std::vector<const Node*> ops = EngineOps(r->graph());
+  ASSERT_EQ(ops.size(), 1u);
+  const Attr* a = ops[0]->FindAttr("fp32_layers");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->strings, std::vector<std::string>{"c2_node"});  // only this segment's nodes
+
+  auto bytes = ExportOnnx(r->graph());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto back = ImportOnnxBytes(*bytes, "round trip", "");
+  ASSERT_TRUE(back.ok()) << back.status();
+  RegisterEngineOp();
+  const std::vector<const Node*> back_ops = EngineOps(*back);
+  ASSERT_EQ(back_ops.size(), 1u);
+  const EngineInfo info = InspectEngineOp(*back, *back_ops[0], false, 0);
+  EXPECT_EQ(info.status, "ready");
+  std::map<std::string, std::string> precision;
+  for (const EngineLayerInfo& l : info.layers) precision[l.name] = l.precision;
+  EXPECT_EQ(precision["c2_node"], "FP32");
+  EXPECT_EQ(precision["c1_node"], "BF16");
+  const Tensor x = Normal({2, 3, 16, 16}, 77, 1.f);
+  auto y = RunGraph(*back, x), want = RunGraph(g, x);
+  ASSERT_FALSE(y.empty());
+  ASSERT_FALSE(want.empty());
+  EXPECT_LT(RelL2(y[0], want[0]), 3e-2);
+}
+
+// The BF16 accuracy budget keeps the most harmful layers in FP32 until the outputs on the given
+// batches are within it; a loose budget keeps none; without inputs it is an error.
+TEST(PrecisionConstraints, Bf16AccuracyBudget) {
+  if (!CpuHasKernel(Precision::kBF16)) GTEST_SKIP() << "this CPU has no BF16 kernel";
+  const Graph g = SmallCnn();
+  const std::vector<Feeds> feeds = CalibrationFeeds(3, 60);
+  auto all = CreateInferenceGraph(g, Bf16Params());
+  ASSERT_TRUE(all.ok()) << all.status();
+  const double all_bf16 = ErrorOn(all->graph(), g, feeds);
+  ASSERT_GT(all_bf16, 1e-4);  // BF16 rounds: there is something to budget
+
+  ConversionParams p = Bf16Params();
+  p.calibration_feeds = feeds;
+  p.max_accuracy_loss = all_bf16 / 4;
+  auto r = CreateInferenceGraph(g, p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ConversionSummary& s = r->summary();
+  EXPECT_FALSE(s.fp32_kept_layers.empty()) << s.ToString();
+  EXPECT_LE(ErrorOn(r->graph(), g, feeds), p.max_accuracy_loss * 1.0001) << s.ToString();
+  for (const std::string& l : s.fp32_kept_layers) {
+    EXPECT_FALSE(Has(s.engines[0].reduced_layers, l)) << l;
+  }
+  EXPECT_NE(s.precision_accuracy.find("with every layer BF16"), std::string::npos)
+      << s.precision_accuracy;
+  EXPECT_NE(s.ToString().find("kept in FP32: layer '"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.ToJson().find("\"fp32_kept_layers\": [\""), std::string::npos);
+
+  p.max_accuracy_loss = 10;
+  auto loose = CreateInferenceGraph(g, p);
+  ASSERT_TRUE(loose.ok()) << loose.status();
+  EXPECT_TRUE(loose->summary().fp32_kept_layers.empty());
+  EXPECT_EQ(loose->summary().engines[0].reduced_layers, all->summary().engines[0].reduced_layers);
+
+  p.calibration_feeds.clear();
+  auto none = CreateInferenceGraph(g, p);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("calibration_feeds"), std::string::npos)
+      << none.status();
 }
 
 }  // namespace

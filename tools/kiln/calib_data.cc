@@ -94,13 +94,20 @@ Status ApplyCalibrationArgs(const Args& args, const Graph& graph, ConversionPara
     *feeds = std::move(batch).value();
     return true;
   };
-  const size_t total = files.size();
-  params->calibration_progress = [total](int64_t done, int64_t) {
+  // INT8 / FP8 calibrate on the batches; FP16 / BF16 (the accuracy budget) measure the error of
+  // candidate conversions on them and report those (total: the converter's estimate).
+  const std::string mode = Lower(params->precision_mode);
+  const bool budget = mode == "fp16" || mode == "bf16";
+  const int64_t files_total = static_cast<int64_t>(files.size());
+  params->calibration_progress = [files_total, budget](int64_t done, int64_t total) {
+    if (!budget) total = files_total;
+    if (total <= 0) return;
     const int width = 30;
-    const int filled = static_cast<int>(width * done / static_cast<int64_t>(total));
-    std::fprintf(stderr, "\rcalibrating [%s%s] %lld/%zu", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(done), total);
-    if (done >= static_cast<int64_t>(total)) std::fprintf(stderr, "\n");
+    const int filled = static_cast<int>(width * std::min(done, total) / total);
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld", budget ? "measuring layers" : "calibrating",
+                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                 static_cast<long long>(done), static_cast<long long>(total));
+    if (done >= total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   };
   return Status::OK();

@@ -56,6 +56,8 @@ options:
                           passed to the converter (docs/precision.md)
   --calib-cache FILE      int8 / fp8: the calibration table (`kiln convert --calib-data ...
                           --calib-cache FILE` writes it); required with --precision int8 / fp8
+  --fp32-layers a,b       conv / matmul nodes (by name) whose layers stay in FP32 (what
+                          `kiln convert --max-accuracy-loss` reports as kept)
   --device D              engine backend: cpu (default), cuda or cuda:N
   --io host|device        where the timed runs' inputs and outputs live (default host: each
                           run uploads the inputs and downloads the outputs, as a host
@@ -325,7 +327,8 @@ int BenchCommand(int argc, char** argv) {
                              "precision", "device", "io", "compare", "json", "seed", "outputs",
                              "output-dir",
                              "max-batch-size", "minimum-segment-size", "max-workspace-size",
-                             "engine-cache", "tags", "signature", "calib-cache", "timing-cache"},
+                             "engine-cache", "tags", "signature", "calib-cache", "timing-cache",
+                             "fp32-layers"},
                             {"help", "no-convert", "dynamic-op", "batch-sweep", "time-tactics"});
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Args& args = *parsed;
@@ -370,6 +373,7 @@ int BenchCommand(int argc, char** argv) {
     params.is_dynamic_op = o.dynamic_op;
     params.engine_cache_dir = o.engine_cache;
     if (auto v = args.Get("calib-cache")) params.calibration_cache = *v;  // INT8 / FP8
+    if (auto v = args.Get("fp32-layers")) params.fp32_layers = SplitList(*v);
     if ((params.precision_mode == "INT8" || params.precision_mode == "FP8") &&
         (params.calibration_cache.empty() ||
          !std::filesystem::exists(params.calibration_cache))) {

@@ -38,15 +38,20 @@ options:
                                the same ranges (the --calib-* options apply), the rest FP16
   --calib-data PATH            int8 / fp8: calibration batches: a directory of .npz files
                                (one batch each, an array per input) or of .npy files
-                               (single-input model), or one .npz
+                               (single-input model), or one .npz. fp16 / bf16 with
+                               --max-accuracy-loss: the batches the error is measured on
   --calib-method M             int8 / fp8: entropy (default), minmax or percentile
   --calib-percentile P         int8 / fp8: the percentile calibrator's percentile (default
                                99.99)
   --calib-cache FILE           int8 / fp8: calibration table: read when FILE exists (no data
                                needed), written after calibrating otherwise
-  --max-accuracy-loss X        int8 with --calib-data: keep the layers whose quantization hurts
-                               most in higher precision until the outputs' rel. L2 error vs
-                               FP32 on the calibration data is at most X (reports them)
+  --max-accuracy-loss X        with --calib-data: keep the layers whose reduced precision
+                               hurts most in higher precision until the outputs' rel. L2 error
+                               vs FP32 on that data is at most X (reports them). int8: layers
+                               out of INT8; fp16 / bf16: layers in FP32 (the data only
+                               measures the error)
+  --fp32-layers a,b            conv / matmul nodes (by name) whose layers stay in FP32 in an
+                               fp16 / bf16 / int8 engine (TensorRT's per-layer precision)
   --device D                   engine backend: cpu (default), cuda or cuda:N (GPU N; built
                                when CMake found CUDA + cuDNN)
   --max-batch-size N           largest batch the engines serve (default 1); larger batches
@@ -116,7 +121,7 @@ int ConvertCommand(int argc, char** argv) {
        "max-workspace-size", "outputs", "json-summary", "denylist", "max-cached-engines",
        "input-shape",
        "engine-cache", "cached-engine-batches", "timing-cache", "tags", "signature", "calib-data",
-       "calib-method", "calib-cache", "calib-percentile", "max-accuracy-loss"},
+       "calib-method", "calib-cache", "calib-percentile", "max-accuracy-loss", "fp32-layers"},
       {"help", "dynamic", "no-runtime-build", "time-tactics"});
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Args& args = *parsed;
@@ -147,6 +152,7 @@ int ConvertCommand(int argc, char** argv) {
   if (auto v = args.Get("device")) params.backend = *v;  // "cpu" (default), "cuda", "cuda:N"
   if (auto v = args.Get("outputs")) params.outputs = SplitList(*v);
   if (auto v = args.Get("denylist")) params.op_denylist = SplitList(*v);
+  if (auto v = args.Get("fp32-layers")) params.fp32_layers = SplitList(*v);
   params.is_dynamic_op = args.Has("dynamic");
   params.allow_build_at_runtime = !args.Has("no-runtime-build");
   // Tactic timing is read by the CPU backend from the environment (backends/cpu/tactics.h).

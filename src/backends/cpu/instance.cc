@@ -568,7 +568,7 @@ StatusOr<std::shared_ptr<Instance>> Build(const Program& p, const std::vector<Di
       }
       // Compute layers in the mode's fastest precision with a kernel here, falling back to FP32
       // when oneDNN has no primitive for this one in it (precision.h).
-      b.dt = DataTypeOf(RuleOf(l.kind) == PrecisionRule::kCompute && !ForcedFp32(l)
+      b.dt = DataTypeOf(RuleOf(l.kind) == PrecisionRule::kCompute && !ForcedFp32(l, cfg)
                             ? ComputePrecision(cfg.precision)
                             : Precision::kFP32);
       // Attention (Q K^T, softmax, P V) and inverted-residual blocks as one step of kiln's own

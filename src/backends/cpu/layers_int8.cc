@@ -144,9 +144,10 @@ bool Int8Capable(const Builder& b, const Layer& l) {
 }
 
 // Int8Capable, and INT8 is the faster precision for it on this CPU (int8_policy.h: long and wide
-// enough dot products), and not kept out by KILN_CPU_FP32_LAYERS (diagnostics, precision.h).
+// enough dot products), and not kept in FP32 (ForcedFp32: BuildConfig::fp32_layers,
+// KILN_CPU_FP32_LAYERS).
 bool Int8Chosen(const Builder& b, const Layer& l) {
-  if (!Int8Capable(b, l) || ForcedFp32(l)) return false;
+  if (!Int8Capable(b, l) || ForcedFp32(l, b.cfg)) return false;
   const Dims& wd = b.dims[l.inputs[1]];
   int64_t k = 1, n = 1;
   if (l.kind == LayerKind::kMatMul) {

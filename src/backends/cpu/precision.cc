@@ -1,6 +1,7 @@
 // Per-layer precision rules (precision.h) and the kernel-availability probe (cpu_backend.h).
 #include "backends/cpu/precision.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -102,7 +103,10 @@ PrecisionRule RuleOf(LayerKind kind) {
   }
 }
 
-bool ForcedFp32(const Layer& l) {
+bool ForcedFp32(const Layer& l, const BuildConfig& cfg) {
+  for (const std::string& name : cfg.fp32_layers) {
+    if (std::find(l.nodes.begin(), l.nodes.end(), name) != l.nodes.end()) return true;
+  }
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> k;
     const char* env = std::getenv("KILN_CPU_FP32_LAYERS");

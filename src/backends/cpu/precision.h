@@ -34,11 +34,13 @@ PrecisionRule RuleOf(LayerKind kind);
 // kFollow layers take their input's data type at build time instead).
 Precision ComputePrecision(Precision mode);
 
-// Diagnostics: KILN_CPU_FP32_LAYERS=a,b,... keeps compute layers in FP32 whose first node is
-// named `a` or whose fused op contains `a` (e.g. "HardSigmoid"); read once, at first use. For
-// finding which layers limit a reduced-precision engine's accuracy (docs/precision.md); not
-// part of the plan (a plan rebuilt without it gets the mode's precision).
-bool ForcedFp32(const Layer& l);
+// Whether compute layer `l` stays in FP32 whatever the mode allows: it folds an IR node named in
+// cfg.fp32_layers (the per-layer precision constraint, part of the engine's build config), or
+// KILN_CPU_FP32_LAYERS=a,b,... names its first node or a part of its fused op (e.g.
+// "HardSigmoid"). The variable is a diagnostic, read once, at first use, for finding which
+// layers limit a reduced-precision engine's accuracy (docs/precision.md); it is not part of the
+// plan (a plan rebuilt without it gets the mode's precision).
+bool ForcedFp32(const Layer& l, const BuildConfig& cfg);
 
 // Data type a kCompute layer computing in `compute` writes its output in: f32 instead of a
 // reduced type when the output would be converted back right away -- its sum post-op adds an
