@@ -30,6 +30,15 @@ bool WinogradAllowed() {
 
 bool IsWinogradImpl(const std::string& impl) { return impl.find("wino") != std::string::npos; }
 
+// Channels from which Winograd beats direct convolution. Its input and output transforms cost
+// per tile in proportion to the channels, its GEMM to their product, so narrow convs lose: on
+// the Zen 4 development machine (2 threads, 64x64 inputs, batch 1 / 8, alternated) direct won
+// at 1->8 (0.10 vs 1.41 ms, gender's first conv), 8->8, 8->32, 16->16 and 16->32 (2.7 vs
+// 3.1-3.4 ms), 256->7 (0.16 vs 0.28 ms) and 128->2; Winograd won from 32 inputs on (32->16 1.65
+// vs 2.21 ms, 32->32, 32->64 0.80 vs 1.18 ms, ResNet-50's 64..512).
+constexpr int64_t kWinogradMinIn = 32;
+constexpr int64_t kWinogradMinOut = 16;
+
 // Pixels (batch x height x width) up to which a channels-last 1x1 conv runs on kiln's GEMM.
 constexpr int64_t kGemmMaxConvPixels = 512;
 
@@ -88,11 +97,13 @@ Status BuildConv(Builder& b) {
   const memory::desc bias_md = bias >= 0 ? Builder::Plain({out_ch}) : memory::desc();
   const auto prop = dnnl::prop_kind::forward_inference;
 
-  // Winograd candidates: FP32, 2-D, 3x3, stride 1, no dilation, no groups; a recorded
-  // implementation (plan) decides, else the default / tactic timing (header comment).
+  // Winograd candidates: FP32, 2-D, 3x3, stride 1, no dilation, no groups, at least
+  // kWinogradMinIn input and kWinogradMinOut output channels; a recorded implementation (plan)
+  // decides, else the default / tactic timing (header comment).
   const bool wino_shape = !deconv && b.dt == memory::data_type::f32 && r == 4 && g == 1 &&
                           wd[2] == 3 && wd[3] == 3 && strides[0] == 1 && strides[1] == 1 &&
-                          dil[0] == 0 && dil[1] == 0 && WinogradAllowed();
+                          dil[0] == 0 && dil[1] == 0 && in_ch >= kWinogradMinIn &&
+                          out_ch >= kWinogradMinOut && WinogradAllowed();
   const bool recorded = !l.impl.empty();
   auto make_conv = [&](const memory::desc& dst_md,
                        dnnl::algorithm alg) -> StatusOr<dnnl::primitive_desc> {

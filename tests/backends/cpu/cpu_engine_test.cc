@@ -495,6 +495,20 @@ TEST(CpuConv, WinogradMatchesReferenceAndSurvivesThePlan) {
   EXPECT_FALSE(AnyWinograd(**dd)) << Ops(**dd);
 }
 
+// Narrow 3x3 convs (fewer than 32 input channels) stay direct: Winograd's transforms outweigh
+// its GEMM savings there (layers_conv.cc, kWinogradMinIn).
+TEST(CpuConv, NarrowConvsStayDirect) {
+  SegmentBuilder wide = ResidualBlock(1, 64, 14);
+  auto w = MustBuild(wide, testing_cpu::Config(wide.shapes()));
+  ASSERT_NE(w, nullptr);
+  if (!AnyWinograd(*w)) GTEST_SKIP() << "oneDNN has no Winograd kernel on this CPU: " << Ops(*w);
+  SegmentBuilder b = ResidualBlock(2, 16, 28);
+  auto e = MustBuild(b, testing_cpu::Config(b.shapes()));
+  ASSERT_NE(e, nullptr);
+  EXPECT_FALSE(AnyWinograd(*e)) << Ops(*e);
+  ExpectMatches(b.graph(), *e, {Random({2, 16, 28, 28}, 9, -2.f, 2.f)});
+}
+
 // Tactic timing (tactics.h) runs each candidate on buffers it makes from the primitive's own
 // argument descriptors: layers with eltwise, sum (residual) and PReLU post-ops must time and build
 // correctly (it used to read an eltwise / sum entry as a binary operand's descriptor — a garbage
