@@ -149,6 +149,27 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
   return model;
 }
 
+// The least time (ms) of `runs` alternated runs of `a` and of `b` on `feeds`, after one warm-up
+// run each.
+StatusOr<std::pair<double, double>> BestTimes(const Graph& a, const Graph& b, const Feeds& feeds,
+                                              int runs) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Session> sa, Session::FromGraph(a));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Session> sb, Session::FromGraph(b));
+  KILN_RETURN_IF_ERROR(sa->Run(feeds).status());
+  KILN_RETURN_IF_ERROR(sb->Run(feeds).status());
+  double ta = 1e30, tb = 1e30;
+  for (int i = 0; i < runs; ++i) {
+    for (auto [s, t] : {std::pair{sa.get(), &ta}, std::pair{sb.get(), &tb}}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      KILN_RETURN_IF_ERROR(s->Run(feeds).status());
+      *t = std::min(
+          *t,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
+  return std::pair{ta, tb};
+}
+
 // The layers of a converted model's engines that compute below FP32 (EngineSummary).
 std::vector<std::string> ReducedLayers(const ConvertedModel& m) {
   std::vector<std::string> names;
@@ -163,7 +184,8 @@ std::vector<std::string> ReducedLayers(const ConvertedModel& m) {
 // when the error is spread over many layers, as BF16's is), then keeps the most harmful in FP32:
 // the fewest of them, found by bisection on that order, whose outputs on `eval` are within
 // params.max_accuracy_loss (rel. L2) of the FP32 engines'. About N + log2(N) conversions for N
-// reduced layers.
+// reduced layers. A mixed engine pays a conversion at every precision boundary: when it is not
+// faster than the FP32 engines on a calibration batch, every ranked layer is kept in FP32.
 StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const ConversionParams& params) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Feeds> eval(
@@ -207,6 +229,12 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
   KILN_ASSIGN_OR_RETURN(ConvertedModel model, build(fixed, &err));
   const double all_reduced = err;
   std::vector<std::string> kept;  // most harmful first
+  std::string speed;              // the mixed engine's time against FP32's
+  auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.3g", v);
+    return std::string(buf);
+  };
   if (err > budget) {
     const std::vector<std::string> reduced = ReducedLayers(model);
     planned = 1 + static_cast<int64_t>(reduced.size()) +
@@ -249,14 +277,20 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
     }
     model = std::move(best);
     err = hi_err;
-    if (params.calibration_progress && builds > 0) params.calibration_progress(builds, builds);
     for (size_t i = 0; i < hi; ++i) kept.push_back(harm[i].second);
+    if (hi > 0 && hi < harm.size()) {
+      KILN_ASSIGN_OR_RETURN(auto t, BestTimes(model.graph(), reference.graph(), eval[0], 5));
+      speed = "; " + text(t.first) + " ms per calibration batch vs FP32's " + text(t.second) +
+              " ms (best of 5)";
+      if (t.first >= t.second) {
+        KILN_ASSIGN_OR_RETURN(model, build(first(harm.size()), &err));
+        kept.clear();
+        for (const auto& [e, name] : harm) kept.push_back(name);
+        speed += ": not faster, so every ranked layer is kept in FP32";
+      }
+    }
+    if (params.calibration_progress && builds > 0) params.calibration_progress(builds, builds);
   }
-  auto text = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.3g", v);
-    return std::string(buf);
-  };
   auto& impl = ConvertedModelAccess::Of(model);
   impl.summary.fp32_kept_layers = kept;
   const std::string mode = PrecisionName(*ParsePrecision(params.precision_mode));
@@ -265,7 +299,7 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
       " batch(es): " + text(all_reduced) + " with every layer " + mode +
       (fixed.empty() ? "" : " but the given fp32_layers") + ", " + text(err) + " with " +
       std::to_string(kept.size()) + " more layer(s) kept in FP32 (budget " + text(budget) +
-      (err <= budget ? ")" : "; not reached)");
+      (err <= budget ? ")" : "; not reached)") + speed;
   impl.params.max_accuracy_loss = params.max_accuracy_loss;
   impl.summary.total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
