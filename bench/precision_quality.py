@@ -22,9 +22,10 @@ For every model and mode the model is converted once (`kiln convert --precision 
 input batch is run through it (`kiln run`), and the outputs are compared with the FP32 mode's
 (the FP32 engine matches the reference kernels to 1e-5): top-1 agreement (classifiers), rel. L2
 of the outputs (||mode - fp32|| / ||fp32||, all inputs together, and the worst single input),
-and the conversion summary's layer precision counts. A mode is just a parameter: INT8 plugs in
-as `--modes fp32,bf16,int8` once the CLI accepts it (add `--calib-data` through
---convert-flags).
+and the conversion summary's layer precision counts. A mode is just a parameter:
+`--modes fp32,bf16,int8`; INT8 calibrates on inputs the evaluation does not use. A mode with a
+budget, e.g. `bf16@0.003`, converts with `--max-accuracy-loss 0.003` measured on those same
+calibration inputs (the layers it keeps in FP32 are benched the same way, `--fp32-layers`).
 
 Speed: per model and batch, ROUNDS rounds alternate `kiln bench --precision MODE` for every
 mode and ONNX Runtime FP32 (bench/peer_bench.js), each under `chrt -f 1` when root; the table
@@ -214,6 +215,17 @@ def int8_flags(args, name, out, for_bench=False, input_set="photos"):
     return ["--calib-data", cdir, "--calib-method", args.calib_method, "--calib-cache", table]
 
 
+def budget_flags(args, name, out, budget, input_set="photos"):
+    """A mode "bf16@0.005": BF16 with the accuracy budget (--max-accuracy-loss 0.005), its
+    error measured on the calibration batches (int8_flags' inputs)."""
+    flags = int8_flags(args, name, out, input_set=input_set)
+    return flags[:2] + ["--max-accuracy-loss", budget]
+
+
+# (model, mode) -> the layers the accuracy budget kept in FP32 (speed() benches the same engine).
+KEPT = {}
+
+
 def margins(y):
     """FP32 margin per input: top-1 minus top-2 probability (softmax applied when the outputs
     are not probabilities already)."""
@@ -248,12 +260,16 @@ def quality(args, name, modes, out, input_set="photos"):
     for mode in modes:
         conv = os.path.join(d, "%s_%s.onnx" % (name, mode))
         t0 = time.time()
-        text = run([args.kiln, "convert", path, "-o", conv, "--precision", mode,
+        precision, _, budget = mode.partition("@")
+        text = run([args.kiln, "convert", path, "-o", conv, "--precision", precision,
                     "--max-batch-size", str(args.batch), "--input-shape", in_name + "=" + shape]
                    + args.convert_flags.split()
                    + (int8_flags(args, name, out, input_set=input_set) if mode == "int8"
-                      else []))
+                      else budget_flags(args, name, out, budget, input_set) if budget else []))
+        if budget:
+            KEPT[(name, mode)] = re.findall(r"kept in FP32: layer '(.*)'", text)
         summaries[mode] = {"text": text,
+                           "accuracy_budget": re.findall(r"accuracy budget: (.*)", text),
                            "layer_precisions": re.findall(r"layer precisions:(.*)", text),
                            "warnings": re.findall(r"warning: (.*)", text),
                            "convert_s": time.time() - t0}
@@ -280,6 +296,7 @@ def quality(args, name, modes, out, input_set="photos"):
         per = [rel_l2(y[i], ref[i]) for i in range(len(ref))]
         r = {"rel_l2": rel_l2(y, ref), "rel_l2_worst_input": max(per),
              "layer_precisions": summaries[mode]["layer_precisions"],
+             "accuracy_budget": summaries[mode]["accuracy_budget"],
              "warnings": summaries[mode]["warnings"]}
         if classifier:
             top_ref = ref.reshape(len(ref), -1).argmax(1)
@@ -298,7 +315,7 @@ def quality(args, name, modes, out, input_set="photos"):
     return res
 
 
-def speed(args, name, modes, out):
+def speed(args, name, modes, out, ort=True):
     path, in_name, hw, norm = MODELS[name][:4]
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
@@ -312,7 +329,7 @@ def speed(args, name, modes, out):
         else:
             np.save(f, normalize(variants(args.photos, batch, hw, seed=99), norm))
         runners = [("kiln_" + m, m) for m in modes]
-        if not args.no_ort:
+        if ort and not args.no_ort:  # ORT reads ONNX only
             runners.append(("ort_fp32", None))
         times = {r: [] for r, _ in runners}
         for rnd in range(args.rounds):
@@ -320,12 +337,15 @@ def speed(args, name, modes, out):
             for label, mode in order:
                 j = os.path.join(d, "bench_%s_b%d_%d.json" % (label, batch, rnd))
                 if mode is not None:
-                    cmd = prio() + [args.kiln, "bench", path, "--precision", mode,
+                    precision, _, budget = mode.partition("@")
+                    cmd = prio() + [args.kiln, "bench", path, "--precision", precision,
                                     "--input", in_name + "=" + f, "--iterations",
                                     str(args.iterations), "--warmup", "2", "--threads",
                                     str(args.threads), "--json", j] + args.convert_flags.split()
                     if mode == "int8":
                         cmd += int8_flags(args, name, out, for_bench=True)
+                    if KEPT.get((name, mode)):
+                        cmd += ["--fp32-layers", ",".join(KEPT[(name, mode)])]
                 else:
                     cmd = prio() + ["node", os.path.join(HERE, "peer_bench.js"), path, "--input",
                                     in_name + "=" + f, "--iterations", str(args.iterations),
@@ -428,8 +448,9 @@ def main():
             results["quality"][name] = quality(args, name, modes, args.out)
         if not args.no_quality and "indomain" in sets and name in INDOMAIN:
             results["quality_indomain"][name] = quality(args, name, modes, args.out, "indomain")
-        if not args.no_speed and MODELS[name][0].endswith(".onnx"):  # ORT reads ONNX only
-            results["speed"][name] = speed(args, name, modes, args.out)
+        if not args.no_speed:
+            results["speed"][name] = speed(args, name, modes, args.out,
+                                           ort=MODELS[name][0].endswith(".onnx"))
         json.dump(results, open(os.path.join(args.out, "results.json"), "w"), indent=2)
     results["load_end"] = load_avg()
     json.dump(results, open(os.path.join(args.out, "results.json"), "w"), indent=2)
