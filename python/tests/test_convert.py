@@ -92,6 +92,20 @@ def test_onnx_model_converts_to_onnx_bytes(rng, tmp_path):
             assert rel_l2(got[k], want[k]) <= 1e-5
 
 
+def test_fp32_layers_stay_fp32_in_bf16():
+    def reduced(**kw):
+        params = kiln.ConversionParams(precision_mode="BF16", input_shapes={"x": [-1, 3, 48, 192]}, **kw)
+        conv = kiln.Converter(input_model=PPOCR, conversion_params=params)
+        conv.convert()
+        return [name for e in conv.summary_dict()["engines"] for name in e["reduced_layers"]]
+
+    if "p2o.Conv.0" not in reduced():
+        pytest.skip("this CPU has no BF16 kernel")
+    bf16 = reduced(fp32_layers=["p2o.Conv.0"])
+    assert "p2o.Conv.0" not in bf16
+    assert "p2o.Conv.1" in bf16
+
+
 # ----------------------------------------------------------------------------- workflow 2: SavedModel
 
 

@@ -114,6 +114,7 @@ std::string ConversionSummary::ToJson() const {
        << ", \"from_engine_cache\": " << (e.from_engine_cache ? "true" : "false")
        << ", \"scope\": " << JsonQuote(e.scope)
        << ", \"tactics\": " << JsonList(e.tactics)
+       << ", \"reduced_layers\": " << JsonList(e.reduced_layers)
        << ", \"op_histogram\": {";
     bool first = true;
     for (const auto& [op, n] : e.op_histogram) {
