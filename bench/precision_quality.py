@@ -215,11 +215,12 @@ def int8_flags(args, name, out, for_bench=False, input_set="photos"):
     return ["--calib-data", cdir, "--calib-method", args.calib_method, "--calib-cache", table]
 
 
-def budget_flags(args, name, out, budget, input_set="photos"):
+def budget_flags(args, name, out, budget, input_set="photos", int8=False):
     """A mode "bf16@0.005": BF16 with the accuracy budget (--max-accuracy-loss 0.005), its
-    error measured on the calibration batches (int8_flags' inputs)."""
+    error measured on the calibration batches (int8_flags' inputs); "int8@0.005" calibrates on
+    them too."""
     flags = int8_flags(args, name, out, input_set=input_set)
-    return flags[:2] + ["--max-accuracy-loss", budget]
+    return (flags if int8 else flags[:2]) + ["--max-accuracy-loss", budget]
 
 
 # (model, mode) -> the layers the accuracy budget kept in FP32 (speed() benches the same engine).
@@ -265,7 +266,8 @@ def quality(args, name, modes, out, input_set="photos"):
                     "--max-batch-size", str(args.batch), "--input-shape", in_name + "=" + shape]
                    + args.convert_flags.split()
                    + (int8_flags(args, name, out, input_set=input_set) if mode == "int8"
-                      else budget_flags(args, name, out, budget, input_set) if budget else []))
+                      else budget_flags(args, name, out, budget, input_set, precision == "int8")
+                      if budget else []))
         if budget:
             KEPT[(name, mode)] = re.findall(r"kept in FP32: layer '(.*)'", text)
         summaries[mode] = {"text": text,
@@ -328,7 +330,9 @@ def speed(args, name, modes, out, ort=True):
             np.save(f, token_batches(batch))
         else:
             np.save(f, normalize(variants(args.photos, batch, hw, seed=99), norm))
-        runners = [("kiln_" + m, m) for m in modes]
+        # An INT8 budget also keeps tensors out of INT8 (int8_keep_float), which kiln bench
+        # cannot take: such modes are measured for quality only.
+        runners = [("kiln_" + m, m) for m in modes if not m.startswith("int8@")]
         if ort and not args.no_ort:  # ORT reads ONNX only
             runners.append(("ort_fp32", None))
         times = {r: [] for r, _ in runners}

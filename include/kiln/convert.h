@@ -73,7 +73,8 @@ struct ConversionParams {
   // BF16 they only measure the error): keeps the layers whose reduced precision hurts most in
   // higher precision until the rel. L2 error of the outputs vs FP32 on (up to 8 batches of) that
   // data is at most this; negative: off. INT8 keeps tensors' layers out of INT8
-  // (int8_keep_float); FP16 / BF16 keep layers in FP32 (fp32_layers).
+  // (int8_keep_float), then, if that is not enough, layers in FP32; FP16 / BF16 keep layers in
+  // FP32 (fp32_layers; the CPU backend).
   double max_accuracy_loss = -1;
   std::vector<std::string> op_denylist;        // plus KILN_OP_DENYLIST
   int max_engines = 1000;
@@ -122,7 +123,8 @@ struct ConversionSummary {
   // tensors whose layers it kept in higher precision (most harmful first).
   std::string int8_accuracy;
   std::vector<std::string> int8_kept_float;
-  // FP16 / BF16: the same for the layers the budget kept in FP32 (fp32_layers).
+  // The same for the layers the budget kept in FP32 (fp32_layers): FP16 / BF16, and INT8 when
+  // keeping layers out of INT8 was not enough.
   std::string precision_accuracy;
   std::vector<std::string> fp32_kept_layers;
   double total_ms = 0;

@@ -756,6 +756,13 @@ StatusOr<ConvertedModel> CreateInferenceGraph(Graph graph, const ConversionParam
           "max_accuracy_loss with precision_mode " + std::string(PrecisionName(*precision)) +
           " needs inputs to measure the error on (calibration_feeds or calibration_input_fn)");
     }
+    const Backend* backend = ResolveBackend(params.backend);
+    if (backend != nullptr && std::string(backend->name()) != "cpu") {
+      return InvalidArgument("max_accuracy_loss with precision_mode " +
+                             std::string(PrecisionName(*precision)) + ": backend " +
+                             backend->name() +
+                             " does not take per-layer precision constraints (fp32_layers)");
+    }
     PrecisionBudgetRunner run = GetPrecisionBudgetRunner();
     if (run == nullptr) return FailedPrecondition("the accuracy budget needs the kiln runtime");
     return run(graph, params);

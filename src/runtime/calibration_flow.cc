@@ -92,9 +92,13 @@ ConversionParams WithTable(ConversionParams p, const CalibrationTable& table) {
   return p;
 }
 
+StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const ConversionParams& params);
+
 // The accuracy budget: the INT8 graph with the fewest layers kept in higher precision (most
 // harmful first, by the error with only that layer kept) whose outputs on `eval` are within
-// params.max_accuracy_loss (rel. L2) of the FP32 engines'.
+// params.max_accuracy_loss (rel. L2) of the FP32 engines'. Those layers run in the mode's
+// floating precision (BF16 where the CPU has it); when keeping every one still misses the budget,
+// FloatWithinBudget keeps layers in FP32 next.
 StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const ConversionParams& params,
                                            const CalibrationTable& table,
                                            const std::vector<Feeds>& eval) {
@@ -138,14 +142,21 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
       if (err <= budget) break;
     }
   }
+  const bool reached = err <= budget;
+  if (!reached) {
+    ConversionParams next = WithTable(params, table);
+    next.int8_keep_float = keep;
+    next.calibration_feeds = eval;
+    KILN_ASSIGN_OR_RETURN(model, FloatWithinBudget(source, next));
+  }
   auto& impl = ConvertedModelAccess::Of(model);
   impl.summary.int8_kept_float.assign(keep.begin() + params.int8_keep_float.size(), keep.end());
-  impl.summary.int8_accuracy = "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
-                               " calibration batch(es): " + text(all_int8) +
-                               " with every layer INT8, " + text(err) + " with " +
-                               std::to_string(impl.summary.int8_kept_float.size()) +
-                               " layer input(s) kept in higher precision (budget " + text(budget) +
-                               (err <= budget ? ")" : "; not reached)");
+  impl.summary.int8_accuracy =
+      "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
+      " calibration batch(es): " + text(all_int8) + " with every layer INT8, " + text(err) +
+      " with " + std::to_string(impl.summary.int8_kept_float.size()) +
+      " layer input(s) kept in higher precision (budget " + text(budget) +
+      (reached ? ")" : "; not reached: layers kept in FP32 next, below)");
   return model;
 }
 
@@ -207,6 +218,7 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
   base.calibration_progress = nullptr;
   ConversionParams fp32 = base;
   fp32.precision_mode = "FP32";
+  fp32.calibration_table.clear();
   fp32.fp32_layers.clear();
   KILN_ASSIGN_OR_RETURN(ConvertedModel reference, CreateInferenceGraph(source, fp32));
   KILN_ASSIGN_OR_RETURN(auto want, RunAll(reference.graph(), eval));
@@ -224,7 +236,7 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
     }
     return m;
   };
-  const std::vector<std::string>& fixed = params.fp32_layers;
+  const std::vector<std::string>& fixed = params.fp32_layers;  // given: always FP32
   double err = 0;
   KILN_ASSIGN_OR_RETURN(ConvertedModel model, build(fixed, &err));
   const double all_reduced = err;
@@ -295,9 +307,8 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
   impl.summary.fp32_kept_layers = kept;
   const std::string mode = PrecisionName(*ParsePrecision(params.precision_mode));
   impl.summary.precision_accuracy =
-      "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
-      " batch(es): " + text(all_reduced) + " with every layer " + mode +
-      (fixed.empty() ? "" : " but the given fp32_layers") + ", " + text(err) + " with " +
+      mode + ": rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
+      " batch(es): " + text(all_reduced) + " before, " + text(err) + " with " +
       std::to_string(kept.size()) + " more layer(s) kept in FP32 (budget " + text(budget) +
       (err <= budget ? ")" : "; not reached)") + speed;
   impl.params.max_accuracy_loss = params.max_accuracy_loss;

@@ -553,8 +553,7 @@ TEST(PrecisionConstraints, Bf16AccuracyBudget) {
   for (const std::string& l : s.fp32_kept_layers) {
     EXPECT_FALSE(Has(s.engines[0].reduced_layers, l)) << l;
   }
-  EXPECT_NE(s.precision_accuracy.find("with every layer BF16"), std::string::npos)
-      << s.precision_accuracy;
+  EXPECT_EQ(s.precision_accuracy.rfind("BF16: rel. L2", 0), 0u) << s.precision_accuracy;
   EXPECT_NE(s.ToString().find("kept in FP32: layer '"), std::string::npos) << s.ToString();
   EXPECT_NE(s.ToJson().find("\"fp32_kept_layers\": [\""), std::string::npos);
 
@@ -563,6 +562,20 @@ TEST(PrecisionConstraints, Bf16AccuracyBudget) {
   ASSERT_TRUE(loose.ok()) << loose.status();
   EXPECT_TRUE(loose->summary().fp32_kept_layers.empty());
   EXPECT_EQ(loose->summary().engines[0].reduced_layers, all->summary().engines[0].reduced_layers);
+
+  // INT8 below the BF16 floor: the INT8 budget keeps every layer out of INT8 (in BF16), then
+  // keeps layers in FP32 until it is met.
+  ConversionParams q = Int8Params();
+  q.calibration_feeds = feeds;
+  q.max_accuracy_loss = all_bf16 / 4;
+  auto int8 = CreateInferenceGraph(g, q);
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  const ConversionSummary& t = int8->summary();
+  EXPECT_NE(t.int8_accuracy.find("not reached: layers kept in FP32 next"), std::string::npos)
+      << t.ToString();
+  EXPECT_FALSE(t.fp32_kept_layers.empty()) << t.ToString();
+  EXPECT_EQ(Int8Layers(t), 0) << t.ToString();
+  EXPECT_LE(ErrorOn(int8->graph(), g, feeds), q.max_accuracy_loss * 1.0001) << t.ToString();
 
   p.calibration_feeds.clear();
   auto none = CreateInferenceGraph(g, p);

@@ -48,8 +48,8 @@ options:
   --max-accuracy-loss X        with --calib-data: keep the layers whose reduced precision
                                hurts most in higher precision until the outputs' rel. L2 error
                                vs FP32 on that data is at most X (reports them). int8: layers
-                               out of INT8; fp16 / bf16: layers in FP32 (the data only
-                               measures the error)
+                               out of INT8, then in FP32 if that is not enough; fp16 / bf16:
+                               layers in FP32 (the data only measures the error)
   --fp32-layers a,b            conv / matmul nodes (by name) whose layers stay in FP32 in an
                                fp16 / bf16 / int8 engine (TensorRT's per-layer precision)
   --device D                   engine backend: cpu (default), cuda or cuda:N (GPU N; built
@@ -200,6 +200,15 @@ int ConvertCommand(int argc, char** argv) {
   auto calib_read_error = std::make_shared<Status>();  // INT8 (calib_data.h)
   if (Status st = ApplyCalibrationArgs(args, *graph, &params, calib_read_error); !st.ok()) {
     return Usage(st.message());
+  }
+  {
+    std::string mode = params.precision_mode;
+    for (auto& ch : mode) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (args.Get("calib-data") && mode != "int8" && mode != "fp8" &&
+        !args.Get("max-accuracy-loss")) {
+      std::cerr << "kiln: note: --calib-data is read by int8 / fp8 and by --max-accuracy-loss; "
+                   "ignored here\n";
+    }
   }
   auto converted = CreateInferenceGraph(std::move(graph).value(), params);
   if (!calib_read_error->ok()) converted = *calib_read_error;
