@@ -125,7 +125,12 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
   double err = 0;
   KILN_ASSIGN_OR_RETURN(ConvertedModel model, build(keep, &err));
   const double all_int8 = err;
-  if (err > budget) {
+  int int8_layers = 0;  // none (the layer policy chose BF16 for all): nothing to keep out
+  for (const EngineSummary& e : model.summary().engines) {
+    auto it = e.layer_precisions.find("INT8");
+    if (it != e.layer_precisions.end()) int8_layers += it->second;
+  }
+  if (err > budget && int8_layers > 0) {
     std::vector<std::pair<double, std::string>> alone;  // error with only that layer kept
     for (const auto& [t, r] : table.ranges) {
       if (std::find(keep.begin(), keep.end(), t) != keep.end()) continue;
