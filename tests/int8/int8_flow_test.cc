@@ -542,9 +542,13 @@ TEST(PrecisionConstraints, Bf16AccuracyBudget) {
   const double all_bf16 = ErrorOn(all->graph(), g, feeds);
   ASSERT_GT(all_bf16, 1e-4);  // BF16 rounds: there is something to budget
 
-  ConversionParams p = Bf16Params();
-  p.calibration_feeds = feeds;
-  p.max_accuracy_loss = all_bf16 / 4;
+  // The params with a budget of a quarter of the all-BF16 error on `feeds`.
+  auto within_quarter = [&](ConversionParams c) {
+    c.calibration_feeds = feeds;
+    c.max_accuracy_loss = all_bf16 / 4;
+    return c;
+  };
+  ConversionParams p = within_quarter(Bf16Params());
   auto r = CreateInferenceGraph(g, p);
   ASSERT_TRUE(r.ok()) << r.status();
   const ConversionSummary& s = r->summary();
@@ -565,9 +569,7 @@ TEST(PrecisionConstraints, Bf16AccuracyBudget) {
 
   // INT8 below the BF16 floor: the INT8 budget keeps every layer out of INT8 (in BF16), then
   // keeps layers in FP32 until it is met.
-  ConversionParams q = Int8Params();
-  q.calibration_feeds = feeds;
-  q.max_accuracy_loss = all_bf16 / 4;
+  const ConversionParams q = within_quarter(Int8Params());
   auto int8 = CreateInferenceGraph(g, q);
   ASSERT_TRUE(int8.ok()) << int8.status();
   const ConversionSummary& t = int8->summary();
