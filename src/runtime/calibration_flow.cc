@@ -84,6 +84,13 @@ double RelL2All(const std::vector<std::vector<Tensor>>& a,
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
+// `v` with 3 significant digits, for the budget summaries.
+std::string Text3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g", v);
+  return std::string(buf);
+}
+
 ConversionParams WithTable(ConversionParams p, const CalibrationTable& table) {
   p.calibration_table = table.ToText();
   p.calibration_feeds.clear();
@@ -115,11 +122,6 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
     KILN_ASSIGN_OR_RETURN(auto got, RunAll(m.graph(), eval));
     *err = RelL2All(got, want);
     return m;
-  };
-  auto text = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.3g", v);
-    return std::string(buf);
   };
   std::vector<std::string> keep = params.int8_keep_float;
   double err = 0;
@@ -156,12 +158,12 @@ StatusOr<ConvertedModel> BuildWithinBudget(const Graph& source, const Conversion
   }
   auto& impl = ConvertedModelAccess::Of(model);
   impl.summary.int8_kept_float.assign(keep.begin() + params.int8_keep_float.size(), keep.end());
-  impl.summary.int8_accuracy =
-      "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
-      " calibration batch(es): " + text(all_int8) + " with every layer INT8, " + text(err) +
-      " with " + std::to_string(impl.summary.int8_kept_float.size()) +
-      " layer input(s) kept in higher precision (budget " + text(budget) +
-      (reached ? ")" : "; not reached: layers kept in FP32 next, below)");
+  impl.summary.int8_accuracy = "rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
+                               " calibration batch(es): " + Text3(all_int8) +
+                               " with every layer INT8, " + Text3(err) + " with " +
+                               std::to_string(impl.summary.int8_kept_float.size()) +
+                               " layer input(s) kept in higher precision (budget " + Text3(budget) +
+                               (reached ? ")" : "; not reached: layers kept in FP32 next, below)");
   return model;
 }
 
@@ -247,11 +249,6 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
   const double all_reduced = err;
   std::vector<std::string> kept;  // most harmful first
   std::string speed;              // the mixed engine's time against FP32's
-  auto text = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.3g", v);
-    return std::string(buf);
-  };
   if (err > budget) {
     const std::vector<std::string> reduced = ReducedLayers(model);
     planned = 1 + static_cast<int64_t>(reduced.size()) +
@@ -297,7 +294,7 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
     for (size_t i = 0; i < hi; ++i) kept.push_back(harm[i].second);
     if (hi > 0 && hi < harm.size()) {
       KILN_ASSIGN_OR_RETURN(auto t, BestTimes(model.graph(), reference.graph(), eval[0], 5));
-      speed = "; " + text(t.first) + " ms per calibration batch vs FP32's " + text(t.second) +
+      speed = "; " + Text3(t.first) + " ms per calibration batch vs FP32's " + Text3(t.second) +
               " ms (best of 5)";
       if (t.first >= t.second) {
         KILN_ASSIGN_OR_RETURN(model, build(first(harm.size()), &err));
@@ -313,8 +310,8 @@ StatusOr<ConvertedModel> FloatWithinBudget(const Graph& source, const Conversion
   const std::string mode = PrecisionName(*ParsePrecision(params.precision_mode));
   impl.summary.precision_accuracy =
       mode + ": rel. L2 of the outputs vs FP32 on " + std::to_string(eval.size()) +
-      " batch(es): " + text(all_reduced) + " before, " + text(err) + " with " +
-      std::to_string(kept.size()) + " more layer(s) kept in FP32 (budget " + text(budget) +
+      " batch(es): " + Text3(all_reduced) + " before, " + Text3(err) + " with " +
+      std::to_string(kept.size()) + " more layer(s) kept in FP32 (budget " + Text3(budget) +
       (err <= budget ? ")" : "; not reached)") + speed;
   impl.params.max_accuracy_loss = params.max_accuracy_loss;
   impl.summary.total_ms =
