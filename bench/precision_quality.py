@@ -341,7 +341,7 @@ def speed(args, name, modes, out, ort=True):
             for label, mode in order:
                 j = os.path.join(d, "bench_%s_b%d_%d.json" % (label, batch, rnd))
                 if mode is not None:
-                    precision, _, budget = mode.partition("@")
+                    precision = mode.partition("@")[0]
                     cmd = prio() + [args.kiln, "bench", path, "--precision", precision,
                                     "--input", in_name + "=" + f, "--iterations",
                                     str(args.iterations), "--warmup", "2", "--threads",

@@ -225,8 +225,9 @@ class ConversionParams:
     ``input_shapes`` declares input shapes the model leaves open (``-1`` = unknown), e.g.
     ``{"x": [-1, 3, 224, 224]}``. ``outputs`` restricts the model to these fetches.
     ``fp32_layers`` names conv / matmul nodes whose layers stay in FP32 in FP16 / BF16 / INT8
-    engines (TensorRT's per-layer precision; CPU backend). INT8 with ``use_calibration``: ``calibration_method`` is "entropy" (TensorRT's entropy
-    calibrator, the default), "minmax" or "percentile" (``calibration_percentile``);
+    engines (TensorRT's per-layer precision; CPU backend). INT8 with ``use_calibration``:
+    ``calibration_method`` is "entropy" (TensorRT's entropy calibrator, the default), "minmax"
+    or "percentile" (``calibration_percentile``);
     ``calibration_cache`` is a calibration table file, read when it exists, else written.
     """
 
